@@ -1,0 +1,64 @@
+"""The project's two commands: ``python3 dev.py demo`` and ``python3 dev.py test``.
+
+Only Python 3 is needed: each command creates ``.venv`` and installs what it uses first.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+
+
+def run(*args: str | Path, cwd: Path = ROOT) -> None:
+    print("+", " ".join(str(a) for a in args), flush=True)
+    subprocess.run([str(a) for a in args], cwd=cwd, check=True)
+
+
+def ensure_venv(extra: str) -> None:
+    if not (BIN / "python").exists():
+        venv.EnvBuilder(with_pip=True).create(VENV)
+        run(BIN / "python", "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", f".[{extra}]")
+
+
+def install_node_packages() -> None:
+    """The interop tests run real express-session apps; their packages come from npm."""
+    node_dir = ROOT / "tests" / "node"
+    if shutil.which("npm") and (node_dir / "package.json").exists():
+        run("npm", "install", "--no-audit", "--no-fund", "--silent", cwd=node_dir)
+
+
+def demo() -> None:
+    ensure_venv("demo")
+    os.execv(BIN / "sessionware", [str(BIN / "sessionware"), "demo", *sys.argv[2:]])
+
+
+def test() -> None:
+    ensure_venv("dev")
+    install_node_packages()
+    run(BIN / "ruff", "check", "src", "tests", "bench", "dev.py")
+    run(BIN / "ruff", "format", "--check", "src", "tests", "bench", "dev.py")
+    run(BIN / "mypy")
+    run(BIN / "python", "-m", "pytest", *sys.argv[2:])
+
+
+def main() -> None:
+    commands = {"demo": demo, "test": test}
+    if len(sys.argv) < 2 or sys.argv[1] not in commands:
+        sys.exit("usage: python3 dev.py demo | test [pytest arguments]")
+    try:
+        commands[sys.argv[1]]()
+    except subprocess.CalledProcessError as exc:
+        sys.exit(exc.returncode)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,231 @@
+"""The ASGI adapter: drives the engine over scope / receive / send.
+
+The session is loaded before the app runs and put at ``scope["session"]``. ``http.response.start``
+is held back until the app sends its final body chunk; then the store call (save, touch or
+destroy) runs, and only when it has succeeded does the response go out, with its Set-Cookie. A
+redirect therefore never reaches the browser before the session it depends on is stored, and a
+failed save turns into a 500 (503 if the store is down) instead of a silent loss. A streamed
+response gets its cookie with the first chunk and its store call before the last one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from .engine import Engine, Flow
+from .errors import StoreUnavailable
+from .options import CookieOptionsFactory, GenId, SessionOptions, session_options
+from .session import Session
+from .stores.base import StoreDriver
+from .stores.memory import MemoryStore
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+logger = logging.getLogger("sessionware")
+
+_FINAL_TYPES = ("http.response.body", "http.response.pathsend")
+
+
+class SessionMiddleware:
+    """express-session for any ASGI app: ``app.add_middleware(SessionMiddleware, secret=...)``."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        secret: str | bytes | list[str] | list[bytes] | tuple[str | bytes, ...],
+        store: object | None = None,
+        name: str = "connect.sid",
+        cookie: dict[str, Any] | CookieOptionsFactory | None = None,
+        resave: bool = False,
+        save_uninitialized: bool = False,
+        rolling: bool = False,
+        unset: str = "keep",
+        proxy: bool | None = None,
+        genid: GenId | None = None,
+        max_size: int | None = 256 * 1024,
+        store_unavailable: str = "pass",
+    ) -> None:
+        self.app = app
+        self.options: SessionOptions = session_options(
+            secret=secret,
+            name=name,
+            cookie=cookie,
+            resave=resave,
+            save_uninitialized=save_uninitialized,
+            rolling=rolling,
+            unset=unset,
+            proxy=proxy,
+            genid=genid,
+            max_size=max_size,
+            store_unavailable=store_unavailable,
+        )
+        self.store = MemoryStore() if store is None else store
+        self.driver = StoreDriver.for_store(self.store)
+        self.engine = Engine(self.options, self.driver, Session)
+        self.store_ready = True
+        on = getattr(self.store, "on", None)
+        if callable(on):
+            on("disconnect", self._on_disconnect)
+            on("connect", self._on_connect)
+
+    def _on_disconnect(self, *args: object) -> None:
+        self.store_ready = False
+
+    def _on_connect(self, *args: object) -> None:
+        self.store_ready = True
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if (kind != "http" and kind != "websocket") or scope.get("session") is not None:
+            await self.app(scope, receive, send)
+            return
+        if not self.store_ready:
+            await self._store_down(scope, receive, send)
+            return
+        cookie_header, forwarded_proto = _read_headers(scope["headers"])
+        try:
+            flow = self.engine.begin(
+                scope, _original_path(scope), cookie_header, scope.get("scheme", "http"), forwarded_proto
+            )
+            if flow is None:
+                await self.app(scope, receive, send)
+                return
+            load = flow.load_call()
+            session = flow.loaded(await self.driver.acall(load) if load else None)
+        except StoreUnavailable:
+            logger.warning("session store unavailable while loading a session", exc_info=True)
+            await self._store_down(scope, receive, send)
+            return
+        except Exception:
+            logger.exception("could not load the session")
+            await _send_error(scope, send, 500)
+            return
+        scope["session"] = session
+        if kind == "websocket":
+            await self.app(scope, receive, send)
+            return
+        await self.app(scope, receive, _SendWithSession(self, scope, flow, send))
+
+    async def _store_down(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.options.store_unavailable == "error":
+            await _send_error(scope, send, 503)
+        else:
+            await self.app(scope, receive, send)
+
+
+class _SendWithSession:
+    """The ``send`` the app sees: holds the response start until the store call is done."""
+
+    __slots__ = ("middleware", "scope", "flow", "send", "start", "streaming")
+
+    def __init__(self, middleware: SessionMiddleware, scope: Scope, flow: Flow, send: Send):
+        self.middleware = middleware
+        self.scope = scope
+        self.flow = flow
+        self.send = send
+        self.start: Message | None = None
+        self.streaming = False
+
+    async def __call__(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.start":
+            self.start = message
+            return
+        if kind not in _FINAL_TYPES:
+            await self.send(message)
+            return
+        final = kind == "http.response.pathsend" or not message.get("more_body", False)
+        start = self.start
+        if start is not None:
+            self.start = None
+            if final:
+                await self._finish_whole(start, message)
+                return
+            outcome = self.flow.finish(self.scope.get("session"), call=False)
+            self.streaming = True
+            await self.send(_with_cookie(start, outcome.set_cookie))
+            await self.send(message)
+            return
+        if final and self.streaming:
+            self.streaming = False
+            outcome = self.flow.finish(self.scope.get("session"), header=False)
+            try:
+                if outcome.call is not None:
+                    await self.middleware.driver.acall(outcome.call)
+            except Exception:
+                logger.exception("could not store the session at the end of a streamed response")
+        await self.send(message)
+
+    async def _finish_whole(self, start: Message, message: Message) -> None:
+        try:
+            outcome = self.flow.finish(self.scope.get("session"))
+            if outcome.call is not None:
+                await self.middleware.driver.acall(outcome.call)
+        except StoreUnavailable:
+            logger.warning("session store unavailable while saving a session", exc_info=True)
+            await _send_error(self.scope, self.send, 503)
+            return
+        except Exception:
+            logger.exception("could not store the session")
+            await _send_error(self.scope, self.send, 500)
+            return
+        await self.send(_with_cookie(start, outcome.set_cookie))
+        await self.send(message)
+
+
+def _with_cookie(start: Message, set_cookie: str | None) -> Message:
+    if set_cookie is None:
+        return start
+    headers = list(start.get("headers", ()))
+    headers.append((b"set-cookie", set_cookie.encode("latin-1")))
+    return {**start, "headers": headers}
+
+
+def _read_headers(headers: Any) -> tuple[str | None, str | None]:
+    """The Cookie header (several joined, as HTTP/2 may split it) and X-Forwarded-Proto."""
+    cookie: str | None = None
+    forwarded_proto: str | None = None
+    for name, value in headers:
+        if name == b"cookie":
+            text = value.decode("latin-1")
+            cookie = text if cookie is None else f"{cookie}; {text}"
+        elif name == b"x-forwarded-proto" and forwarded_proto is None:
+            forwarded_proto = value.decode("latin-1")
+    return cookie, forwarded_proto
+
+
+def _original_path(scope: Scope) -> str:
+    """The path the browser asked for, mount prefix included (the cookie path is the browser's)."""
+    path: str = scope.get("path") or "/"
+    root: str = scope.get("root_path") or ""
+    if root and not path.startswith(root):
+        path = root + path
+    return path
+
+
+_REASONS = {500: b"Internal Server Error", 503: b"Service Unavailable"}
+
+
+async def _send_error(scope: Scope, send: Send, status: int) -> None:
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1011 if status == 500 else 1013})
+        return
+    body = _REASONS[status]
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

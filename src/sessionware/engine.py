@@ -1,0 +1,322 @@
+"""The request lifecycle of express-session, without I/O.
+
+An adapter asks the engine what to do at each step and performs the store calls itself:
+
+1. ``Engine.begin`` reads the sid from the Cookie header and filters by path;
+2. ``Flow.load_call`` names the store read (if the client presented a valid signed sid), and
+   ``Flow.loaded`` inflates what came back or generates a new session;
+3. ``Flow.finish`` decides, once the app has answered, which Set-Cookie to send and which store call
+   (set, touch or destroy) must complete before the response does.
+
+Every save/touch/cookie rule of express-session lives here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import secrets as _secrets
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from .cookie import Cookie
+from .cookies import encode_uri_component, find_cookie, now_ms, serialize_set_cookie
+from .errors import SessionError, SessionTooLarge
+from .options import (
+    MAX_COOKIE_VALUE_LENGTH,
+    CookieOptions,
+    SessionOptions,
+    cookie_options,
+    is_valid_sid,
+)
+from .session import SessionBase, SessionRecord, StoreCall, encode_json, join_json
+from .signing import sign, unsign
+
+
+def default_genid(request: object) -> str:
+    """24 random bytes as unpadded base64url: express's uid-safe(24), 32 characters."""
+    return _secrets.token_urlsafe(24)
+
+
+def path_matches(request_path: str, cookie_path: str) -> bool:
+    """RFC 6265 5.1.4 path-match (express's plain prefix test would let /admin match /administrator)."""
+    if request_path == cookie_path or cookie_path == "/":
+        return True
+    if not request_path.startswith(cookie_path):
+        return False
+    return cookie_path.endswith("/") or request_path[len(cookie_path)] == "/"
+
+
+class Outcome(NamedTuple):
+    """What the adapter must do once the app has answered: a header to add and a store call."""
+
+    set_cookie: str | None
+    call: StoreCall | None
+
+
+_NOTHING = Outcome(None, None)
+
+
+class Engine:
+    """Per-middleware state: validated options and what could be computed once at start-up."""
+
+    def __init__(self, options: SessionOptions, driver: Any, session_class: type[SessionBase]):
+        self.options = options
+        self.driver = driver
+        self.session_class = session_class
+        self.name = options.name
+        self.secrets = options.secrets
+        self.genid = options.genid or default_genid
+        self.static_cookie = options.cookie if isinstance(options.cookie, CookieOptions) else None
+        self.has_touch: bool = getattr(driver, "has_touch", True)
+
+    def read_sid(self, cookie_header: str | None) -> str | None:
+        """The sid the client presented, if its signature checks out and its format is valid."""
+        if not cookie_header:
+            return None
+        value = find_cookie(cookie_header, self.name)
+        if not value or len(value) > MAX_COOKIE_VALUE_LENGTH or not value.startswith("s:"):
+            return None
+        sid = unsign(value[2:], self.secrets)
+        return sid if sid is not None and is_valid_sid(sid) else None
+
+    def is_secure(self, scheme: str, forwarded_proto: str | None) -> bool:
+        """express's ``issecure``: a TLS connection, or with ``proxy=True`` X-Forwarded-Proto."""
+        if scheme in ("https", "wss"):
+            return True
+        if self.options.proxy is not True or not forwarded_proto:
+            return False
+        return forwarded_proto.split(",", 1)[0].strip().lower() == "https"
+
+    def cookie_options_for(self, request: object) -> CookieOptions:
+        if self.static_cookie is not None:
+            return self.static_cookie
+        factory = self.options.cookie
+        assert callable(factory)
+        return cookie_options(factory(request))
+
+    def begin(
+        self,
+        request: object,
+        path: str,
+        cookie_header: str | None,
+        scheme: str,
+        forwarded_proto: str | None,
+    ) -> Flow | None:
+        """Start a request's flow, or ``None`` when the path is outside the cookie's path."""
+        options = self.cookie_options_for(request)
+        if not path_matches(path or "/", options.path):
+            return None
+        return Flow(
+            self,
+            request,
+            options,
+            self.read_sid(cookie_header),
+            self.is_secure(scheme, forwarded_proto),
+        )
+
+    def detached_flow(self) -> Flow:
+        """A flow with no request, for sessions a program loads from a store directly."""
+        return Flow(self, None, self.static_cookie or CookieOptions(), None, False)
+
+
+class Flow:
+    """One request's session state and express-session's decisions about it."""
+
+    __slots__ = (
+        "engine",
+        "driver",
+        "request",
+        "cookie_options",
+        "cookie_id",
+        "secure",
+        "session",
+        "original_id",
+        "original_fingerprint",
+        "saved",
+        "touched",
+    )
+
+    def __init__(
+        self,
+        engine: Engine,
+        request: object,
+        cookie_options: CookieOptions,
+        cookie_id: str | None,
+        secure: bool,
+    ) -> None:
+        self.engine = engine
+        self.driver = engine.driver
+        self.request = request
+        self.cookie_options = cookie_options
+        self.cookie_id = cookie_id
+        self.secure = secure
+        self.session: SessionBase | None = None
+        self.original_id: str | None = None
+        self.original_fingerprint: str | None = None
+        self.saved: tuple[str, str] | None = None
+        self.touched = False
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def load_call(self) -> StoreCall | None:
+        """The store read to perform, or ``None`` when there is no sid worth looking up."""
+        if self.cookie_id is None:
+            return None
+        return StoreCall("get", (self.cookie_id,))
+
+    def loaded(self, data: Mapping[str, Any] | None) -> SessionBase:
+        """Inflate the stored data, or generate a new session when the store had nothing."""
+        if not data:
+            return self.generate()
+        assert self.cookie_id is not None
+        session = self.inflate(self.cookie_id, data)
+        self.original_id = session.id
+        self.original_fingerprint = self.fingerprint(session)
+        if not self.engine.options.resave:
+            self.saved = (session.id, self.original_fingerprint)
+        self.session = session
+        return session
+
+    def inflate(self, sid: str, data: Mapping[str, Any]) -> SessionBase:
+        """Build a Session from stored data (express's ``store.createSession``)."""
+        if not isinstance(data, Mapping):
+            raise SessionError(f"the store returned {type(data).__name__}, not a mapping")
+        cookie = Cookie.from_json(data.get("cookie"))
+        values = {key: value for key, value in data.items() if key != "cookie"}
+        return self.engine.session_class(self, sid, cookie, values)
+
+    def new_identity(self) -> tuple[str, Cookie]:
+        """A fresh sid and cookie, with ``secure``/``samesite`` "auto" resolved for this request."""
+        sid = self.engine.genid(self.request)
+        if not is_valid_sid(sid):
+            raise SessionError(f"genid returned an invalid session id: {sid!r}")
+        cookie = Cookie.from_options(self.cookie_options, now_ms())
+        if cookie.secure == "auto":
+            cookie.secure = self.secure
+        if cookie.samesite == "auto":
+            cookie.samesite = "none" if self.secure else "lax"
+        return sid, cookie
+
+    def generate(self) -> SessionBase:
+        sid, cookie = self.new_identity()
+        session = self.engine.session_class(self, sid, cookie)
+        self.original_id = sid
+        self.original_fingerprint = "{}"
+        self.saved = None
+        self.session = session
+        return session
+
+    # -- what the session methods need ------------------------------------------------------
+
+    @staticmethod
+    def fingerprint(session: SessionBase) -> str:
+        """The data's JSON without the top-level cookie: what change detection compares."""
+        try:
+            return encode_json(session)
+        except (TypeError, ValueError) as exc:
+            raise SessionError(f"session {session.id!r} cannot be stored as JSON: {exc}") from exc
+
+    def is_modified(self, session: SessionBase, fingerprint: str | None = None) -> bool:
+        if self.original_id != session.id:
+            return True
+        return self.original_fingerprint != (fingerprint or self.fingerprint(session))
+
+    def record(self, session: SessionBase, data_json: str | None = None) -> SessionRecord:
+        """The store payload, size-checked; raises ``SessionTooLarge`` before anything is written."""
+        if data_json is None:
+            data_json = self.fingerprint(session)
+        cookie_dict = session.cookie.to_json()
+        cookie_json = encode_json(cookie_dict)
+        full_json = join_json(cookie_json, data_json)
+        limit = self.engine.options.max_size
+        if limit is not None and len(full_json) * 4 > limit:
+            size = len(full_json.encode())
+            if size > limit:
+                raise SessionTooLarge(
+                    f"session {session.id!r} is {size} bytes, over max_size={limit}; not saved"
+                )
+        record = SessionRecord({"cookie": cookie_dict, **session})
+        record.json = full_json
+        record.data_json = data_json
+        record.cookie_json = cookie_json
+        record.expires_ms = session.cookie.expires_ms
+        return record
+
+    def mark_saved(self, sid: str, data_json: str) -> None:
+        self.saved = (sid, data_json)
+
+    def reload(self, session: SessionBase, data: Mapping[str, Any]) -> None:
+        fresh = self.inflate(session.id, data)
+        session._replace(session.id, fresh.cookie, dict(fresh))
+
+    def regenerate(self, session: SessionBase) -> None:
+        sid, cookie = self.new_identity()
+        session._replace(sid, cookie, {})
+        self.saved = None
+
+    # -- the end of the request ---------------------------------------------------------------
+
+    def set_cookie_header(self, session: SessionBase) -> str | None:
+        cookie = session.cookie
+        if cookie.secure and not self.secure:
+            return None
+        engine = self.engine
+        value = encode_uri_component("s:" + sign(session.id, engine.secrets[0]))
+        return serialize_set_cookie(engine.name, value, cookie.attributes())
+
+    def expire_cookie_header(self, session: SessionBase) -> str | None:
+        """A Set-Cookie that makes the browser drop the session cookie (after destroy)."""
+        if self.cookie_id is None:
+            return None
+        attrs = session.cookie.attributes()._replace(expires_ms=0)
+        return serialize_set_cookie(self.engine.name, "", attrs)
+
+    def finish(self, current: object, *, header: bool = True, call: bool = True) -> Outcome:
+        """Decide the Set-Cookie header and the store call once the app has answered.
+
+        ``current`` is what the app left as the request's session (``None`` if it unset it). A
+        streamed response asks for the header when its first chunk goes out and for the call
+        before its last one; any other response asks for both at once.
+        """
+        session = self.session
+        if session is None:
+            return _NOTHING
+        options = self.engine.options
+        if current is not session:
+            if options.unset == "destroy":
+                return Outcome(
+                    self.expire_cookie_header(session) if header else None,
+                    StoreCall("destroy", (session.id,)) if call else None,
+                )
+            return _NOTHING
+        if session.destroyed:
+            return Outcome(self.expire_cookie_header(session) if header else None, None)
+        if not self.touched:
+            session.cookie.reset_max_age()
+            self.touched = True
+        sid = session.id
+        fingerprint = self.fingerprint(session)
+        modified = self.original_id != sid or self.original_fingerprint != fingerprint
+        is_new = self.cookie_id != sid
+        set_cookie = None
+        if header:
+            if is_new:
+                should_set_cookie = options.save_uninitialized or modified
+            else:
+                should_set_cookie = options.rolling or (
+                    session.cookie.expires_ms is not None and modified
+                )
+            if should_set_cookie:
+                set_cookie = self.set_cookie_header(session)
+        if not call:
+            return Outcome(set_cookie, None)
+        if is_new and not options.save_uninitialized and self.saved is None:
+            should_save = modified
+        else:
+            should_save = self.saved != (sid, fingerprint)
+        if should_save:
+            record = self.record(session, fingerprint)
+            self.saved = (sid, fingerprint)
+            return Outcome(set_cookie, StoreCall("set", (sid, record)))
+        if not is_new and self.engine.has_touch:
+            return Outcome(set_cookie, StoreCall("touch", (sid, session.to_json())))
+        return Outcome(set_cookie, None)
