@@ -12,6 +12,7 @@ from .errors import (
 from .session import Session, SessionBase, SessionRecord, SyncSession
 from .stores.base import Store, SyncStore
 from .stores.memory import MemoryStore
+from .wsgi import WSGISessionMiddleware
 
 __all__ = [
     "Cookie",
@@ -28,4 +29,5 @@ __all__ = [
     "StoreUnavailable",
     "SyncSession",
     "SyncStore",
+    "WSGISessionMiddleware",
 ]

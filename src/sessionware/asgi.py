@@ -83,7 +83,7 @@ class SessionMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if (kind != "http" and kind != "websocket") or scope.get("session") is not None:
+        if kind not in ("http", "websocket") or scope.get("session") is not None:
             await self.app(scope, receive, send)
             return
         if not self.store_ready:
@@ -92,7 +92,11 @@ class SessionMiddleware:
         cookie_header, forwarded_proto = _read_headers(scope["headers"])
         try:
             flow = self.engine.begin(
-                scope, _original_path(scope), cookie_header, scope.get("scheme", "http"), forwarded_proto
+                scope,
+                _original_path(scope),
+                cookie_header,
+                scope.get("scheme", "http"),
+                forwarded_proto,
             )
             if flow is None:
                 await self.app(scope, receive, send)
@@ -123,7 +127,7 @@ class SessionMiddleware:
 class _SendWithSession:
     """The ``send`` the app sees: holds the response start until the store call is done."""
 
-    __slots__ = ("middleware", "scope", "flow", "send", "start", "streaming")
+    __slots__ = ("flow", "middleware", "scope", "send", "start", "streaming")
 
     def __init__(self, middleware: SessionMiddleware, scope: Scope, flow: Flow, send: Send):
         self.middleware = middleware

@@ -80,19 +80,25 @@ def _ms_or_none(value: object, field: str) -> int | None:
 
 
 class Cookie:
-    """The session cookie, as express-session's Cookie: ``max_age`` counts down, ``touch`` resets it."""
+    """The session cookie, as express's Cookie: ``max_age`` counts down, ``touch`` resets it."""
 
     __slots__ = (
-        "expires_ms",
-        "original_max_age_ms",
-        "_path",
         "_domain",
-        "_secure",
-        "httponly",
-        "_samesite",
-        "partitioned",
+        "_path",
         "_priority",
+        "_samesite",
+        "_secure",
+        "expires_ms",
+        "httponly",
+        "original_max_age_ms",
+        "partitioned",
     )
+
+    _path: str | None
+    _domain: str | None
+    _secure: Secure
+    _samesite: SameSite
+    _priority: str | None
 
     path = _Checked[str | None](lambda v: None if v is None else check_path(v))
     domain = _Checked[str | None](check_domain)
@@ -131,7 +137,7 @@ class Cookie:
 
     @classmethod
     def from_options(cls, options: CookieOptions, now: int) -> Cookie:
-        """Build a new session's cookie from validated options (no re-validation on the hot path)."""
+        """A new session's cookie from options validated at start-up (not again per request)."""
         cookie = cls.__new__(cls)
         if options.max_age_ms is not None:
             cookie.expires_ms = now + options.max_age_ms
@@ -153,7 +159,7 @@ class Cookie:
 
     @classmethod
     def from_json(cls, data: object) -> Cookie:
-        """Inflate a stored cookie; ``expires`` may be an ISO string or a datetime (store's choice)."""
+        """Inflate a stored cookie; ``expires`` may be ISO text or a datetime (store's choice)."""
         if not isinstance(data, dict):
             raise ValueError(f"stored session has no cookie object (got {data!r})")
         cookie = cls.__new__(cls)
@@ -196,7 +202,10 @@ class Cookie:
 
     @property
     def max_age(self) -> float | None:
-        """Seconds until the cookie expires (negative once past), ``None`` for a browser-session cookie."""
+        """Seconds until the cookie expires (negative once past).
+
+        ``None`` means a browser-session cookie.
+        """
         if self.expires_ms is None:
             return None
         return (self.expires_ms - now_ms()) / 1000
@@ -220,7 +229,9 @@ class Cookie:
 
     @original_max_age.setter
     def original_max_age(self, value: float | timedelta | None) -> None:
-        self.original_max_age_ms = None if value is None else seconds_to_ms(value, "original_max_age")
+        self.original_max_age_ms = (
+            None if value is None else seconds_to_ms(value, "original_max_age")
+        )
 
     @property
     def expires(self) -> datetime | None:

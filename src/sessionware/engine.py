@@ -37,8 +37,8 @@ def default_genid(request: object) -> str:
 
 
 def path_matches(request_path: str, cookie_path: str) -> bool:
-    """RFC 6265 5.1.4 path-match (express's plain prefix test would let /admin match /administrator)."""
-    if request_path == cookie_path or cookie_path == "/":
+    """RFC 6265 5.1.4 path-match (express's prefix test lets /admin match /administrator)."""
+    if cookie_path in (request_path, "/"):
         return True
     if not request_path.startswith(cookie_path):
         return False
@@ -122,16 +122,16 @@ class Flow:
     """One request's session state and express-session's decisions about it."""
 
     __slots__ = (
-        "engine",
-        "driver",
-        "request",
-        "cookie_options",
         "cookie_id",
+        "cookie_options",
+        "driver",
+        "engine",
+        "original_fingerprint",
+        "original_id",
+        "request",
+        "saved",
         "secure",
         "session",
-        "original_id",
-        "original_fingerprint",
-        "saved",
         "touched",
     )
 
@@ -221,7 +221,7 @@ class Flow:
         return self.original_fingerprint != (fingerprint or self.fingerprint(session))
 
     def record(self, session: SessionBase, data_json: str | None = None) -> SessionRecord:
-        """The store payload, size-checked; raises ``SessionTooLarge`` before anything is written."""
+        """The store payload, size-checked: ``SessionTooLarge`` before anything is written."""
         if data_json is None:
             data_json = self.fingerprint(session)
         cookie_dict = session.cookie.to_json()

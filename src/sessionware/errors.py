@@ -16,7 +16,7 @@ class SessionNotFound(SessionError, KeyError):
 
 
 class SessionTooLarge(SessionError, ValueError):
-    """The serialized session is over ``max_size``; it was not written, the stored copy is intact."""
+    """The serialized session is over ``max_size``: not written, the stored copy intact."""
 
 
 class SessionDestroyed(SessionError):

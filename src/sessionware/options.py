@@ -13,10 +13,10 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
-SameSite = Union[str, bool, None]
-Secure = Union[bool, Literal["auto"], None]
+SameSite = str | bool | None
+Secure = bool | Literal["auto"] | None
 CookieOptionsFactory = Callable[[Any], Mapping[str, Any]]
 GenId = Callable[[Any], str]
 
@@ -31,7 +31,7 @@ _DOMAIN = re.compile(
     re.IGNORECASE,
 )
 _PATH = re.compile(r"^/[\x20-\x3a\x3c-\x7e]*$")
-_SID = re.compile(r"^[\x21-\x7e]{1,%d}$" % MAX_SID_LENGTH)
+_SID = re.compile(rf"^[\x21-\x7e]{{1,{MAX_SID_LENGTH}}}$")
 _SAMESITE_VALUES = ("lax", "strict", "none")
 _PRIORITY_VALUES = ("low", "medium", "high")
 _CAMEL_CASE_HINTS = {
@@ -79,7 +79,9 @@ def datetime_to_ms(value: object, option: str) -> int:
     if not isinstance(value, datetime):
         raise TypeError(f"{option} must be a timezone-aware datetime, got {value!r}")
     if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{option} must be timezone-aware (for example datetime.now(timezone.utc))")
+        raise ValueError(
+            f"{option} must be timezone-aware (for example datetime.now(timezone.utc))"
+        )
     return round(value.timestamp() * 1000)
 
 
@@ -101,11 +103,12 @@ def check_path(value: object) -> str:
 
 def check_samesite(value: object) -> SameSite:
     if value is None or isinstance(value, bool) or value == "auto":
-        return value  # type: ignore[return-value]
+        return value
     if isinstance(value, str) and value.lower() in _SAMESITE_VALUES:
         return value.lower()
     raise ValueError(
-        f"cookie samesite must be 'lax', 'strict', 'none', 'auto', True, False or None, got {value!r}"
+        "cookie samesite must be 'lax', 'strict', 'none', 'auto', True, False or None, "
+        f"got {value!r}"
     )
 
 
@@ -119,7 +122,7 @@ def check_priority(value: object) -> str | None:
 
 def check_secure(value: object) -> Secure:
     if value is None or isinstance(value, bool) or value == "auto":
-        return value  # type: ignore[return-value]
+        return value
     raise ValueError(f"cookie secure must be True, False, None or 'auto', got {value!r}")
 
 
@@ -189,13 +192,12 @@ def secrets_option(value: object) -> tuple[bytes, ...]:
         raise TypeError(f"secret must be a str, bytes or a sequence of them, got {value!r}")
     secrets: list[bytes] = []
     for item in items:
-        if isinstance(item, str):
-            item = item.encode()
-        if not isinstance(item, (bytes, bytearray)):
+        key = item.encode() if isinstance(item, str) else item
+        if not isinstance(key, (bytes, bytearray)):
             raise TypeError(f"secret must be a str, bytes or a sequence of them, got {item!r}")
-        if not item:
+        if not key:
             raise ValueError("secret must not be empty")
-        secrets.append(bytes(item))
+        secrets.append(bytes(key))
     if not secrets:
         raise ValueError("secret is required: pass a string, bytes or a list (the first one signs)")
     return tuple(secrets)

@@ -57,7 +57,7 @@ class SessionRecord(dict[str, Any]):
     stores can treat it as the dict it is.
     """
 
-    __slots__ = ("json", "data_json", "cookie_json", "expires_ms")
+    __slots__ = ("cookie_json", "data_json", "expires_ms", "json")
 
     json: str
     data_json: str
@@ -85,7 +85,7 @@ class SessionBase(dict[str, Any]):
     Top-level ``cookie`` is reserved for the cookie object, as in express's stored shape.
     """
 
-    __slots__ = ("_id", "cookie", "_flow", "_destroyed")
+    __slots__ = ("_destroyed", "_flow", "_id", "cookie")
 
     def __init__(self, flow: Flow, sid: str, cookie: Cookie, data: dict[str, Any] | None = None):
         super().__init__()
@@ -112,7 +112,9 @@ class SessionBase(dict[str, Any]):
 
     def __setitem__(self, key: str, value: Any) -> None:
         if self._destroyed:
-            raise SessionDestroyed("the session was destroyed; call regenerate() to start a new one")
+            raise SessionDestroyed(
+                "the session was destroyed; call regenerate() to start a new one"
+            )
         if key == "cookie":
             raise KeyError("'cookie' is reserved: use session.cookie to change the cookie")
         super().__setitem__(key, value)
@@ -127,7 +129,7 @@ class SessionBase(dict[str, Any]):
         return self[key]
 
     def touch(self) -> SessionBase:
-        """Restart the cookie's lifetime (express's ``session.touch()``); the store is not called."""
+        """Restart the cookie's lifetime (express's ``touch()``); the store is not called."""
         self.cookie.reset_max_age()
         return self
 

@@ -9,6 +9,7 @@ makes either kind usable under both adapters: a sync store runs in a worker thre
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import threading
@@ -150,7 +151,9 @@ class _EventLoopThread:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=self.loop.run_forever, name="sessionware-store", daemon=True)
+        thread = threading.Thread(
+            target=self.loop.run_forever, name="sessionware-store", daemon=True
+        )
         thread.start()
 
     def run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
@@ -178,11 +181,9 @@ class StoreDriver:
         driver = getattr(store, "_sessionware_driver", None)
         if driver is None:
             driver = cls(store)
-            try:
+            with contextlib.suppress(AttributeError):
                 store._sessionware_driver = driver  # type: ignore[attr-defined]
-            except AttributeError:
-                pass
-        return driver  # type: ignore[no-any-return]
+        return driver
 
     def _method(self, name: str) -> tuple[Callable[..., Any], bool]:
         found = self._methods.get(name)

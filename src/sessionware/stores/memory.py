@@ -120,7 +120,11 @@ class MemoryStore(SyncStore):
 
     def _sweep(self, now: int) -> None:
         """Drop every expired entry; callers hold the lock."""
-        expired = [sid for sid, (expiry, _, _) in self._entries.items() if expiry is not None and expiry <= now]
+        expired = [
+            sid
+            for sid, (expiry, _, _) in self._entries.items()
+            if expiry is not None and expiry <= now
+        ]
         for sid in expired:
             del self._entries[sid]
         self._writes_since_sweep = 0

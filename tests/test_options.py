@@ -1,0 +1,90 @@
+"""Option validation: every bad option fails at construction, naming itself."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from sessionware import SessionMiddleware, WSGISessionMiddleware
+
+
+def build(**options: Any) -> Any:
+    options.setdefault("secret", "s")
+    return SessionMiddleware(lambda *a: None, **options)
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "names"),
+    [
+        ({"secret": None}, ValueError, "secret"),
+        ({"secret": ""}, ValueError, "secret"),
+        ({"secret": []}, ValueError, "secret"),
+        ({"secret": ["ok", ""]}, ValueError, "secret"),
+        ({"secret": 42}, TypeError, "secret"),
+        ({"unset": "bogus"}, ValueError, "unset"),
+        ({"genid": "bogus"}, TypeError, "genid"),
+        ({"name": "bad name"}, ValueError, "name"),
+        ({"proxy": "yes"}, TypeError, "proxy"),
+        ({"resave": "yes"}, TypeError, "resave"),
+        ({"max_size": 0}, ValueError, "max_size"),
+        ({"store_unavailable": "maybe"}, ValueError, "store_unavailable"),
+        ({"cookie": {"maxAge": 1}}, TypeError, "max_age"),
+        ({"cookie": {"bogus": 1}}, TypeError, "bogus"),
+        ({"cookie": {"samesite": "sometimes"}}, ValueError, "samesite"),
+        ({"cookie": {"samesite": "AUTO"}}, ValueError, "samesite"),
+        ({"cookie": {"priority": "urgent"}}, ValueError, "priority"),
+        ({"cookie": {"max_age": "60"}}, TypeError, "max_age"),
+        ({"cookie": {"max_age": -1}}, ValueError, "max_age"),
+        ({"cookie": {"domain": "exa mple.com"}}, ValueError, "domain"),
+        ({"cookie": {"domain": "-bad.com"}}, ValueError, "domain"),
+        ({"cookie": {"path": "relative"}}, ValueError, "path"),
+        ({"cookie": {"path": "/a;b"}}, ValueError, "path"),
+        ({"cookie": {"secure": "yes"}}, ValueError, "secure"),
+        ({"cookie": {"httponly": 1}}, TypeError, "httponly"),
+        ({"cookie": 42}, TypeError, "cookie"),
+    ],
+)
+def test_bad_options_name_themselves(options: dict[str, Any], error: type, names: str) -> None:
+    with pytest.raises(error, match=names):
+        build(**options)
+    with pytest.raises(error, match=names):
+        options.setdefault("secret", "s")
+        WSGISessionMiddleware(lambda *a: [], **options)
+
+
+def test_good_options_are_accepted() -> None:
+    middleware = build(
+        secret=[b"new", "old"],
+        cookie={
+            "max_age": timedelta(hours=1),
+            "domain": ".example.com",
+            "samesite": "Lax",
+            "priority": "HIGH",
+            "secure": "auto",
+            "partitioned": True,
+        },
+        unset="destroy",
+        proxy=True,
+        max_size=None,
+    )
+    assert middleware.options.secrets == (b"new", b"old")
+    cookie = middleware.options.cookie
+    assert cookie.max_age_ms == 3_600_000
+    assert (cookie.samesite, cookie.priority) == ("lax", "high")
+
+
+def test_a_cookie_factory_is_validated_on_each_request() -> None:
+    middleware = build(cookie=lambda request: {"bogus": True})
+    with pytest.raises(TypeError, match="bogus"):
+        middleware.engine.cookie_options_for({})
+
+
+def test_a_store_without_the_required_methods_is_refused() -> None:
+    class Incomplete:
+        def get(self, sid: str) -> None:
+            return None
+
+    with pytest.raises(TypeError, match="set"):
+        build(store=Incomplete())
