@@ -31,7 +31,7 @@ class Req:
         if transport == "asgi":
             self.path = env["path"]
             self.method = env["method"]
-            self.headers = {k.decode(): v.decode() for k, v in env["headers"]}
+            self.headers = {k.decode(): v.decode("latin-1") for k, v in env["headers"]}
         else:
             self.path = env.get("PATH_INFO", "/")
             self.method = env["REQUEST_METHOD"]

@@ -1,0 +1,160 @@
+"""A real Starlette app: request.session, redirects after login, websockets, mounts."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, StreamingResponse
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from sessionware import MemoryStore, Session, SessionMiddleware
+
+from .harness import SECRET
+
+
+async def login(request: Request) -> RedirectResponse:
+    session = request.session
+    assert isinstance(session, Session)
+    await session.regenerate()
+    session["user"] = "alice"
+    return RedirectResponse("/me", status_code=303)
+
+
+async def me(request: Request) -> PlainTextResponse:
+    return PlainTextResponse(str(request.session.get("user")))
+
+
+async def logout(request: Request) -> PlainTextResponse:
+    await request.session.destroy()
+    return PlainTextResponse("bye")
+
+
+async def stream(request: Request) -> StreamingResponse:
+    request.session["streamed"] = True
+
+    async def chunks() -> Any:
+        for part in (b"a", b"b", b"c"):
+            yield part
+
+    return StreamingResponse(chunks())
+
+
+async def socket(websocket: WebSocket) -> None:
+    await websocket.accept()
+    await websocket.send_text(str(websocket.session.get("user")))
+    await websocket.close()
+
+
+def build(store: MemoryStore) -> Starlette:
+    app = Starlette(
+        routes=[
+            Route("/login", login, methods=["POST"]),
+            Route("/me", me),
+            Route("/logout", logout),
+            Route("/stream", stream),
+            WebSocketRoute("/ws", socket),
+        ]
+    )
+    app.add_middleware(SessionMiddleware, secret=SECRET, store=store, cookie={"max_age": 60})
+    return app
+
+
+def run(coroutine: Any) -> Any:
+    return asyncio.run(coroutine)
+
+
+def test_login_redirect_sees_the_saved_session() -> None:
+    store = MemoryStore()
+
+    async def scenario() -> None:
+        transport = httpx.ASGITransport(app=build(store))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            anonymous = await client.get("/me")
+            assert anonymous.text == "None"
+            response = await client.post("/login", follow_redirects=True)
+            assert response.text == "alice"
+            assert store.length() == 1
+            assert (await client.get("/logout")).text == "bye"
+            assert store.length() == 0
+            assert (await client.get("/me")).text == "None"
+
+    run(scenario())
+
+
+def test_streaming_response_is_saved_before_its_last_chunk() -> None:
+    store = MemoryStore()
+
+    async def scenario() -> None:
+        transport = httpx.ASGITransport(app=build(store))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            response = await client.get("/stream")
+            assert response.text == "abc"
+            assert "connect.sid" in response.headers["set-cookie"]
+            assert [data["streamed"] for data in store.all().values()] == [True]
+
+    run(scenario())
+
+
+def test_websocket_scope_gets_the_session() -> None:
+    store = MemoryStore()
+    app = build(store)
+    sent: list[dict[str, Any]] = []
+
+    async def scenario() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            await client.post("/login")
+            cookie = client.cookies.get("connect.sid")
+        assert cookie
+        messages = [{"type": "websocket.connect"}, {"type": "websocket.disconnect"}]
+
+        async def receive() -> dict[str, Any]:
+            return messages.pop(0)
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "websocket",
+            "path": "/ws",
+            "raw_path": b"/ws",
+            "root_path": "",
+            "scheme": "ws",
+            "query_string": b"",
+            "headers": [(b"cookie", f"connect.sid={cookie}".encode())],
+            "subprotocols": [],
+        }
+        await app(scope, receive, send)
+
+    run(scenario())
+    assert {"type": "websocket.send", "text": "alice"} in [
+        {k: v for k, v in m.items() if k in ("type", "text")} for m in sent
+    ]
+
+
+@pytest.mark.parametrize(("path", "expected"), [("/admin/me", True), ("/other/me", False)])
+def test_mounted_app_uses_the_full_path(path: str, expected: bool) -> None:
+    async def handler(request: Request) -> PlainTextResponse:
+        session = request.scope.get("session")
+        if session is not None:
+            session["x"] = 1
+        return PlainTextResponse(str(session is not None))
+
+    inner = Starlette(routes=[Route("/me", handler)])
+    wrapped = SessionMiddleware(inner, secret=SECRET, cookie={"path": "/admin"})
+    app = Starlette(routes=[Mount("/admin", app=wrapped), Mount("/other", app=wrapped)])
+
+    async def scenario() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.get(path)
+
+    response = run(scenario())
+    assert response.text == str(expected)
+    assert ("set-cookie" in response.headers) is expected
