@@ -17,7 +17,7 @@ from typing import Any
 from .engine import Engine, Flow
 from .errors import StoreUnavailable
 from .options import CookieOptionsFactory, GenId, SessionOptions, session_options
-from .session import Session
+from .session import Session, StoreCall
 from .stores.base import StoreDriver
 from .stores.memory import MemoryStore
 
@@ -102,7 +102,13 @@ class SessionMiddleware:
                 await self.app(scope, receive, send)
                 return
             load = flow.load_call()
-            session = flow.loaded(await self.driver.acall(load) if load else None)
+            if load is None:
+                data = None
+            elif self.driver.inline:
+                data = self.driver.call(load)
+            else:
+                data = await self.driver.acall(load)
+            session = flow.loaded(data)
         except StoreUnavailable:
             logger.warning("session store unavailable while loading a session", exc_info=True)
             await self._store_down(scope, receive, send)
@@ -116,6 +122,13 @@ class SessionMiddleware:
             await self.app(scope, receive, send)
             return
         await self.app(scope, receive, _SendWithSession(self, scope, flow, send))
+
+    async def _run(self, call: StoreCall | None) -> Any:
+        if call is None:
+            return None
+        if self.driver.inline:
+            return self.driver.call(call)
+        return await self.driver.acall(call)
 
     async def _store_down(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.options.store_unavailable == "error":
@@ -150,7 +163,27 @@ class _SendWithSession:
         if start is not None:
             self.start = None
             if final:
-                await self._finish_whole(start, message)
+                try:
+                    outcome = self.flow.finish(self.scope.get("session"))
+                    call = outcome.call
+                    if call is not None:
+                        driver = self.middleware.driver
+                        if driver.inline:
+                            driver.call(call)
+                        else:
+                            await driver.acall(call)
+                except StoreUnavailable:
+                    logger.warning(
+                        "session store unavailable while saving a session", exc_info=True
+                    )
+                    await _send_error(self.scope, self.send, 503)
+                    return
+                except Exception:
+                    logger.exception("could not store the session")
+                    await _send_error(self.scope, self.send, 500)
+                    return
+                await self.send(_with_cookie(start, outcome.set_cookie))
+                await self.send(message)
                 return
             outcome = self.flow.finish(self.scope.get("session"), call=False)
             self.streaming = True
@@ -161,26 +194,9 @@ class _SendWithSession:
             self.streaming = False
             outcome = self.flow.finish(self.scope.get("session"), header=False)
             try:
-                if outcome.call is not None:
-                    await self.middleware.driver.acall(outcome.call)
+                await self.middleware._run(outcome.call)
             except Exception:
                 logger.exception("could not store the session at the end of a streamed response")
-        await self.send(message)
-
-    async def _finish_whole(self, start: Message, message: Message) -> None:
-        try:
-            outcome = self.flow.finish(self.scope.get("session"))
-            if outcome.call is not None:
-                await self.middleware.driver.acall(outcome.call)
-        except StoreUnavailable:
-            logger.warning("session store unavailable while saving a session", exc_info=True)
-            await _send_error(self.scope, self.send, 503)
-            return
-        except Exception:
-            logger.exception("could not store the session")
-            await _send_error(self.scope, self.send, 500)
-            return
-        await self.send(_with_cookie(start, outcome.set_cookie))
         await self.send(message)
 
 

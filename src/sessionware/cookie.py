@@ -58,8 +58,31 @@ def _iso_from_ms(epoch_ms: int) -> str:
 _iso_cache: list[Any] = [None, ""]
 
 
+_minute_cache: dict[str, int] = {}
+
+
 def ms_from_iso(text: str) -> int | None:
-    """Parse ``Date.prototype.toISOString`` output (and other ISO forms); ``None`` if unparsable."""
+    """Parse ``Date.prototype.toISOString`` output (and other ISO forms); ``None`` if unparsable.
+
+    express writes ``YYYY-MM-DDTHH:MM:SS.mmmZ`` on every save, so that form takes a fast path
+    that parses each minute once.
+    """
+    if len(text) == 24 and text[19] == "." and text[23] == "Z" and text[16] == ":":
+        minute = _minute_cache.get(text[:16])
+        if minute is None:
+            parsed = _slow_ms_from_iso(text[:16] + ":00.000Z")
+            if parsed is None:
+                return None
+            if len(_minute_cache) > 1024:
+                _minute_cache.clear()
+            minute = _minute_cache[text[:16]] = parsed
+        seconds, millis = text[17:19], text[20:23]
+        if seconds.isdigit() and millis.isdigit():
+            return minute + int(seconds) * 1000 + int(millis)
+    return _slow_ms_from_iso(text)
+
+
+def _slow_ms_from_iso(text: str) -> int | None:
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
     try:
@@ -170,15 +193,35 @@ class Cookie:
             cookie.expires_ms = datetime_to_ms(expires, "stored cookie expires")
         else:
             cookie.expires_ms = None
-        cookie.original_max_age_ms = _ms_or_none(data.get("originalMaxAge"), "originalMaxAge")
-        cookie.path = data.get("path")
-        cookie.domain = data.get("domain")
-        cookie.secure = data.get("secure")
-        cookie.httponly = bool(data.get("httpOnly", False))
-        cookie.samesite = data.get("sameSite")
+        original = data.get("originalMaxAge")
+        if type(original) is not int:
+            original = _ms_or_none(original, "originalMaxAge")
+        cookie.original_max_age_ms = original
+        path = data.get("path")
+        cookie._path = path if path == "/" else (None if path is None else check_path(path))
+        cookie._domain = check_domain(data.get("domain"))
+        secure = data.get("secure")
+        cookie._secure = secure if secure is None or type(secure) is bool else check_secure(secure)
+        cookie.httponly = data.get("httpOnly") is True
+        samesite = data.get("sameSite")
+        cookie._samesite = None if samesite is None else check_samesite(samesite)
         partitioned = data.get("partitioned")
         cookie.partitioned = None if partitioned is None else bool(partitioned)
-        cookie.priority = data.get("priority")
+        priority = data.get("priority")
+        cookie._priority = None if priority is None else check_priority(priority)
+        return cookie
+
+    def copy(self) -> Cookie:
+        cookie = Cookie.__new__(Cookie)
+        cookie.expires_ms = self.expires_ms
+        cookie.original_max_age_ms = self.original_max_age_ms
+        cookie._path = self._path
+        cookie._domain = self._domain
+        cookie._secure = self._secure
+        cookie.httponly = self.httponly
+        cookie._samesite = self._samesite
+        cookie.partitioned = self.partitioned
+        cookie._priority = self._priority
         return cookie
 
     def to_json(self) -> dict[str, Any]:

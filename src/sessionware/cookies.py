@@ -28,13 +28,22 @@ def decode_uri_component(value: str) -> str:
         return value
 
 
+_ASCII_ESCAPES = {
+    code: f"%{code:02X}"
+    for code in range(128)
+    if not (chr(code).isascii() and (chr(code).isalnum() or chr(code) in _URI_COMPONENT_SAFE))
+}
+
+
 def encode_uri_component(value: str) -> str:
     """Percent-encode like JavaScript's encodeURIComponent."""
+    if value.isascii():
+        return value.translate(_ASCII_ESCAPES)
     return quote(value, safe=_URI_COMPONENT_SAFE)
 
 
-def find_cookie(header: str, name: str) -> str | None:
-    """Return the value of the first cookie called ``name`` in a Cookie header, or ``None``."""
+def find_raw_cookie(header: str, name: str) -> str | None:
+    """The first value of cookie ``name``, trimmed and unquoted but still percent-encoded."""
     if len(header) < 2 or name not in header:
         return None
     for pair in header.split(";"):
@@ -44,10 +53,16 @@ def find_cookie(header: str, name: str) -> str | None:
         value = value.strip(" \t")
         if len(value) >= 1 and value[0] == '"' and value[-1] == '"':
             value = value[1:-1]
-        if "%" in value:
-            value = decode_uri_component(value)
         return value
     return None
+
+
+def find_cookie(header: str, name: str) -> str | None:
+    """Return the value of the first cookie called ``name`` in a Cookie header, or ``None``."""
+    value = find_raw_cookie(header, name)
+    if value is not None and "%" in value:
+        return decode_uri_component(value)
+    return value
 
 
 class CookieAttributes(NamedTuple):

@@ -18,7 +18,13 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from .cookie import Cookie
-from .cookies import encode_uri_component, find_cookie, now_ms, serialize_set_cookie
+from .cookies import (
+    decode_uri_component,
+    encode_uri_component,
+    find_raw_cookie,
+    now_ms,
+    serialize_set_cookie,
+)
 from .errors import SessionError, SessionTooLarge
 from .options import (
     MAX_COOKIE_VALUE_LENGTH,
@@ -27,7 +33,7 @@ from .options import (
     cookie_options,
     is_valid_sid,
 )
-from .session import SessionBase, SessionRecord, StoreCall, encode_json, join_json
+from .session import SessionBase, SessionRecord, StoreCall, encode_json
 from .signing import sign, unsign
 
 
@@ -67,16 +73,41 @@ class Engine:
         self.genid = options.genid or default_genid
         self.static_cookie = options.cookie if isinstance(options.cookie, CookieOptions) else None
         self.has_touch: bool = getattr(driver, "has_touch", True)
+        self._verified: dict[str, str] = {}
+        self._signed: dict[str, str] = {}
 
     def read_sid(self, cookie_header: str | None) -> str | None:
-        """The sid the client presented, if its signature checks out and its format is valid."""
+        """The sid the client presented, if its signature checks out and its format is valid.
+
+        Cookie values that verified once are remembered (a bounded cache of valid values
+        only), so a returning client costs no HMAC.
+        """
         if not cookie_header:
             return None
-        value = find_cookie(cookie_header, self.name)
-        if not value or len(value) > MAX_COOKIE_VALUE_LENGTH or not value.startswith("s:"):
+        raw = find_raw_cookie(cookie_header, self.name)
+        if not raw:
+            return None
+        sid = self._verified.get(raw)
+        if sid is not None:
+            return sid
+        if len(raw) > MAX_COOKIE_VALUE_LENGTH:
+            return None
+        value = decode_uri_component(raw) if "%" in raw else raw
+        if not value.startswith("s:"):
             return None
         sid = unsign(value[2:], self.secrets)
-        return sid if sid is not None and is_valid_sid(sid) else None
+        if sid is None or not is_valid_sid(sid):
+            return None
+        _remember(self._verified, raw, sid)
+        return sid
+
+    def cookie_value(self, sid: str) -> str:
+        """The Set-Cookie value for ``sid``: signed with the first secret, URI-encoded."""
+        value = self._signed.get(sid)
+        if value is None:
+            value = encode_uri_component("s:" + sign(sid, self.secrets[0]))
+            _remember(self._signed, sid, value)
+        return value
 
     def is_secure(self, scheme: str, forwarded_proto: str | None) -> bool:
         """express's ``issecure``: a TLS connection, or with ``proxy=True`` X-Forwarded-Proto."""
@@ -102,8 +133,8 @@ class Engine:
         forwarded_proto: str | None,
     ) -> Flow | None:
         """Start a request's flow, or ``None`` when the path is outside the cookie's path."""
-        options = self.cookie_options_for(request)
-        if not path_matches(path or "/", options.path):
+        options = self.static_cookie or self.cookie_options_for(request)
+        if options.path != "/" and not path_matches(path or "/", options.path):
             return None
         return Flow(
             self,
@@ -116,6 +147,15 @@ class Engine:
     def detached_flow(self) -> Flow:
         """A flow with no request, for sessions a program loads from a store directly."""
         return Flow(self, None, self.static_cookie or CookieOptions(), None, False)
+
+
+_CACHE_LIMIT = 10_000
+
+
+def _remember(cache: dict[str, str], key: str, value: str) -> None:
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[key] = value
 
 
 class Flow:
@@ -163,21 +203,26 @@ class Flow:
             return None
         return StoreCall("get", (self.cookie_id,))
 
-    def loaded(self, data: Mapping[str, Any] | None) -> SessionBase:
+    def loaded(self, data: SessionRecord | Mapping[str, Any] | None) -> SessionBase:
         """Inflate the stored data, or generate a new session when the store had nothing."""
         if not data:
             return self.generate()
         assert self.cookie_id is not None
         session = self.inflate(self.cookie_id, data)
         self.original_id = session.id
-        self.original_fingerprint = self.fingerprint(session)
+        if isinstance(data, SessionRecord):
+            self.original_fingerprint = data.data_json
+        else:
+            self.original_fingerprint = self.fingerprint(session)
         if not self.engine.options.resave:
             self.saved = (session.id, self.original_fingerprint)
         self.session = session
         return session
 
-    def inflate(self, sid: str, data: Mapping[str, Any]) -> SessionBase:
+    def inflate(self, sid: str, data: SessionRecord | Mapping[str, Any]) -> SessionBase:
         """Build a Session from stored data (express's ``store.createSession``)."""
+        if isinstance(data, SessionRecord):
+            return self.engine.session_class(self, sid, data.cookie_object(), data.data)
         if not isinstance(data, Mapping):
             raise SessionError(f"the store returned {type(data).__name__}, not a mapping")
         cookie = Cookie.from_json(data.get("cookie"))
@@ -212,7 +257,7 @@ class Flow:
         """The data's JSON without the top-level cookie: what change detection compares."""
         try:
             return encode_json(session)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             raise SessionError(f"session {session.id!r} cannot be stored as JSON: {exc}") from exc
 
     def is_modified(self, session: SessionBase, fingerprint: str | None = None) -> bool:
@@ -220,25 +265,20 @@ class Flow:
             return True
         return self.original_fingerprint != (fingerprint or self.fingerprint(session))
 
-    def record(self, session: SessionBase, data_json: str | None = None) -> SessionRecord:
-        """The store payload, size-checked: ``SessionTooLarge`` before anything is written."""
+    def record(
+        self, session: SessionBase, data_json: str | None = None, *, check_size: bool
+    ) -> SessionRecord:
+        """The store payload; ``check_size`` raises ``SessionTooLarge`` before any write."""
         if data_json is None:
             data_json = self.fingerprint(session)
-        cookie_dict = session.cookie.to_json()
-        cookie_json = encode_json(cookie_dict)
-        full_json = join_json(cookie_json, data_json)
+        record = SessionRecord(session.cookie, session, data_json)
         limit = self.engine.options.max_size
-        if limit is not None and len(full_json) * 4 > limit:
-            size = len(full_json.encode())
+        if check_size and limit is not None and (len(data_json) + 200) * 4 > limit:
+            size = len(record.json.encode())
             if size > limit:
                 raise SessionTooLarge(
                     f"session {session.id!r} is {size} bytes, over max_size={limit}; not saved"
                 )
-        record = SessionRecord({"cookie": cookie_dict, **session})
-        record.json = full_json
-        record.data_json = data_json
-        record.cookie_json = cookie_json
-        record.expires_ms = session.cookie.expires_ms
         return record
 
     def mark_saved(self, sid: str, data_json: str) -> None:
@@ -260,8 +300,9 @@ class Flow:
         if cookie.secure and not self.secure:
             return None
         engine = self.engine
-        value = encode_uri_component("s:" + sign(session.id, engine.secrets[0]))
-        return serialize_set_cookie(engine.name, value, cookie.attributes())
+        return serialize_set_cookie(
+            engine.name, engine.cookie_value(session.id), cookie.attributes()
+        )
 
     def expire_cookie_header(self, session: SessionBase) -> str | None:
         """A Set-Cookie that makes the browser drop the session cookie (after destroy)."""
@@ -314,9 +355,10 @@ class Flow:
         else:
             should_save = self.saved != (sid, fingerprint)
         if should_save:
-            record = self.record(session, fingerprint)
+            record = self.record(session, fingerprint, check_size=True)
             self.saved = (sid, fingerprint)
             return Outcome(set_cookie, StoreCall("set", (sid, record)))
         if not is_new and self.engine.has_touch:
-            return Outcome(set_cookie, StoreCall("touch", (sid, session.to_json())))
+            record = self.record(session, fingerprint, check_size=False)
+            return Outcome(set_cookie, StoreCall("touch", (sid, record)))
         return Outcome(set_cookie, None)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 from collections.abc import Generator
 from datetime import date, datetime, timezone
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .cookie import Cookie
+from .cookie import Cookie, ms_from_iso
 from .errors import SessionDestroyed, SessionError, SessionNotFound
 
 if TYPE_CHECKING:
@@ -46,30 +47,114 @@ def _json_default(value: object) -> object:
 _encoder = json.JSONEncoder(
     separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_json_default
 )
-encode_json = _encoder.encode
-"""Serialize the way JavaScript's JSON.stringify does: compact, UTF-8, no NaN, datetimes as ISO."""
+_c_encode = (
+    c_make_encoder(None, _json_default, encode_basestring, None, ":", ",", False, False, False)
+    if c_make_encoder is not None
+    else None
+)
 
 
-class SessionRecord(dict[str, Any]):
-    """What a store's ``set`` receives: a plain dict that also carries its JSON, already encoded.
+def encode_json(value: object) -> str:
+    """Serialize the way JavaScript's JSON.stringify does: compact, UTF-8, no NaN, datetimes
+    as ISO. The C encoder is built once (``JSONEncoder.encode`` builds one per call)."""
+    if _c_encode is None or isinstance(value, str):
+        return _encoder.encode(value)
+    return "".join(_c_encode(value, 0))
 
-    Built-in stores write ``record.json`` instead of encoding the session a second time; custom
-    stores can treat it as the dict it is.
+
+_c_scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def decode_own_json(text: str) -> Any:
+    """Parse JSON this module encoded (no surrounding white space), skipping the generic checks."""
+    value, end = _c_scan(text, 0)
+    if end != len(text):
+        raise ValueError(f"trailing data after JSON at {end}")
+    return value
+
+
+class SessionRecord:
+    """A session on its way to or from a store that speaks records, its JSON already encoded.
+
+    The middleware encodes the data once anyway (to see whether it changed); a store that
+    implements ``get_record`` / ``set_record`` / ``touch_record`` reuses that text instead of
+    encoding again, and hands back the text it loaded so the middleware need not encode it
+    either. The cookie travels as a ``Cookie`` (an in-process store keeps a copy, no JSON at
+    all) or as its stored dict, whichever the other side has. Every other store gets and returns
+    plain dicts (``as_dict()``).
     """
 
-    __slots__ = ("cookie_json", "data_json", "expires_ms", "json")
+    __slots__ = ("_cookie", "_cookie_json", "_cookie_object", "data", "data_json")
 
-    json: str
-    data_json: str
-    cookie_json: str
-    expires_ms: int | None
+    def __init__(
+        self,
+        cookie: Cookie | dict[str, Any] | None,
+        data: dict[str, Any],
+        data_json: str,
+        cookie_json: str | None = None,
+    ) -> None:
+        self._cookie_object = cookie if isinstance(cookie, Cookie) else None
+        self._cookie = None if isinstance(cookie, Cookie) else cookie
+        self.data = data
+        self.data_json = data_json
+        self._cookie_json = cookie_json
 
+    @classmethod
+    def from_dict(cls, stored: dict[str, Any]) -> SessionRecord:
+        """A record of a plain stored dict (``{"cookie": {...}, **data}``)."""
+        cookie = stored.get("cookie")
+        data = {key: value for key, value in stored.items() if key != "cookie"}
+        return cls(dict(cookie) if isinstance(cookie, dict) else None, data, encode_json(data))
 
-def session_json(data: dict[str, Any]) -> str:
-    """The JSON a store writes for ``data``, reusing the encoding when ``data`` is a record."""
-    if isinstance(data, SessionRecord):
-        return data.json
-    return encode_json(data)
+    @property
+    def has_cookie(self) -> bool:
+        return self._cookie_object is not None or self._cookie is not None
+
+    @property
+    def cookie(self) -> dict[str, Any] | None:
+        """The cookie in express's stored shape."""
+        if self._cookie is None and self._cookie_object is not None:
+            self._cookie = self._cookie_object.to_json()
+        return self._cookie
+
+    def cookie_object(self) -> Cookie:
+        """A Cookie of this record's own (a copy: neither side can change the other's)."""
+        if self._cookie_object is not None:
+            return self._cookie_object.copy()
+        return Cookie.from_json(self._cookie)
+
+    def cookie_copy(self) -> Cookie | dict[str, Any] | None:
+        """The cookie in whichever form the record holds, copied, for a store to keep."""
+        if self._cookie_object is not None:
+            return self._cookie_object.copy()
+        return None if self._cookie is None else dict(self._cookie)
+
+    @property
+    def expires_ms(self) -> int | None:
+        """When the session expires (epoch ms), from the cookie."""
+        if self._cookie_object is not None:
+            return self._cookie_object.expires_ms
+        expires = self._cookie.get("expires") if self._cookie is not None else None
+        return ms_from_iso(expires) if isinstance(expires, str) else None
+
+    @property
+    def cookie_json(self) -> str:
+        if self._cookie_json is None:
+            self._cookie_json = encode_json(self.cookie)
+        return self._cookie_json
+
+    @property
+    def json(self) -> str:
+        """The whole session as express stores it: the cookie first, then the data."""
+        if not self.has_cookie:
+            return self.data_json
+        return join_json(self.cookie_json, self.data_json)
+
+    def as_dict(self) -> dict[str, Any]:
+        cookie = self.cookie
+        if cookie is None:
+            return dict(self.data)
+        return {"cookie": cookie, **self.data}
 
 
 def join_json(cookie_json: str, data_json: str) -> str:
@@ -158,7 +243,7 @@ class SessionBase(dict[str, Any]):
         self._destroyed = True
 
     def _save_steps(self) -> Steps:
-        record = self._flow.record(self)
+        record = self._flow.record(self, check_size=True)
         yield StoreCall("set", (self._id, record))
         self._flow.mark_saved(self._id, record.data_json)
 

@@ -7,7 +7,7 @@ secret signs; every secret verifies, so a secret can be rotated without logging 
 from __future__ import annotations
 
 import hmac
-from base64 import b64encode
+from binascii import b2a_base64
 from collections.abc import Sequence
 
 _HASH = "sha256"
@@ -16,7 +16,7 @@ _HASH = "sha256"
 def signature(value: str, secret: bytes) -> str:
     """Return the unpadded standard-base64 HMAC-SHA256 of ``value`` under ``secret``."""
     mac = hmac.digest(secret, value.encode(), _HASH)
-    return b64encode(mac).decode("ascii").rstrip("=")
+    return b2a_base64(mac, newline=False).decode("ascii")[:-1]
 
 
 def sign(value: str, secret: bytes) -> str:

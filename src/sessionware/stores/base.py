@@ -17,7 +17,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from ..errors import SessionNotFound
-from ..session import Session, SessionBase, StoreCall, SyncSession
+from ..session import Session, SessionBase, SessionRecord, StoreCall, SyncSession
 
 logger = logging.getLogger("sessionware")
 
@@ -160,8 +160,33 @@ class _EventLoopThread:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
 
 
+_RECORD_METHODS = {"get": "get_record", "set": "set_record", "touch": "touch_record"}
+
+
+def _record_method(store: object, name: str) -> Callable[..., Any] | None:
+    """``store.<name>_record`` if the store has one and has not overridden ``<name>`` since.
+
+    A subclass that overrides ``get`` (to add logging, say) must see its override called.
+    """
+    record_name = _RECORD_METHODS.get(name)
+    cls = type(store)
+    owner = next((c for c in cls.__mro__ if record_name and record_name in vars(c)), None)
+    if owner is None or getattr(cls, name, None) is not getattr(owner, name, None):
+        return None
+    method = getattr(store, record_name or "")
+    return method if callable(method) else None
+
+
+def _plain(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The arguments a dict-speaking store expects: records become ``{"cookie": ..., **data}``."""
+    if len(args) == 2 and isinstance(args[1], SessionRecord):
+        return (args[0], args[1].as_dict())
+    return args
+
+
 class StoreDriver:
-    """Calls one store from either side, and maps "not found" errors to ``None``."""
+    """Calls one store from either side, maps "not found" errors to ``None``, and hands
+    records to stores that implement the ``*_record`` methods, dicts to all others."""
 
     _NOT_FOUND = (SessionNotFound, FileNotFoundError)
 
@@ -170,11 +195,17 @@ class StoreDriver:
             if not implements(store, method):
                 raise TypeError(f"store must implement {method}(); {store!r} does not")
         self.store = store
-        self.has_touch = implements(store, "touch")
+        self.has_touch = implements(store, "touch") or _record_method(store, "touch") is not None
         self.blocking = bool(getattr(store, "blocking", True))
-        self._methods: dict[str, tuple[Callable[..., Any], bool]] = {}
+        self._methods: dict[str, tuple[Callable[..., Any], bool, bool]] = {}
         self._loop_thread: _EventLoopThread | None = None
         self._lock = threading.Lock()
+        self.inline = not self.blocking and not any(
+            self._method(name)[1]
+            for name in ("get", "set", "destroy", "touch")
+            if name != "touch" or self.has_touch
+        )
+        """Plain calls are fine from async code too: a sync store that does no I/O."""
 
     @classmethod
     def for_store(cls, store: object) -> StoreDriver:
@@ -185,33 +216,37 @@ class StoreDriver:
                 store._sessionware_driver = driver  # type: ignore[attr-defined]
         return driver
 
-    def _method(self, name: str) -> tuple[Callable[..., Any], bool]:
+    def _method(self, name: str) -> tuple[Callable[..., Any], bool, bool]:
+        """(bound method, is it a coroutine function, does it take records)."""
         found = self._methods.get(name)
         if found is None:
-            method = getattr(self.store, name)
-            found = (method, inspect.iscoroutinefunction(method))
+            record_method = _record_method(self.store, name)
+            method = record_method or getattr(self.store, name)
+            found = (method, inspect.iscoroutinefunction(method), record_method is not None)
             self._methods[name] = found
         return found
 
     async def acall(self, call: StoreCall) -> Any:
-        method, is_async = self._method(call.method)
+        method, is_async, takes_records = self._method(call.method)
+        args = call.args if takes_records else _plain(call.args)
         try:
             if is_async:
-                return await method(*call.args)
+                return await method(*args)
             if not self.blocking:
-                return method(*call.args)
-            return await asyncio.to_thread(method, *call.args)
+                return method(*args)
+            return await asyncio.to_thread(method, *args)
         except self._NOT_FOUND:
             if call.method == "get":
                 return None
             raise
 
     def call(self, call: StoreCall) -> Any:
-        method, is_async = self._method(call.method)
+        method, is_async, takes_records = self._method(call.method)
+        args = call.args if takes_records else _plain(call.args)
         try:
             if not is_async:
-                return method(*call.args)
-            return self._event_loop().run(method(*call.args))
+                return method(*args)
+            return self._event_loop().run(method(*args))
         except self._NOT_FOUND:
             if call.method == "get":
                 return None

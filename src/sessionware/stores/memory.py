@@ -1,40 +1,24 @@
 """MemoryStore: express's MemoryStore semantics, without its unbounded growth.
 
-Like express, every session is kept as JSON text, so what comes back is a copy (no aliasing of
-nested values between requests) and expired sessions are invisible and dropped when touched.
-Unlike express, expired entries are also swept in amortized O(1) per write, and ``max_sessions``
-bounds memory by evicting the least recently written session.
+Like express, every session's data is kept as JSON text, so what comes back is a copy (no
+aliasing of nested values between requests) and expired sessions are invisible and dropped when
+touched. Unlike express, expired entries are also swept in amortized O(1) per write, and
+``max_sessions`` bounds memory by evicting the least recently written session.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 from typing import Any
 
-from ..cookie import ms_from_iso
+from ..cookie import Cookie
 from ..cookies import now_ms
-from ..session import SessionRecord, encode_json, join_json
+from ..session import SessionRecord, decode_own_json
 from .base import SessionData, SyncStore
 
-_Entry = tuple["int | None", "str | None", str]
+# (expiry in epoch ms, the store's own copy of the cookie, the data's JSON)
+_Entry = tuple["int | None", "Cookie | dict[str, Any] | None", str]
 _MIN_SWEEP_INTERVAL = 1024
-
-
-def _split(data: SessionData) -> _Entry:
-    """(expiry in ms, the cookie's JSON, the rest's JSON) of a session about to be stored."""
-    if isinstance(data, SessionRecord):
-        return data.expires_ms, data.cookie_json, data.data_json
-    cookie = data.get("cookie")
-    rest = {key: value for key, value in data.items() if key != "cookie"}
-    if not isinstance(cookie, dict):
-        return None, None, encode_json(rest)
-    return _expiry_of(cookie), encode_json(cookie), encode_json(rest)
-
-
-def _expiry_of(cookie: dict[str, Any]) -> int | None:
-    expires = cookie.get("expires")
-    return ms_from_iso(expires) if isinstance(expires, str) else None
 
 
 class MemoryStore(SyncStore):
@@ -59,16 +43,19 @@ class MemoryStore(SyncStore):
             return None
         return entry
 
-    def get(self, sid: str) -> SessionData | None:
+    def get_record(self, sid: str) -> SessionRecord | None:
         entry = self._live(sid, now_ms())
         if entry is None:
             return None
-        _, cookie_json, data_json = entry
-        text = data_json if cookie_json is None else join_json(cookie_json, data_json)
-        return json.loads(text)  # type: ignore[no-any-return]
+        _, cookie, data_json = entry
+        return SessionRecord(cookie, decode_own_json(data_json), data_json)
 
-    def set(self, sid: str, data: SessionData) -> None:
-        entry = _split(data)
+    def get(self, sid: str) -> SessionData | None:
+        record = self.get_record(sid)
+        return None if record is None else record.as_dict()
+
+    def set_record(self, sid: str, record: SessionRecord) -> None:
+        entry = (record.expires_ms, record.cookie_copy(), record.data_json)
         with self._lock:
             entries = self._entries
             if sid in entries:
@@ -82,15 +69,21 @@ class MemoryStore(SyncStore):
             if self._writes_since_sweep >= max(_MIN_SWEEP_INTERVAL, len(entries)):
                 self._sweep(now_ms())
 
-    def touch(self, sid: str, data: SessionData) -> None:
+    def set(self, sid: str, data: SessionData) -> None:
+        self.set_record(sid, SessionRecord.from_dict(data))
+
+    def touch_record(self, sid: str, record: SessionRecord) -> None:
         """Replace only the stored cookie of a live session; a gone session stays gone."""
-        cookie = data.get("cookie")
-        if not isinstance(cookie, dict):
+        if not record.has_cookie:
             return
+        cookie = record.cookie_copy()
         with self._lock:
             entry = self._live(sid, now_ms())
             if entry is not None:
-                self._entries[sid] = (_expiry_of(cookie), encode_json(cookie), entry[2])
+                self._entries[sid] = (record.expires_ms, cookie, entry[2])
+
+    def touch(self, sid: str, data: SessionData) -> None:
+        self.touch_record(sid, SessionRecord.from_dict({"cookie": data.get("cookie")}))
 
     def destroy(self, sid: str) -> None:
         with self._lock:
