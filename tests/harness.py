@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import unquote
@@ -157,7 +157,13 @@ class Client:
 
     app: Any
     transport: str
-    loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        return self._loop
 
     def request(
         self,
@@ -251,7 +257,8 @@ class Client:
         return Response(started["status"], started["headers"], b"".join(written))
 
     def close(self) -> None:
-        self.loop.close()
+        if self._loop is not None:
+            self._loop.close()
 
 
 def express_options(**options: Any) -> dict[str, Any]:

@@ -166,6 +166,8 @@ class Flow:
         "cookie_options",
         "driver",
         "engine",
+        "force_modified",
+        "force_save",
         "original_fingerprint",
         "original_id",
         "request",
@@ -194,6 +196,8 @@ class Flow:
         self.original_fingerprint: str | None = None
         self.saved: tuple[str, str] | None = None
         self.touched = False
+        self.force_modified = False
+        self.force_save = False
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -261,7 +265,7 @@ class Flow:
             raise SessionError(f"session {session.id!r} cannot be stored as JSON: {exc}") from exc
 
     def is_modified(self, session: SessionBase, fingerprint: str | None = None) -> bool:
-        if self.original_id != session.id:
+        if self.force_modified or self.original_id != session.id:
             return True
         return self.original_fingerprint != (fingerprint or self.fingerprint(session))
 
@@ -283,6 +287,7 @@ class Flow:
 
     def mark_saved(self, sid: str, data_json: str) -> None:
         self.saved = (sid, data_json)
+        self.force_save = False
 
     def reload(self, session: SessionBase, data: Mapping[str, Any]) -> None:
         fresh = self.inflate(session.id, data)
@@ -336,7 +341,11 @@ class Flow:
             self.touched = True
         sid = session.id
         fingerprint = self.fingerprint(session)
-        modified = self.original_id != sid or self.original_fingerprint != fingerprint
+        modified = (
+            self.force_modified
+            or self.original_id != sid
+            or self.original_fingerprint != fingerprint
+        )
         is_new = self.cookie_id != sid
         set_cookie = None
         if header:
@@ -353,10 +362,10 @@ class Flow:
         if is_new and not options.save_uninitialized and self.saved is None:
             should_save = modified
         else:
-            should_save = self.saved != (sid, fingerprint)
+            should_save = self.force_save or self.saved != (sid, fingerprint)
         if should_save:
             record = self.record(session, fingerprint, check_size=True)
-            self.saved = (sid, fingerprint)
+            self.mark_saved(sid, fingerprint)
             return Outcome(set_cookie, StoreCall("set", (sid, record)))
         if not is_new and self.engine.has_touch:
             record = self.record(session, fingerprint, check_size=False)

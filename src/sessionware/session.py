@@ -192,8 +192,16 @@ class SessionBase(dict[str, Any]):
 
     @property
     def modified(self) -> bool:
-        """Whether this request changed the data (or the id) since the session was loaded."""
+        """Whether this request changed the data (or the id) since the session was loaded.
+
+        Changes are found by content, nested ones included; setting ``modified = True`` forces
+        the save anyway (for example after changing only the cookie).
+        """
         return self._flow.is_modified(self)
+
+    @modified.setter
+    def modified(self, value: bool) -> None:
+        self._flow.force_modified = self._flow.force_save = bool(value)
 
     def __setitem__(self, key: str, value: Any) -> None:
         if self._destroyed:

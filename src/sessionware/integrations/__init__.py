@@ -1,0 +1,1 @@
+"""Framework integrations; each imports its framework, so import the one you use."""
