@@ -321,11 +321,15 @@ class Flow:
 
         ``current`` is what the app left as the request's session (``None`` if it unset it). A
         streamed response asks for the header when its first chunk goes out and for the call
-        before its last one; any other response asks for both at once.
+        before its last one; any other response asks for both at once. The decision about the
+        store call is the last one, so the flow lets go of the session then (no cycle left for
+        the garbage collector).
         """
         session = self.session
         if session is None:
             return _NOTHING
+        if call:
+            self.session = None
         options = self.engine.options
         if current is not session:
             if options.unset == "destroy":
