@@ -33,7 +33,7 @@ def install_node_packages() -> None:
     """The interop tests run real express-session apps; their packages come from npm."""
     node_dir = ROOT / "tests" / "node"
     if shutil.which("npm") and (node_dir / "package.json").exists():
-        run("npm", "install", "--no-audit", "--no-fund", "--silent", cwd=node_dir)
+        run("npm", "ci", "--no-audit", "--no-fund", "--silent", cwd=node_dir)
 
 
 def demo() -> None:

@@ -184,6 +184,13 @@ def _plain(args: tuple[Any, ...]) -> tuple[Any, ...]:
     return args
 
 
+def _records(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The arguments a record-speaking store expects: plain dicts become records."""
+    if len(args) == 2 and isinstance(args[1], dict):
+        return (args[0], SessionRecord.from_dict(args[1]))
+    return args
+
+
 class StoreDriver:
     """Calls one store from either side, maps "not found" errors to ``None``, and hands
     records to stores that implement the ``*_record`` methods, dicts to all others."""
@@ -228,7 +235,7 @@ class StoreDriver:
 
     async def acall(self, call: StoreCall) -> Any:
         method, is_async, takes_records = self._method(call.method)
-        args = call.args if takes_records else _plain(call.args)
+        args = _records(call.args) if takes_records else _plain(call.args)
         try:
             if is_async:
                 return await method(*args)
@@ -242,7 +249,7 @@ class StoreDriver:
 
     def call(self, call: StoreCall) -> Any:
         method, is_async, takes_records = self._method(call.method)
-        args = call.args if takes_records else _plain(call.args)
+        args = _records(call.args) if takes_records else _plain(call.args)
         try:
             if not is_async:
                 return method(*args)

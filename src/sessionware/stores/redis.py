@@ -1,0 +1,455 @@
+"""Redis store, compatible with connect-redis: a Node app and a Python app share sessions.
+
+Layout (connect-redis v4 to v10): key ``prefix + sid`` (prefix ``sess:``), value the session's JSON,
+expiry ``SET ... EX ttl`` with ttl = seconds until ``cookie.expires`` rounded up (else the ``ttl``
+option, one day); a ttl <= 0 deletes the key; ``touch`` moves only the expiry (``EXPIRE``).
+
+One command per get, set and touch; with ``touch_after`` a read-only request whose session was
+written or touched less than ``touch_after`` seconds ago sends no command at all after its GET.
+When Redis stops answering the store emits ``disconnect`` (the middleware then serves requests
+without a session, or 503), probes in the background and emits ``connect`` once Redis is back.
+
+``RedisStore`` is for ASGI (redis.asyncio), ``SyncRedisStore`` for WSGI; the rules below are
+shared, only the I/O differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+import redis
+import redis.asyncio as aioredis
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from ..cookies import now_ms
+from ..errors import StoreUnavailable
+from ..options import is_valid_sid
+from ..session import SessionRecord, encode_json
+from .base import EventEmitter, SessionData, Store, SyncStore
+
+DEFAULT_PREFIX = "sess:"
+DEFAULT_TTL = 86400
+DEFAULT_SCAN_COUNT = 100
+DEFAULT_TIMEOUT = 2.0
+DEFAULT_RETRY_INTERVAL = 0.5
+_TOUCH_MEMORY = 10_000
+_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError)
+
+logger = logging.getLogger("sessionware")
+
+Command = tuple[Any, ...]
+Ttl = int | Callable[[SessionData], int]
+
+
+class Serializer(Protocol):
+    """How values are encoded; it must match the Node app's ``serializer`` (JSON by default)."""
+
+    def dumps(self, data: SessionData) -> str | bytes: ...
+
+    def loads(self, text: str) -> SessionData: ...
+
+
+class RedisSessions:
+    """connect-redis's rules, with no I/O: which command to send, how to read what comes back."""
+
+    def __init__(
+        self,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        ttl: Ttl = DEFAULT_TTL,
+        disable_ttl: bool = False,
+        disable_touch: bool = False,
+        touch_after: float = 0,
+        serializer: Serializer | None = None,
+        scan_count: int = DEFAULT_SCAN_COUNT,
+    ) -> None:
+        if not isinstance(prefix, str):
+            raise TypeError(f"prefix must be a str, got {prefix!r}")
+        if not callable(ttl) and (isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0):
+            raise ValueError(f"ttl must be a positive number of seconds or a callable, got {ttl!r}")
+        if (
+            isinstance(touch_after, bool)
+            or not isinstance(touch_after, (int, float))
+            or touch_after < 0
+        ):
+            raise ValueError(f"touch_after must be a number of seconds >= 0, got {touch_after!r}")
+        if isinstance(scan_count, bool) or not isinstance(scan_count, int) or scan_count < 1:
+            raise ValueError(f"scan_count must be a positive int, got {scan_count!r}")
+        self.prefix = prefix
+        self.ttl = ttl
+        self.disable_ttl = disable_ttl
+        self.disable_touch = disable_touch
+        self.touch_after_ms = round(touch_after * 1000)
+        self.serializer = serializer
+        self.scan_count = scan_count
+        self.match = _escape_glob(prefix) + "*"
+        self._last_activity: dict[str, int] = {}
+
+    def key(self, sid: str) -> str:
+        return self.prefix + sid
+
+    def ttl_for(self, record: SessionRecord) -> int:
+        """Seconds until ``cookie.expires``, rounded up; else the ``ttl`` option."""
+        if callable(self.ttl):
+            return int(self.ttl(record.as_dict()))
+        expires = record.expires_ms
+        if expires is not None:
+            return math.ceil((expires - now_ms()) / 1000)
+        return self.ttl
+
+    def get_command(self, sid: str) -> Command:
+        return ("GET", self.key(sid))
+
+    def set_command(self, sid: str, record: SessionRecord) -> Command:
+        ttl = self.ttl_for(record)
+        key = self.key(sid)
+        if ttl <= 0:
+            return ("DEL", key)
+        self._remember_activity(sid, now_ms())
+        if self.serializer is None:
+            value: str | bytes = record.json
+        else:
+            value = self.serializer.dumps(record.as_dict())
+        if self.disable_ttl:
+            return ("SET", key, value)
+        return ("SET", key, value, "EX", ttl)
+
+    def touch_command(self, sid: str, record: SessionRecord) -> Command | None:
+        """``EXPIRE`` with the new lifetime, or nothing (touch disabled, or touched recently)."""
+        if self.disable_touch or self.disable_ttl:
+            return None
+        now = now_ms()
+        if self.touch_after_ms:
+            last = self._last_activity.get(sid)
+            if last is not None and now - last < self.touch_after_ms:
+                return None
+        self._remember_activity(sid, now)
+        return ("EXPIRE", self.key(sid), self.ttl_for(record))
+
+    def destroy_command(self, sid: str) -> Command:
+        self._last_activity.pop(sid, None)
+        return ("DEL", self.key(sid))
+
+    def parse(self, sid: str, value: bytes | str | None) -> SessionRecord | None:
+        """The record stored under ``sid``; notes when it was last written (for touch_after)."""
+        if value is None:
+            return None
+        text = value.decode() if isinstance(value, bytes) else value
+        stored = json.loads(text) if self.serializer is None else self.serializer.loads(text)
+        if not isinstance(stored, dict):
+            raise ValueError(f"session {sid!r} in Redis is not a JSON object")
+        cookie = stored.pop("cookie", None)
+        record = SessionRecord(
+            cookie if isinstance(cookie, dict) else None, stored, encode_json(stored)
+        )
+        if self.touch_after_ms and isinstance(cookie, dict):
+            original = cookie.get("originalMaxAge")
+            expires = record.expires_ms
+            if expires is not None and isinstance(original, int):
+                self._remember_activity(sid, expires - original)
+        return record
+
+    def sid_of(self, key: bytes | str) -> str | None:
+        text = key.decode() if isinstance(key, bytes) else key
+        sid = text[len(self.prefix) :]
+        return sid if text.startswith(self.prefix) and is_valid_sid(sid) else None
+
+    def _remember_activity(self, sid: str, when: int) -> None:
+        if not self.touch_after_ms:
+            return
+        memory = self._last_activity
+        if len(memory) >= _TOUCH_MEMORY:
+            memory.clear()
+        memory[sid] = max(when, memory.get(sid, when))
+
+
+def _escape_glob(text: str) -> str:
+    return "".join("\\" + char if char in "*?[]\\" else char for char in text)
+
+
+class _Health:
+    """Up or down, with the events the middleware listens to emitted on each change."""
+
+    def __init__(self, emitter: EventEmitter) -> None:
+        self.emitter = emitter
+        self.up = True
+        self._lock = threading.Lock()
+
+    def failed(self, error: BaseException) -> bool:
+        """Mark Redis down; True for the failure that changed the state (start probing then)."""
+        with self._lock:
+            changed, self.up = self.up, False
+        if changed:
+            logger.warning("redis session store unreachable: %s", error)
+            self.emitter.emit("disconnect")
+        return changed
+
+    def succeeded(self) -> None:
+        if self.up:
+            return
+        with self._lock:
+            changed, self.up = not self.up, True
+        if changed:
+            logger.warning("redis session store reachable again")
+            self.emitter.emit("connect")
+
+
+def _client_options(timeout: float) -> dict[str, Any]:
+    return {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "retry": Retry(NoBackoff(), 1),
+    }
+
+
+class RedisStore(Store):
+    """The Redis store for ASGI apps (redis.asyncio), standalone or Cluster.
+
+    ``RedisStore(url="redis://...")``, ``RedisStore(url=..., cluster=True)`` or
+    ``RedisStore(client)`` with any redis.asyncio client (Sentinel: ``sentinel.master_for(...)``).
+    """
+
+    def __init__(
+        self,
+        client: Any = None,
+        *,
+        url: str | None = None,
+        cluster: bool = False,
+        timeout: float = DEFAULT_TIMEOUT,
+        retry_interval: float = DEFAULT_RETRY_INTERVAL,
+        **options: Any,
+    ) -> None:
+        self.sessions = RedisSessions(**options)
+        if client is None:
+            factory = aioredis.RedisCluster if cluster else aioredis.Redis
+            client = factory.from_url(url or "redis://127.0.0.1:6379", **_client_options(timeout))
+        self.client = client
+        self.is_cluster = isinstance(client, aioredis.RedisCluster)
+        self.retry_interval = retry_interval
+        self.health = _Health(self)
+        self._probe: asyncio.Task[None] | None = None
+
+    async def _execute(self, command: Command) -> Any:
+        try:
+            result = await self.client.execute_command(*command)
+        except _UNAVAILABLE as exc:
+            if self.health.failed(exc):
+                self._start_probe()
+            raise StoreUnavailable(f"redis: {exc}") from exc
+        self.health.succeeded()
+        return result
+
+    def _start_probe(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._probe = loop.create_task(self._probe_until_up())
+
+    async def _probe_until_up(self) -> None:
+        while not self.health.up:
+            await asyncio.sleep(self.retry_interval)
+            try:
+                await self.client.ping()
+            except Exception:  # noqa: S112
+                continue
+            self.health.succeeded()
+
+    async def get_record(self, sid: str) -> SessionRecord | None:
+        return self.sessions.parse(sid, await self._execute(self.sessions.get_command(sid)))
+
+    async def set_record(self, sid: str, record: SessionRecord) -> None:
+        await self._execute(self.sessions.set_command(sid, record))
+
+    async def touch_record(self, sid: str, record: SessionRecord) -> None:
+        command = self.sessions.touch_command(sid, record)
+        if command is not None:
+            await self._execute(command)
+
+    async def get(self, sid: str) -> SessionData | None:
+        record = await self.get_record(sid)
+        return None if record is None else record.as_dict()
+
+    async def set(self, sid: str, data: SessionData) -> None:
+        await self.set_record(sid, SessionRecord.from_dict(data))
+
+    async def touch(self, sid: str, data: SessionData) -> None:
+        await self.touch_record(sid, SessionRecord.from_dict(data))
+
+    async def destroy(self, sid: str) -> None:
+        await self._execute(self.sessions.destroy_command(sid))
+
+    async def ids(self) -> list[str]:
+        """Every sid under the prefix: SCAN MATCH on every primary, without duplicates."""
+        try:
+            keys = [
+                key
+                async for key in self.client.scan_iter(
+                    match=self.sessions.match, count=self.sessions.scan_count
+                )
+            ]
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"redis: {exc}") from exc
+        return _unique_sids(self.sessions, keys)
+
+    async def all(self) -> dict[str, SessionData]:
+        sids = await self.ids()
+        values = await self._each("GET", sids)
+        return _records_by_sid(self.sessions, sids, values)
+
+    async def length(self) -> int:
+        return len(await self.ids())
+
+    async def clear(self) -> None:
+        await self._each("DEL", await self.ids())
+
+    async def _each(self, command: str, sids: list[str]) -> list[Any]:
+        """One command per key, pipelined (a cluster pipeline splits by slot)."""
+        if not sids:
+            return []
+        pipe = (
+            self.client.pipeline() if self.is_cluster else self.client.pipeline(transaction=False)
+        )
+        for sid in sids:
+            pipe.execute_command(command, self.sessions.key(sid))
+        try:
+            return list(await pipe.execute())
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"redis: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._probe is not None:
+            self._probe.cancel()
+        await self.client.aclose()
+
+
+class SyncRedisStore(SyncStore):
+    """The Redis store for WSGI apps (redis-py's blocking client), standalone or Cluster."""
+
+    def __init__(
+        self,
+        client: Any = None,
+        *,
+        url: str | None = None,
+        cluster: bool = False,
+        timeout: float = DEFAULT_TIMEOUT,
+        retry_interval: float = DEFAULT_RETRY_INTERVAL,
+        **options: Any,
+    ) -> None:
+        self.sessions = RedisSessions(**options)
+        if client is None:
+            factory = redis.RedisCluster if cluster else redis.Redis
+            client = factory.from_url(url or "redis://127.0.0.1:6379", **_client_options(timeout))
+        self.client = client
+        self.is_cluster = isinstance(client, redis.RedisCluster)
+        self.retry_interval = retry_interval
+        self.health = _Health(self)
+
+    def _execute(self, command: Command) -> Any:
+        try:
+            result = self.client.execute_command(*command)
+        except _UNAVAILABLE as exc:
+            if self.health.failed(exc):
+                threading.Thread(target=self._probe_until_up, daemon=True).start()
+            raise StoreUnavailable(f"redis: {exc}") from exc
+        self.health.succeeded()
+        return result
+
+    def _probe_until_up(self) -> None:
+        while not self.health.up:
+            time.sleep(self.retry_interval)
+            try:
+                self.client.ping()
+            except Exception:  # noqa: S112
+                continue
+            self.health.succeeded()
+
+    def get_record(self, sid: str) -> SessionRecord | None:
+        return self.sessions.parse(sid, self._execute(self.sessions.get_command(sid)))
+
+    def set_record(self, sid: str, record: SessionRecord) -> None:
+        self._execute(self.sessions.set_command(sid, record))
+
+    def touch_record(self, sid: str, record: SessionRecord) -> None:
+        command = self.sessions.touch_command(sid, record)
+        if command is not None:
+            self._execute(command)
+
+    def get(self, sid: str) -> SessionData | None:
+        record = self.get_record(sid)
+        return None if record is None else record.as_dict()
+
+    def set(self, sid: str, data: SessionData) -> None:
+        self.set_record(sid, SessionRecord.from_dict(data))
+
+    def touch(self, sid: str, data: SessionData) -> None:
+        self.touch_record(sid, SessionRecord.from_dict(data))
+
+    def destroy(self, sid: str) -> None:
+        self._execute(self.sessions.destroy_command(sid))
+
+    def ids(self) -> list[str]:
+        """Every sid under the prefix: SCAN MATCH on every primary, without duplicates."""
+        try:
+            keys = list(
+                self.client.scan_iter(match=self.sessions.match, count=self.sessions.scan_count)
+            )
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"redis: {exc}") from exc
+        return _unique_sids(self.sessions, keys)
+
+    def all(self) -> dict[str, SessionData]:
+        sids = self.ids()
+        return _records_by_sid(self.sessions, sids, self._each("GET", sids))
+
+    def length(self) -> int:
+        return len(self.ids())
+
+    def clear(self) -> None:
+        self._each("DEL", self.ids())
+
+    def _each(self, command: str, sids: list[str]) -> list[Any]:
+        if not sids:
+            return []
+        pipe = (
+            self.client.pipeline() if self.is_cluster else self.client.pipeline(transaction=False)
+        )
+        for sid in sids:
+            pipe.execute_command(command, self.sessions.key(sid))
+        try:
+            return list(pipe.execute())
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"redis: {exc}") from exc
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _unique_sids(sessions: RedisSessions, keys: Iterable[bytes | str]) -> list[str]:
+    found: dict[str, None] = {}
+    for key in keys:
+        sid = sessions.sid_of(key)
+        if sid is not None:
+            found[sid] = None
+    return list(found)
+
+
+def _records_by_sid(
+    sessions: RedisSessions, sids: list[str], values: list[Any]
+) -> dict[str, SessionData]:
+    result: dict[str, SessionData] = {}
+    for sid, value in zip(sids, values, strict=True):
+        record = sessions.parse(sid, value)
+        if record is not None:
+            result[sid] = record.as_dict()
+    return result

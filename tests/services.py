@@ -1,0 +1,132 @@
+"""Real services for tests: the machine's Redis, and Redis servers a test starts for itself.
+
+A test that needs a service skips with a message saying how to start it, except under CI
+(``CI=true``), where a missing service fails the run instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+REDIS_URL = os.environ.get("SESSIONWARE_REDIS_URL", "redis://127.0.0.1:6379/0")
+IN_CI = os.environ.get("CI") == "true"
+
+
+def unavailable(message: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{message} (CI=true: services must run)")
+    pytest.skip(message)
+
+
+def require_port(host: str, port: int, what: str, how: str) -> None:
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except OSError:
+        unavailable(f"{what} is not reachable on {host}:{port}; start it with: {how}")
+
+
+def require_redis() -> str:
+    require_port(
+        "127.0.0.1",
+        6379,
+        "Redis",
+        "redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no",
+    )
+    return REDIS_URL
+
+
+def require_binary(name: str, package: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        unavailable(f"{name} is not installed; install it with: apt-get install {package}")
+        raise AssertionError("unreachable")
+    return path
+
+
+def free_port(*, with_bus: bool = False) -> int:
+    """A free loopback port (and port + 10000 free too, for a Redis Cluster bus)."""
+    for _ in range(200):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        if not with_bus:
+            return port
+        if port + 10000 < 65536:
+            try:
+                with socket.socket() as bus:
+                    bus.bind(("127.0.0.1", port + 10000))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no free port pair")
+
+
+class RedisServer:
+    """A redis-server of the test's own: loopback, its own port and data directory."""
+
+    def __init__(self, directory: Path, *extra: str, port: int | None = None) -> None:
+        self.binary = require_binary("redis-server", "redis-server")
+        self.directory = directory
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port(with_bus="--cluster-enabled" in extra)
+        self.extra = extra
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        self.process = subprocess.Popen(
+            [
+                self.binary,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--dir",
+                str(self.directory),
+                "--save",
+                "",
+                "--daemonize",
+                "no",
+                "--protected-mode",
+                "no",
+                *self.extra,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as conn:
+                    conn.sendall(b"PING\r\n")
+                    if conn.recv(64).startswith(b"+PONG"):
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown save, no goodbye; what was fsynced is all that survives."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()

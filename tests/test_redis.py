@@ -1,0 +1,410 @@
+"""RedisStore and SyncRedisStore against real Redis servers (never a fake)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from sessionware import StoreUnavailable
+from sessionware.cookies import now_ms
+from sessionware.session import SessionRecord
+from sessionware.stores.redis import RedisSessions, RedisStore, SyncRedisStore
+
+from .harness import SECRET, Client, Req, middleware_for
+from .services import RedisServer, require_binary, require_redis
+
+STORE_KINDS = {"async": RedisStore, "sync": SyncRedisStore}
+
+
+def iso_in(seconds: float) -> str:
+    from sessionware.cookie import _iso_from_ms
+
+    return _iso_from_ms(now_ms() + round(seconds * 1000))
+
+
+def stored(seconds: float | None = 60, **data: Any) -> dict[str, Any]:
+    expires = None if seconds is None else iso_in(seconds)
+    original = None if seconds is None else round(seconds * 1000)
+    return {
+        "cookie": {"originalMaxAge": original, "expires": expires, "httpOnly": True, "path": "/"},
+        **data,
+    }
+
+
+class TestRules:
+    """connect-redis's rules, without a server."""
+
+    def record(self, seconds: float | None = 60, **data: Any) -> SessionRecord:
+        return SessionRecord.from_dict(stored(seconds, **data))
+
+    def test_ttl_is_seconds_until_expires_rounded_up(self) -> None:
+        command = RedisSessions().set_command("abc", self.record(10.2))
+        assert command[:2] == ("SET", "sess:abc")
+        assert command[3:] == ("EX", 11)
+
+    def test_ttl_falls_back_to_the_option_for_browser_session_cookies(self) -> None:
+        assert RedisSessions(ttl=300).set_command("abc", self.record(None))[3:] == ("EX", 300)
+        assert RedisSessions().set_command("abc", self.record(None))[3:] == ("EX", 86400)
+
+    def test_a_callable_ttl_wins(self) -> None:
+        sessions = RedisSessions(ttl=lambda data: 42)
+        assert sessions.set_command("abc", self.record(10))[3:] == ("EX", 42)
+
+    def test_an_expired_session_is_deleted_not_set(self) -> None:
+        assert RedisSessions().set_command("abc", self.record(-5)) == ("DEL", "sess:abc")
+
+    def test_disable_ttl_sets_without_expiry_and_never_touches(self) -> None:
+        sessions = RedisSessions(disable_ttl=True)
+        assert len(sessions.set_command("abc", self.record(10))) == 3
+        assert sessions.touch_command("abc", self.record(10)) is None
+
+    def test_touch_moves_only_the_expiry(self) -> None:
+        assert RedisSessions(prefix="p:").touch_command("abc", self.record(30)) == (
+            "EXPIRE",
+            "p:abc",
+            30,
+        )
+
+    def test_disable_touch(self) -> None:
+        assert RedisSessions(disable_touch=True).touch_command("abc", self.record(30)) is None
+
+    def test_touch_after_skips_touches_soon_after_a_write_or_touch(self) -> None:
+        sessions = RedisSessions(touch_after=60)
+        record = self.record(3600)
+        assert sessions.touch_command("abc", record) is not None
+        assert sessions.touch_command("abc", record) is None
+        other = RedisSessions(touch_after=60)
+        loaded = other.parse("xyz", json.dumps(stored(3600)))
+        assert loaded is not None
+        assert other.touch_command("xyz", loaded) is None
+        stale = RedisSessions(touch_after=60)
+        old = stored(3600)
+        old["cookie"]["expires"] = iso_in(3600 - 120)
+        stale.parse("old", json.dumps(old))
+        assert stale.touch_command("old", self.record(3600)) is not None
+
+    def test_value_is_the_express_json_with_the_cookie_first(self) -> None:
+        value = RedisSessions().set_command("abc", self.record(60, user={"id": 1}))[2]
+        assert isinstance(value, str)
+        assert value.startswith('{"cookie":{"originalMaxAge":60000,"expires":"')
+        assert value.endswith('"httpOnly":true,"path":"/"},"user":{"id":1}}')
+
+    def test_a_custom_serializer(self) -> None:
+        class Reversed:
+            def dumps(self, data: Any) -> str:
+                return json.dumps(data)[::-1]
+
+            def loads(self, text: str) -> Any:
+                return json.loads(text[::-1])
+
+        sessions = RedisSessions(serializer=Reversed())
+        value = sessions.set_command("abc", self.record(60, n=1))[2]
+        record = sessions.parse("abc", value)
+        assert record is not None
+        assert record.data == {"n": 1}
+
+    def test_prefix_glob_characters_are_escaped_for_scan(self) -> None:
+        assert RedisSessions(prefix="a*b?[c]:").match == "a\\*b\\?\\[c\\]:*"
+
+    @pytest.mark.parametrize(
+        "options",
+        [{"ttl": 0}, {"ttl": "1"}, {"touch_after": -1}, {"scan_count": 0}, {"prefix": 1}],
+    )
+    def test_bad_options(self, options: dict[str, Any]) -> None:
+        with pytest.raises((TypeError, ValueError)):
+            RedisSessions(**options)
+
+
+@pytest.fixture
+def prefix() -> Iterator[str]:
+    url = require_redis()
+    name = f"sw-test:{uuid.uuid4().hex[:12]}:"
+    yield name
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(match=name + "*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture(params=list(STORE_KINDS))
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+_loops: dict[int, asyncio.AbstractEventLoop] = {}
+
+
+def call(store: Any, method: str, *args: Any) -> Any:
+    """Call a store's public method; an async store's calls all run on one loop of its own."""
+    result = getattr(store, method)(*args)
+    if not asyncio.iscoroutine(result):
+        return result
+    loop = _loops.setdefault(id(store), asyncio.new_event_loop())
+    return loop.run_until_complete(result)
+
+
+class TestStoreContract:
+    def test_get_set_touch_destroy(self, store_kind: str, prefix: str) -> None:
+        store = STORE_KINDS[store_kind](url=require_redis(), prefix=prefix)
+        assert call(store, "get", "missing") is None
+        call(store, "set", "abc", stored(60, n=1))
+        assert call(store, "get", "abc")["n"] == 1
+        call(store, "touch", "abc", stored(600, n=1))
+        raw = redis.Redis.from_url(require_redis())
+        assert 590 < raw.ttl(prefix + "abc") <= 600
+        call(store, "destroy", "abc")
+        assert call(store, "get", "abc") is None
+
+    def test_all_ids_length_clear(self, store_kind: str, prefix: str) -> None:
+        store = STORE_KINDS[store_kind](url=require_redis(), prefix=prefix, scan_count=3)
+        for index in range(25):
+            call(store, "set", f"s{index}", stored(60, i=index))
+        assert sorted(call(store, "ids")) == sorted(f"s{i}" for i in range(25))
+        assert call(store, "length") == 25
+        everything = call(store, "all")
+        assert everything["s7"]["i"] == 7
+        call(store, "clear")
+        assert call(store, "length") == 0
+
+    def test_the_layout_is_connect_redis(self, store_kind: str, prefix: str) -> None:
+        store = STORE_KINDS[store_kind](url=require_redis(), prefix=prefix)
+        data = stored(100.5, user={"name": "ann"})
+        call(store, "set", "abc", data)
+        raw = redis.Redis.from_url(require_redis())
+        value = raw.get(prefix + "abc")
+        assert value is not None
+        assert json.loads(value) == data
+        assert value.startswith(b'{"cookie":')
+        assert raw.ttl(prefix + "abc") == math.ceil(100.5) or raw.ttl(prefix + "abc") == 100
+
+    def test_an_unreachable_redis_is_store_unavailable(self, store_kind: str) -> None:
+        events: list[str] = []
+        store = STORE_KINDS[store_kind](url="redis://127.0.0.1:1/0", timeout=0.5)
+        store.on("disconnect", lambda: events.append("disconnect"))
+        with pytest.raises(StoreUnavailable):
+            call(store, "get", "abc")
+        assert events == ["disconnect"]
+
+
+def _counter(req: Req) -> None:
+    session = req.session
+    if session is None:
+        req.end("no session")
+        return
+    if req.path == "/logout":
+        req.destroy()
+        req.end("bye")
+        return
+    if req.path == "/login":
+        req.regenerate()
+    if req.path != "/read":
+        session["n"] = session.get("n", 0) + 1
+    req.end(str(session.get("n")))
+
+
+def redis_store_for(transport: str, url: str, **options: Any) -> Any:
+    return (RedisStore if transport == "asgi" else SyncRedisStore)(url=url, **options)
+
+
+def test_sessions_through_the_middleware(transport: str, prefix: str) -> None:
+    store = redis_store_for(transport, require_redis(), prefix=prefix)
+    client = Client(
+        middleware_for(transport, _counter, secret=SECRET, store=store, cookie={"max_age": 60}),
+        transport,
+    )
+    first = client.get("/")
+    assert first.text == "1"
+    assert client.get("/", cookie=first.cookie()).text == "2"
+    assert client.get("/read", cookie=first.cookie()).text == "2"
+    login = client.get("/login", cookie=first.cookie())
+    assert login.sid() != first.sid()
+    assert client.get("/read", cookie=first.cookie()).text == "None"
+    assert client.get("/read", cookie=login.cookie()).text == "1"
+    assert client.get("/logout", cookie=login.cookie()).text == "bye"
+    assert client.get("/read", cookie=login.cookie()).text == "None"
+    client.close()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path / "redis", "--appendonly", "yes", "--appendfsync", "always")
+    server.start()
+    yield server
+    server.stop()
+
+
+_CONNECTION_SETUP = {"hello", "client|setinfo", "select", "info", "config|resetstat", "ping"}
+
+
+def command_counts(stats_client: redis.Redis) -> dict[str, int]:
+    """Commands since the last reset, leaving out per-connection set-up and our own INFO."""
+    stats = stats_client.info("commandstats")
+    counts = {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+    return {name: calls for name, calls in counts.items() if name not in _CONNECTION_SETUP}
+
+
+@pytest.mark.parametrize("touch_after", [0, 60])
+def test_one_command_per_store_operation(
+    transport: str, private_redis: RedisServer, touch_after: int
+) -> None:
+    store = redis_store_for(transport, private_redis.url, touch_after=touch_after)
+    client = Client(
+        middleware_for(transport, _counter, secret=SECRET, store=store, cookie={"max_age": 60}),
+        transport,
+    )
+    stats_client = redis.Redis.from_url(private_redis.url)
+    client.get("/read")
+
+    def counted(path: str, cookie: str | None = None) -> tuple[Any, dict[str, int]]:
+        stats_client.config_resetstat()
+        response = client.get(path, cookie=cookie)
+        return response, command_counts(stats_client)
+
+    new, counts = counted("/")
+    assert counts == {"set": 1}
+    _, counts = counted("/", new.cookie())
+    assert counts == {"get": 1, "set": 1}
+    read, counts = counted("/read", new.cookie())
+    assert read.text == "2"
+    assert counts == ({"get": 1} if touch_after else {"get": 1, "expire": 1})
+    client.close()
+
+
+@pytest.mark.parametrize("mode", ["pass", "error"])
+def test_redis_killed_mid_traffic_loses_no_acknowledged_save(
+    transport: str, private_redis: RedisServer, mode: str
+) -> None:
+    store = redis_store_for(transport, private_redis.url, timeout=0.5, retry_interval=0.1)
+    events: list[str] = []
+    store.on("disconnect", lambda: events.append("disconnect"))
+    store.on("connect", lambda: events.append("connect"))
+    app = middleware_for(
+        transport,
+        _counter,
+        secret=SECRET,
+        store=store,
+        cookie={"max_age": 600},
+        store_unavailable=mode,
+    )
+    client = Client(app, transport)
+    cookies: list[str] = []
+    acknowledged: dict[str, int] = {}
+    for _ in range(8):
+        response = client.get("/")
+        cookies.append(response.cookie())
+        acknowledged[response.cookie()] = int(response.text)
+
+    def traffic(seconds: float) -> list[tuple[int, str]]:
+        answers = []
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            for cookie in cookies:
+                started = time.monotonic()
+                response = client.get("/", cookie=cookie)
+                assert time.monotonic() - started < 2.5, "a request hung past the timeout"
+                answers.append((response.status, response.text))
+                if response.status == 200 and response.text != "no session":
+                    acknowledged[cookie] = int(response.text)
+        return answers
+
+    killer = threading.Timer(0.15, private_redis.kill)
+    killer.start()
+    during = traffic(0.6)
+    killer.join()
+    statuses = {status for status, _ in during}
+    assert 500 not in statuses
+    assert statuses <= {200, 503}
+    degraded = "no session" if mode == "pass" else "Service Unavailable"
+    assert any(text == degraded for _, text in during), "no request ran while Redis was down"
+    private_redis.start()
+    deadline = time.monotonic() + 10
+    while not store.health.up and time.monotonic() < deadline:
+        if transport == "asgi":
+            client.loop.run_until_complete(asyncio.sleep(0.05))
+        else:
+            time.sleep(0.05)
+    assert events[:2] == ["disconnect", "connect"]
+    after = traffic(0.2)
+    assert {status for status, _ in after} == {200}
+    assert all(text != "no session" for _, text in after)
+    for cookie, count in acknowledged.items():
+        response = client.get("/read", cookie=cookie)
+        assert response.status == 200
+        assert int(response.text) >= count
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    require_binary("redis-cli", "redis-tools")
+    base = tmp_path_factory.mktemp("cluster")
+    nodes = [
+        RedisServer(base / f"node{index}", "--cluster-enabled", "yes", "--appendonly", "no")
+        for index in range(3)
+    ]
+    try:
+        for node in nodes:
+            node.start()
+        subprocess.run(
+            [
+                "redis-cli",
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{node.port}" for node in nodes),
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            states = [
+                redis.Redis(port=node.port).cluster("info")["cluster_state"] for node in nodes
+            ]
+            if states == ["ok"] * 3:
+                break
+            time.sleep(0.2)
+        else:
+            raise RuntimeError("the test cluster did not become ready")
+        yield f"redis://127.0.0.1:{nodes[0].port}/0"
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+def test_cluster_get_set_touch_all_clear(store_kind: str, redis_cluster: str) -> None:
+    store = STORE_KINDS[store_kind](url=redis_cluster, cluster=True, prefix="c:", scan_count=5)
+    sids = [f"sid{index}" for index in range(40)]
+    for index, sid in enumerate(sids):
+        call(store, "set", sid, stored(60, i=index))
+    client = redis.RedisCluster.from_url(redis_cluster)
+    owners = {client.get_node_from_key(f"c:{sid}").name for sid in sids}
+    assert len(owners) == 3, "the keys should live on every primary"
+    assert call(store, "get", "sid3")["i"] == 3
+    call(store, "touch", "sid3", stored(900, i=3))
+    assert 890 < client.ttl("c:sid3") <= 900
+    assert sorted(call(store, "ids")) == sorted(sids)
+    assert call(store, "length") == 40
+    assert {sid: data["i"] for sid, data in call(store, "all").items()} == {
+        sid: index for index, sid in enumerate(sids)
+    }
+    call(store, "destroy", "sid0")
+    assert call(store, "get", "sid0") is None
+    call(store, "clear")
+    assert call(store, "length") == 0
+    client.close()
