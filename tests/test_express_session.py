@@ -1402,3 +1402,95 @@ class TestSynchronousStore:
         assert first.text == "hits: 1"
         assert client.get("/", cookie=first.cookie()).text == "destroyed\nhits: 2"
         assert store.sessions == {}
+
+
+class TestWrappedResponse:
+    """S097-S099: other code wrapping the response path before or after the session."""
+
+    @staticmethod
+    def _hello(req: Req) -> None:
+        req.session["hit"] = True
+        req.write("hello, ")
+        req.end("world")
+
+    @staticmethod
+    def _wrap(transport: str, app: Any, seen: list[bytes]) -> Any:
+        """A pass-through layer that watches the body, like a logging or gzip middleware."""
+        if transport == "asgi":
+
+            async def asgi(scope: Any, receive: Any, send: Any) -> None:
+                async def watching(message: Any) -> None:
+                    seen.append(message.get("body", b""))
+                    await send(message)
+
+                await app(scope, receive, watching)
+
+            return asgi
+
+        def wsgi(environ: Any, start_response: Any) -> Any:
+            for chunk in app(environ, start_response):
+                seen.append(chunk)
+                yield chunk
+
+        return wsgi
+
+    def test_S097_handles_a_wrapper_installed_before_the_session(self, transport: str) -> None:
+        from .harness import Client, asgi_app, wsgi_app
+
+        store = MemoryStore()
+        seen: list[bytes] = []
+        inner = (asgi_app if transport == "asgi" else wsgi_app)(self._hello)
+        session_app = middleware_for(transport, self._hello, secret=SECRET, store=store)
+        session_app.app = inner
+        client = Client(self._wrap(transport, session_app, seen), transport)
+        response = client.get("/")
+        client.close()
+        assert (response.status, response.text) == (200, "hello, world")
+        assert b"".join(seen) == b"hello, world"
+        assert store.length() == 1
+
+    def test_S098_handles_a_wrapper_installed_after_the_session(self, transport: str) -> None:
+        from .harness import Client, asgi_app, wsgi_app
+
+        store = MemoryStore()
+        seen: list[bytes] = []
+        inner = (asgi_app if transport == "asgi" else wsgi_app)(self._hello)
+        session_app = middleware_for(transport, self._hello, secret=SECRET, store=store)
+        session_app.app = self._wrap(transport, inner, seen)
+        client = Client(session_app, transport)
+        response = client.get("/")
+        client.close()
+        assert (response.status, response.text) == (200, "hello, world")
+        assert b"".join(seen) == b"hello, world"
+        assert store.length() == 1
+
+    def test_S099_a_second_end_fails_as_it_would_without_the_session(self) -> None:
+        import asyncio
+
+        from sessionware import SessionMiddleware
+
+        async def ends_twice(scope: Any, receive: Any, send: Any) -> None:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            await send({"type": "http.response.body", "body": b"foo"})
+
+        def failure(app: Any) -> str:
+            finished = False
+
+            async def send(message: Any) -> None:
+                nonlocal finished
+                if finished:
+                    raise RuntimeError("response already completed")
+                if message["type"] == "http.response.body" and not message.get("more_body"):
+                    finished = True
+
+            scope = {"type": "http", "path": "/", "headers": [], "scheme": "http"}
+            try:
+                asyncio.run(app(scope, None, send))
+            except RuntimeError as exc:
+                return str(exc)
+            return "no error"
+
+        plain = failure(ends_twice)
+        with_session = failure(SessionMiddleware(ends_twice, secret=SECRET))
+        assert plain == with_session == "response already completed"
