@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import redis
 
 from .harness import TRANSPORTS, Client, Handler, default_handler, express_options, middleware_for
+from .services import require_redis
 
 
 @pytest.fixture(params=TRANSPORTS)
@@ -29,3 +32,16 @@ def make(transport: str) -> Iterator[Callable[..., Client]]:
     yield build
     for client in clients:
         client.close()
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A key prefix of the test's own on the machine's Redis, its keys removed afterwards."""
+    url = require_redis()
+    name = f"sw-test:{uuid.uuid4().hex[:12]}:"
+    yield name
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(match=name + "*"))
+    if keys:
+        client.delete(*keys)
+    client.close()

@@ -8,7 +8,6 @@ import math
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -126,18 +125,6 @@ class TestRules:
             RedisSessions(**options)
 
 
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    url = require_redis()
-    name = f"sw-test:{uuid.uuid4().hex[:12]}:"
-    yield name
-    client = redis.Redis.from_url(url)
-    keys = list(client.scan_iter(match=name + "*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
-
-
 @pytest.fixture(params=list(STORE_KINDS))
 def store_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -156,19 +143,19 @@ def call(store: Any, method: str, *args: Any) -> Any:
 
 
 class TestStoreContract:
-    def test_get_set_touch_destroy(self, store_kind: str, prefix: str) -> None:
-        store = STORE_KINDS[store_kind](url=require_redis(), prefix=prefix)
+    def test_get_set_touch_destroy(self, store_kind: str, redis_prefix: str) -> None:
+        store = STORE_KINDS[store_kind](url=require_redis(), prefix=redis_prefix)
         assert call(store, "get", "missing") is None
         call(store, "set", "abc", stored(60, n=1))
         assert call(store, "get", "abc")["n"] == 1
         call(store, "touch", "abc", stored(600, n=1))
         raw = redis.Redis.from_url(require_redis())
-        assert 590 < raw.ttl(prefix + "abc") <= 600
+        assert 590 < raw.ttl(redis_prefix + "abc") <= 600
         call(store, "destroy", "abc")
         assert call(store, "get", "abc") is None
 
-    def test_all_ids_length_clear(self, store_kind: str, prefix: str) -> None:
-        store = STORE_KINDS[store_kind](url=require_redis(), prefix=prefix, scan_count=3)
+    def test_all_ids_length_clear(self, store_kind: str, redis_prefix: str) -> None:
+        store = STORE_KINDS[store_kind](url=require_redis(), prefix=redis_prefix, scan_count=3)
         for index in range(25):
             call(store, "set", f"s{index}", stored(60, i=index))
         assert sorted(call(store, "ids")) == sorted(f"s{i}" for i in range(25))
@@ -178,16 +165,19 @@ class TestStoreContract:
         call(store, "clear")
         assert call(store, "length") == 0
 
-    def test_the_layout_is_connect_redis(self, store_kind: str, prefix: str) -> None:
-        store = STORE_KINDS[store_kind](url=require_redis(), prefix=prefix)
+    def test_the_layout_is_connect_redis(self, store_kind: str, redis_prefix: str) -> None:
+        store = STORE_KINDS[store_kind](url=require_redis(), prefix=redis_prefix)
         data = stored(100.5, user={"name": "ann"})
         call(store, "set", "abc", data)
         raw = redis.Redis.from_url(require_redis())
-        value = raw.get(prefix + "abc")
+        value = raw.get(redis_prefix + "abc")
         assert value is not None
         assert json.loads(value) == data
         assert value.startswith(b'{"cookie":')
-        assert raw.ttl(prefix + "abc") == math.ceil(100.5) or raw.ttl(prefix + "abc") == 100
+        assert (
+            raw.ttl(redis_prefix + "abc") == math.ceil(100.5)
+            or raw.ttl(redis_prefix + "abc") == 100
+        )
 
     def test_an_unreachable_redis_is_store_unavailable(self, store_kind: str) -> None:
         events: list[str] = []
@@ -218,8 +208,8 @@ def redis_store_for(transport: str, url: str, **options: Any) -> Any:
     return (RedisStore if transport == "asgi" else SyncRedisStore)(url=url, **options)
 
 
-def test_sessions_through_the_middleware(transport: str, prefix: str) -> None:
-    store = redis_store_for(transport, require_redis(), prefix=prefix)
+def test_sessions_through_the_middleware(transport: str, redis_prefix: str) -> None:
+    store = redis_store_for(transport, require_redis(), prefix=redis_prefix)
     client = Client(
         middleware_for(transport, _counter, secret=SECRET, store=store, cookie={"max_age": 60}),
         transport,

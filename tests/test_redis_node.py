@@ -7,7 +7,6 @@ import os
 import subprocess
 import threading
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,19 +38,7 @@ class NodeApp:
 
 
 @pytest.fixture
-def prefix() -> Iterator[str]:
-    url = require_redis()
-    name = f"sw-node:{uuid.uuid4().hex[:12]}:"
-    yield name
-    client = redis.Redis.from_url(url)
-    keys = list(client.scan_iter(match=name + "*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
-
-
-@pytest.fixture
-def node_app(prefix: str) -> Iterator[NodeApp]:
+def node_app(redis_prefix: str) -> Iterator[NodeApp]:
     node = require_binary("node", "nodejs")
     if not (NODE_DIR / "node_modules" / "express-session").exists():
         unavailable("the Node test app's packages are missing; run: npm ci --prefix tests/node")
@@ -61,7 +48,7 @@ def node_app(prefix: str) -> Iterator[NodeApp]:
         "PORT": str(port),
         "REDIS_URL": require_redis(),
         "SECRET": SECRET,
-        "PREFIX": prefix,
+        "PREFIX": redis_prefix,
     }
     process = subprocess.Popen(
         [node, "server.js"],
@@ -105,8 +92,8 @@ def python_handler(req: Req) -> None:
 
 
 @pytest.fixture
-def python_app(prefix: str) -> Iterator[Client]:
-    store = RedisStore(url=require_redis(), prefix=prefix)
+def python_app(redis_prefix: str) -> Iterator[Client]:
+    store = RedisStore(url=require_redis(), prefix=redis_prefix)
     app = middleware_for(
         "asgi",
         python_handler,
@@ -141,7 +128,7 @@ def test_a_node_session_is_read_and_changed_by_python(
 
 
 def test_a_python_session_is_read_and_changed_by_node(
-    node_app: NodeApp, python_app: Client, prefix: str
+    node_app: NodeApp, python_app: Client, redis_prefix: str
 ) -> None:
     created = python_app.get("/inc")
     cookie = created.cookie()
@@ -156,14 +143,14 @@ def test_a_python_session_is_read_and_changed_by_node(
 
 
 def test_both_write_the_same_stored_shape(
-    node_app: NodeApp, python_app: Client, prefix: str
+    node_app: NodeApp, python_app: Client, redis_prefix: str
 ) -> None:
     raw = redis.Redis.from_url(require_redis())
     node_body, _ = node_app.get("/inc")
     python_sid = json.loads(python_app.get("/inc").text)["id"]
-    node_value = json.loads(raw.get(prefix + node_body["id"]) or b"null")
-    python_value = json.loads(raw.get(prefix + python_sid) or b"null")
+    node_value = json.loads(raw.get(redis_prefix + node_body["id"]) or b"null")
+    python_value = json.loads(raw.get(redis_prefix + python_sid) or b"null")
     assert list(node_value) == list(python_value) == ["cookie", "count", "by"]
     assert list(node_value["cookie"]) == list(python_value["cookie"])
-    assert raw.ttl(prefix + python_sid) in (3599, 3600)
-    assert raw.ttl(prefix + node_body["id"]) in (3599, 3600)
+    assert raw.ttl(redis_prefix + python_sid) in (3599, 3600)
+    assert raw.ttl(redis_prefix + node_body["id"]) in (3599, 3600)

@@ -14,12 +14,10 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from .engine import Engine, Flow
+from .engine import Flow
 from .errors import StoreUnavailable
-from .options import CookieOptionsFactory, GenId, SessionOptions, session_options
+from .middleware import BaseSessionMiddleware
 from .session import Session, StoreCall
-from .stores.base import StoreDriver
-from .stores.memory import MemoryStore
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -32,54 +30,10 @@ logger = logging.getLogger("sessionware")
 _FINAL_TYPES = ("http.response.body", "http.response.pathsend")
 
 
-class SessionMiddleware:
+class SessionMiddleware(BaseSessionMiddleware[ASGIApp]):
     """express-session for any ASGI app: ``app.add_middleware(SessionMiddleware, secret=...)``."""
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        secret: str | bytes | list[str] | list[bytes] | tuple[str | bytes, ...],
-        store: object | None = None,
-        name: str = "connect.sid",
-        cookie: dict[str, Any] | CookieOptionsFactory | None = None,
-        resave: bool = False,
-        save_uninitialized: bool = False,
-        rolling: bool = False,
-        unset: str = "keep",
-        proxy: bool | None = None,
-        genid: GenId | None = None,
-        max_size: int | None = 256 * 1024,
-        store_unavailable: str = "pass",
-    ) -> None:
-        self.app = app
-        self.options: SessionOptions = session_options(
-            secret=secret,
-            name=name,
-            cookie=cookie,
-            resave=resave,
-            save_uninitialized=save_uninitialized,
-            rolling=rolling,
-            unset=unset,
-            proxy=proxy,
-            genid=genid,
-            max_size=max_size,
-            store_unavailable=store_unavailable,
-        )
-        self.store = MemoryStore() if store is None else store
-        self.driver = StoreDriver.for_store(self.store)
-        self.engine = Engine(self.options, self.driver, Session)
-        self.store_ready = True
-        on = getattr(self.store, "on", None)
-        if callable(on):
-            on("disconnect", self._on_disconnect)
-            on("connect", self._on_connect)
-
-    def _on_disconnect(self, *args: object) -> None:
-        self.store_ready = False
-
-    def _on_connect(self, *args: object) -> None:
-        self.store_ready = True
+    session_class = Session
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]

@@ -14,12 +14,10 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
-from .engine import Engine, Flow
+from .engine import Flow
 from .errors import StoreUnavailable
-from .options import CookieOptionsFactory, GenId, SessionOptions, session_options
+from .middleware import BaseSessionMiddleware
 from .session import SyncSession
-from .stores.base import StoreDriver
-from .stores.memory import MemoryStore
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType]
 StartResponse = Callable[..., Callable[[bytes], object]]
@@ -34,54 +32,10 @@ _ERRORS = {
 }
 
 
-class WSGISessionMiddleware:
+class WSGISessionMiddleware(BaseSessionMiddleware[WSGIApp]):
     """express-session for any WSGI app; the session is ``environ["sessionware.session"]``."""
 
-    def __init__(
-        self,
-        app: WSGIApp,
-        *,
-        secret: str | bytes | list[str] | list[bytes] | tuple[str | bytes, ...],
-        store: object | None = None,
-        name: str = "connect.sid",
-        cookie: dict[str, Any] | CookieOptionsFactory | None = None,
-        resave: bool = False,
-        save_uninitialized: bool = False,
-        rolling: bool = False,
-        unset: str = "keep",
-        proxy: bool | None = None,
-        genid: GenId | None = None,
-        max_size: int | None = 256 * 1024,
-        store_unavailable: str = "pass",
-    ) -> None:
-        self.app = app
-        self.options: SessionOptions = session_options(
-            secret=secret,
-            name=name,
-            cookie=cookie,
-            resave=resave,
-            save_uninitialized=save_uninitialized,
-            rolling=rolling,
-            unset=unset,
-            proxy=proxy,
-            genid=genid,
-            max_size=max_size,
-            store_unavailable=store_unavailable,
-        )
-        self.store = MemoryStore() if store is None else store
-        self.driver = StoreDriver.for_store(self.store)
-        self.engine = Engine(self.options, self.driver, SyncSession)
-        self.store_ready = True
-        on = getattr(self.store, "on", None)
-        if callable(on):
-            on("disconnect", self._on_disconnect)
-            on("connect", self._on_connect)
-
-    def _on_disconnect(self, *args: object) -> None:
-        self.store_ready = False
-
-    def _on_connect(self, *args: object) -> None:
-        self.store_ready = True
+    session_class = SyncSession
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if environ.get(SESSION_KEY) is not None:

@@ -15,12 +15,10 @@ from typing import Any
 from flask import Flask, Request, Response, abort, session
 from flask.sessions import NullSession, SessionInterface, SessionMixin
 
-from ..engine import Engine
 from ..errors import StoreUnavailable
+from ..middleware import SessionRuntime
 from ..options import session_options
 from ..session import SyncSession
-from ..stores.base import StoreDriver
-from ..stores.memory import MemoryStore
 
 logger = logging.getLogger("sessionware")
 
@@ -89,23 +87,20 @@ class SessionwareInterface(SessionInterface):
             cookie = {**defaults, **(cookie or {})}
         options.setdefault("name", config.get("SESSION_COOKIE_NAME", "session"))
         options.setdefault("rolling", bool(config.get("SESSION_REFRESH_EACH_REQUEST", False)))
-        self.options = session_options(secret=secret, cookie=cookie, **options)
-        self.store = MemoryStore() if store is None else store
-        self.driver = StoreDriver.for_store(self.store)
         session_class = type(
             "FlaskSession",
             (FlaskSession,),
             {"__slots__": (), "permanent_lifetime": app.permanent_session_lifetime},
         )
-        self.engine = Engine(self.options, self.driver, session_class)
-        self.store_ready = True
-        on = getattr(self.store, "on", None)
-        if callable(on):
-            on("disconnect", lambda *args: setattr(self, "store_ready", False))
-            on("connect", lambda *args: setattr(self, "store_ready", True))
+        validated = session_options(secret=secret, cookie=cookie, **options)
+        self.runtime = SessionRuntime(validated, store, session_class)
+        self.options = validated
+        self.store = self.runtime.store
+        self.driver = self.runtime.driver
+        self.engine = self.runtime.engine
 
     def open_session(self, app: Flask, request: Request) -> SessionMixin:
-        if not self.store_ready:
+        if not self.runtime.store_ready:
             return UnavailableSession()
         environ = request.environ
         flow = self.engine.begin(

@@ -212,12 +212,11 @@ def _client_options(timeout: float) -> dict[str, Any]:
     }
 
 
-class RedisStore(Store):
-    """The Redis store for ASGI apps (redis.asyncio), standalone or Cluster.
+class _RedisConnection:
+    """The constructor both stores share; each names its client classes."""
 
-    ``RedisStore(url="redis://...")``, ``RedisStore(url=..., cluster=True)`` or
-    ``RedisStore(client)`` with any redis.asyncio client (Sentinel: ``sentinel.master_for(...)``).
-    """
+    client_class: Any
+    cluster_class: Any
 
     def __init__(
         self,
@@ -231,13 +230,25 @@ class RedisStore(Store):
     ) -> None:
         self.sessions = RedisSessions(**options)
         if client is None:
-            factory = aioredis.RedisCluster if cluster else aioredis.Redis
+            factory = self.cluster_class if cluster else self.client_class
             client = factory.from_url(url or "redis://127.0.0.1:6379", **_client_options(timeout))
         self.client = client
-        self.is_cluster = isinstance(client, aioredis.RedisCluster)
+        self.is_cluster = isinstance(client, self.cluster_class)
         self.retry_interval = retry_interval
+        assert isinstance(self, EventEmitter)
         self.health = _Health(self)
-        self._probe: asyncio.Task[None] | None = None
+
+
+class RedisStore(_RedisConnection, Store):
+    """The Redis store for ASGI apps (redis.asyncio), standalone or Cluster.
+
+    ``RedisStore(url="redis://...")``, ``RedisStore(url=..., cluster=True)`` or
+    ``RedisStore(client)`` with any redis.asyncio client (Sentinel: ``sentinel.master_for(...)``).
+    """
+
+    client_class = aioredis.Redis
+    cluster_class = aioredis.RedisCluster
+    _probe: asyncio.Task[None] | None = None
 
     async def _execute(self, command: Command) -> Any:
         try:
@@ -333,27 +344,11 @@ class RedisStore(Store):
         await self.client.aclose()
 
 
-class SyncRedisStore(SyncStore):
+class SyncRedisStore(_RedisConnection, SyncStore):
     """The Redis store for WSGI apps (redis-py's blocking client), standalone or Cluster."""
 
-    def __init__(
-        self,
-        client: Any = None,
-        *,
-        url: str | None = None,
-        cluster: bool = False,
-        timeout: float = DEFAULT_TIMEOUT,
-        retry_interval: float = DEFAULT_RETRY_INTERVAL,
-        **options: Any,
-    ) -> None:
-        self.sessions = RedisSessions(**options)
-        if client is None:
-            factory = redis.RedisCluster if cluster else redis.Redis
-            client = factory.from_url(url or "redis://127.0.0.1:6379", **_client_options(timeout))
-        self.client = client
-        self.is_cluster = isinstance(client, redis.RedisCluster)
-        self.retry_interval = retry_interval
-        self.health = _Health(self)
+    client_class = redis.Redis
+    cluster_class = redis.RedisCluster
 
     def _execute(self, command: Command) -> Any:
         try:
