@@ -238,6 +238,15 @@ class _RedisConnection:
         assert isinstance(self, EventEmitter)
         self.health = _Health(self)
 
+    def _pipeline(self, command: str, sids: list[str]) -> Any:
+        """One command per key, pipelined (a cluster pipeline splits by slot)."""
+        pipe = (
+            self.client.pipeline() if self.is_cluster else self.client.pipeline(transaction=False)
+        )
+        for sid in sids:
+            pipe.execute_command(command, self.sessions.key(sid))
+        return pipe
+
 
 class RedisStore(_RedisConnection, Store):
     """The Redis store for ASGI apps (redis.asyncio), standalone or Cluster.
