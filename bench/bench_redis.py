@@ -30,14 +30,12 @@ URL = os.environ.get("SESSIONWARE_REDIS_URL", "redis://127.0.0.1:6379/0")
 SETUP = {"hello", "client|setinfo", "select", "info", "config|resetstat", "ping"}
 
 
-def contenders(touch_after: float) -> dict[str, Any]:
+def contenders(touch_after: float, client_cache: bool) -> dict[str, Any]:
     ours = starlette_app(True)
-    ours.add_middleware(
-        SessionMiddleware,
-        secret=SECRET,
-        store=RedisStore(url=URL, prefix="bench-sw:", touch_after=touch_after),
-        cookie={"max_age": MAX_AGE},
+    store = RedisStore(
+        url=URL, prefix="bench-sw:", touch_after=touch_after, client_cache=client_cache
     )
+    ours.add_middleware(SessionMiddleware, secret=SECRET, store=store, cookie={"max_age": MAX_AGE})
     star = starlette_app(True)
     star.add_middleware(SessionAutoloadMiddleware)
     star.add_middleware(
@@ -56,8 +54,9 @@ async def commands_per_request(caller: Caller, path: str, stats: redis.Redis) ->
     return {name: calls for name, calls in counts.items() if name not in SETUP}
 
 
-async def measure(count: int, rounds: int, touch_after: float) -> None:
-    callers = {name: Caller(app) for name, app in contenders(touch_after).items()}
+async def measure(count: int, rounds: int, touch_after: float, client_cache: bool) -> None:
+    apps = contenders(touch_after, client_cache)
+    callers = {name: Caller(app) for name, app in apps.items()}
     stats = redis.Redis.from_url(URL)
     for caller in callers.values():
         await caller("/write")
@@ -68,7 +67,7 @@ async def measure(count: int, rounds: int, touch_after: float) -> None:
         for path in ("/write", "/read"):
             for name, caller in callers.items():
                 samples[name][path].append(await per_request_us(caller, path, count))
-    print(f"touch_after={touch_after}")
+    print(f"touch_after={touch_after} client_cache={client_cache}")
     print("request  contender      us/request  commands")
     for path in ("/write", "/read"):
         medians = {n: statistics.median(s[path]) for n, s in samples.items()}
@@ -86,8 +85,9 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--touch-after", type=float, default=0)
+    parser.add_argument("--client-cache", action="store_true")
     args = parser.parse_args()
-    asyncio.run(measure(args.count, args.rounds, args.touch_after))
+    asyncio.run(measure(args.count, args.rounds, args.touch_after, args.client_cache))
 
 
 if __name__ == "__main__":

@@ -276,7 +276,23 @@ def test_one_command_per_store_operation(
 def test_redis_killed_mid_traffic_loses_no_acknowledged_save(
     transport: str, private_redis: RedisServer, mode: str
 ) -> None:
-    store = redis_store_for(transport, private_redis.url, timeout=0.5, retry_interval=0.1)
+    outage_scenario(transport, private_redis, mode)
+
+
+@pytest.mark.parametrize("mode", ["pass", "error"])
+def test_redis_killed_mid_traffic_with_the_client_cache(
+    private_redis: RedisServer, mode: str
+) -> None:
+    outage_scenario("asgi", private_redis, mode, client_cache=True)
+
+
+def outage_scenario(
+    transport: str, private_redis: RedisServer, mode: str, **store_options: Any
+) -> None:
+    """Traffic on several sessions; SIGKILL Redis mid-traffic; restart it on the same data."""
+    store = redis_store_for(
+        transport, private_redis.url, timeout=0.5, retry_interval=0.1, **store_options
+    )
     events: list[str] = []
     store.on("disconnect", lambda: events.append("disconnect"))
     store.on("connect", lambda: events.append("connect"))
@@ -398,3 +414,78 @@ def test_cluster_get_set_touch_all_clear(store_kind: str, redis_cluster: str) ->
     call(store, "clear")
     assert call(store, "length") == 0
     client.close()
+
+
+class TestClientCache:
+    """RedisStore(client_cache=True): reads answered locally, kept right by Redis tracking."""
+
+    def test_repeat_reads_send_no_command(self, private_redis: RedisServer) -> None:
+        store = RedisStore(url=private_redis.url, client_cache=True)
+        record = SessionRecord.from_dict(stored(60, n=1))
+        stats = redis.Redis.from_url(private_redis.url)
+        _on_loop(store, store.set_record("abc", record))
+        stats.config_resetstat()
+        for _ in range(5):
+            assert _on_loop(store, store.get_record("abc")).data == {"n": 1}
+        assert command_counts(stats) == {}
+        _on_loop(store, store.close())
+
+    def test_writes_and_deletes_by_other_clients_are_seen_at_once(self, redis_prefix: str) -> None:
+        store = RedisStore(url=require_redis(), prefix=redis_prefix, client_cache=True)
+        other = redis.Redis.from_url(require_redis())
+        call(store, "set", "abc", stored(60, n=1))
+        assert call(store, "get", "abc")["n"] == 1
+        other.set(redis_prefix + "abc", json.dumps(stored(60, n=2)))
+        assert call(store, "get", "abc")["n"] == 2
+        other.expire(redis_prefix + "abc", 30)
+        assert call(store, "get", "abc")["n"] == 2
+        other.delete(redis_prefix + "abc")
+        assert call(store, "get", "abc") is None
+        other.set(redis_prefix + "new", json.dumps(stored(60, n=3)))
+        assert call(store, "get", "new")["n"] == 3
+        other.delete(redis_prefix + "new")
+        assert call(store, "get", "new") is None
+
+    def test_an_entry_does_not_outlive_its_key(self, redis_prefix: str) -> None:
+        store = RedisStore(url=require_redis(), prefix=redis_prefix, client_cache=True)
+        call(store, "set", "abc", stored(1, n=1))
+        assert call(store, "get", "abc")["n"] == 1
+        time.sleep(1.3)
+        assert call(store, "get", "abc") is None
+
+    def test_a_killed_server_drops_the_cache(self, private_redis: RedisServer) -> None:
+        store = RedisStore(url=private_redis.url, client_cache=True, timeout=0.5)
+        call(store, "set", "abc", stored(600, n=1))
+        assert call(store, "get", "abc")["n"] == 1
+        private_redis.kill()
+        with pytest.raises(StoreUnavailable):
+            call(store, "get", "abc")
+        assert store.cache is not None
+        assert store.cache.entries == {}
+        private_redis.start()
+        assert call(store, "get", "abc")["n"] == 1
+
+    def test_sessions_through_the_middleware(self, redis_prefix: str) -> None:
+        store = RedisStore(url=require_redis(), prefix=redis_prefix, client_cache=True)
+        client = Client(
+            middleware_for("asgi", _counter, secret=SECRET, store=store, cookie={"max_age": 60}),
+            "asgi",
+        )
+        first = client.get("/")
+        assert client.get("/", cookie=first.cookie()).text == "2"
+        other = redis.Redis.from_url(require_redis())
+        other.delete(redis_prefix + first.sid())
+        assert client.get("/read", cookie=first.cookie()).text == "None"
+        client.close()
+
+    def test_is_refused_with_a_cluster(self) -> None:
+        from redis.asyncio.cluster import RedisCluster
+
+        client = RedisCluster.__new__(RedisCluster)
+        with pytest.raises(ValueError, match="Cluster"):
+            RedisStore(client, client_cache=True)
+
+
+def _on_loop(store: Any, coroutine: Any) -> Any:
+    loop = _loops.setdefault(id(store), asyncio.new_event_loop())
+    return loop.run_until_complete(coroutine)

@@ -19,6 +19,7 @@ import asyncio
 import json
 import logging
 import math
+import select
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -173,6 +174,15 @@ class RedisSessions:
         memory[sid] = max(when, memory.get(sid, when))
 
 
+def _ttl_of(command: Command) -> int | None:
+    """The expiry a SET ... EX ttl or an EXPIRE key ttl gives its key."""
+    if command[0] == "EXPIRE":
+        return int(command[2])
+    if command[0] == "SET" and len(command) == 5:
+        return int(command[4])
+    return None
+
+
 def _escape_glob(text: str) -> str:
     return "".join("\\" + char if char in "*?[]\\" else char for char in text)
 
@@ -210,6 +220,119 @@ def _client_options(timeout: float) -> dict[str, Any]:
         "socket_connect_timeout": timeout,
         "retry": Retry(NoBackoff(), 1),
     }
+
+
+class _TrackedCache:
+    """Server-assisted client-side caching (Redis 6+ RESP3 key tracking) for session reads.
+
+    Every session command goes through one dedicated connection with ``CLIENT TRACKING ON``, so
+    Redis tells it, on that same connection and in order, whenever a key it read changes (a
+    write, a delete, an expiry, from any client). Pushes already received are applied before
+    each lookup, and each entry is also bounded by the key's own TTL. Writes and touches re-read
+    the key in the same round trip, since Redis stops tracking a key once it has invalidated it.
+    A lost connection drops the whole cache. What remains is the window every cache has: a change
+    whose invalidation is still on the wire.
+    """
+
+    def __init__(self, client: Any, max_entries: int) -> None:
+        kwargs = dict(client.connection_pool.connection_kwargs)
+        kwargs["protocol"] = 3
+        self.connection_class = client.connection_pool.connection_class
+        self.connection_kwargs = kwargs
+        self.max_entries = max_entries
+        self.entries: dict[bytes, tuple[bytes, float]] = {}
+        self.connection: Any = None
+        self.lock = asyncio.Lock()
+
+    async def _invalidated(self, push: list[Any]) -> None:
+        keys = push[1] if len(push) > 1 else None
+        if keys is None:
+            self.entries.clear()
+            return
+        for key in keys:
+            self.entries.pop(key if isinstance(key, bytes) else str(key).encode(), None)
+
+    async def _connected(self) -> Any:
+        if self.connection is None:
+            connection = self.connection_class(**self.connection_kwargs)
+            await connection.connect()
+            connection._parser.invalidation_push_handler_func = self._invalidated
+            await connection.send_command("CLIENT", "TRACKING", "ON")
+            await connection.read_response()
+            self.entries.clear()
+            self.connection = connection
+        return self.connection
+
+    async def _drain(self, connection: Any) -> None:
+        """Apply every invalidation Redis has sent so far, including bytes still in the kernel's
+        socket buffer (the event loop may not have read them yet)."""
+        descriptor = connection._writer.get_extra_info("socket").fileno()
+        for _ in range(100):
+            if not select.select([descriptor], [], [], 0)[0]:
+                break
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            while await connection.can_read():
+                await connection.read_response(push_request=True)
+        while await connection.can_read():
+            await connection.read_response(push_request=True)
+
+    async def run(self, commands: list[Command]) -> list[Any]:
+        """Send ``commands`` in one round trip on the tracking connection; a failure drops the
+        connection and the cache."""
+        try:
+            connection = await self._connected()
+            await connection.send_packed_command(connection.pack_commands(commands))
+            return [await connection.read_response() for _ in commands]
+        except BaseException:
+            await self._reset()
+            raise
+
+    async def _reset(self) -> None:
+        self.entries.clear()
+        if self.connection is not None:
+            connection, self.connection = self.connection, None
+            await connection.disconnect()
+
+    async def get(self, key: str) -> bytes | None:
+        async with self.lock:
+            encoded = key.encode()
+            if self.connection is not None:
+                try:
+                    await self._drain(self.connection)
+                except BaseException:
+                    await self._reset()
+                    raise
+                cached = self.entries.get(encoded)
+                if cached is not None and cached[1] > time.monotonic():
+                    return cached[0]
+            value, pttl = await self.run([("GET", key), ("PTTL", key)])
+            self._keep(encoded, value, pttl)
+            return value  # type: ignore[no-any-return]
+
+    async def write(self, command: Command, ttl: int | None) -> None:
+        """Run a write; keep tracking the key by reading it back in the same round trip (a
+        write by someone else in between is what that read returns, and is then tracked)."""
+        key = command[1]
+        async with self.lock:
+            if command[0] == "DEL":
+                await self.run([command])
+                self.entries.pop(key.encode(), None)
+                return
+            _, value = await self.run([command, ("GET", key)])
+            self._keep(key.encode(), value, -1 if ttl is None else ttl * 1000)
+
+    def _keep(self, key: bytes, value: bytes | None, pttl: int) -> None:
+        if value is None or pttl == -2:
+            self.entries.pop(key, None)
+            return
+        if len(self.entries) >= self.max_entries:
+            self.entries.clear()
+        lifetime = 3600.0 if pttl < 0 else pttl / 1000
+        self.entries[key] = (value, time.monotonic() + lifetime)
+
+    async def close(self) -> None:
+        await self._reset()
 
 
 class _RedisConnection:
@@ -259,9 +382,28 @@ class RedisStore(_RedisConnection, Store):
     cluster_class = aioredis.RedisCluster
     _probe: asyncio.Task[None] | None = None
 
+    def __init__(
+        self,
+        client: Any = None,
+        *,
+        client_cache: bool = False,
+        client_cache_size: int = 10_000,
+        **options: Any,
+    ) -> None:
+        super().__init__(client, **options)
+        if client_cache and self.is_cluster:
+            raise ValueError("client_cache is not available with Redis Cluster")
+        self.cache = _TrackedCache(self.client, client_cache_size) if client_cache else None
+
     async def _execute(self, command: Command) -> Any:
         try:
-            result = await self.client.execute_command(*command)
+            if self.cache is None:
+                result = await self.client.execute_command(*command)
+            elif command[0] == "GET":
+                result = await self.cache.get(command[1])
+            else:
+                await self.cache.write(command, _ttl_of(command))
+                result = None
         except _UNAVAILABLE as exc:
             if self.health.failed(exc):
                 self._start_probe()
@@ -350,6 +492,8 @@ class RedisStore(_RedisConnection, Store):
     async def close(self) -> None:
         if self._probe is not None:
             self._probe.cancel()
+        if self.cache is not None:
+            await self.cache.close()
         await self.client.aclose()
 
 
