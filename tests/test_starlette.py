@@ -158,3 +158,19 @@ def test_mounted_app_uses_the_full_path(path: str, expected: bool) -> None:
     response = run(scenario())
     assert response.text == str(expected)
     assert ("set-cookie" in response.headers) is expected
+
+
+def test_an_app_error_outside_the_cookie_path_is_not_taken_for_a_session_error() -> None:
+    async def broken(scope: Any, receive: Any, send: Any) -> None:
+        raise RuntimeError("app bug")
+
+    app = SessionMiddleware(broken, secret=SECRET, cookie={"path": "/admin"})
+    scope = {"type": "http", "path": "/public", "headers": [], "scheme": "http"}
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    with pytest.raises(RuntimeError, match="app bug"):
+        asyncio.run(app(scope, None, send))  # type: ignore[arg-type]
+    assert sent == []

@@ -131,3 +131,12 @@ def test_generator_apps_are_driven_lazily() -> None:
     response = client.get("/")
     assert response.text == "onetwo"
     assert [data["late"] for data in store.all().values()] == [True]
+
+
+def test_an_app_error_outside_the_cookie_path_propagates_unchanged() -> None:
+    def broken(environ: Any, start_response: Any) -> Any:
+        raise RuntimeError("app bug")
+
+    app = WSGISessionMiddleware(broken, secret=SECRET, cookie={"path": "/admin"})
+    with pytest.raises(RuntimeError, match="app bug"):
+        Client(app, "wsgi").get("/public")

@@ -52,17 +52,7 @@ class SessionMiddleware(BaseSessionMiddleware[ASGIApp]):
                 scope.get("scheme", "http"),
                 forwarded_proto,
             )
-            if flow is None:
-                await self.app(scope, receive, send)
-                return
-            load = flow.load_call()
-            if load is None:
-                data = None
-            elif self.driver.inline:
-                data = self.driver.call(load)
-            else:
-                data = await self.driver.acall(load)
-            session = flow.loaded(data)
+            session = None if flow is None else flow.loaded(await self._run(flow.load_call()))
         except StoreUnavailable:
             logger.warning("session store unavailable while loading a session", exc_info=True)
             await self._store_down(scope, receive, send)
@@ -71,6 +61,9 @@ class SessionMiddleware(BaseSessionMiddleware[ASGIApp]):
             logger.exception("could not load the session")
             await _send_error(scope, send, 500)
             return
+        if flow is None or session is None:
+            await self.app(scope, receive, send)
+            return
         scope["session"] = session
         if kind == "websocket":
             await self.app(scope, receive, send)
@@ -78,6 +71,7 @@ class SessionMiddleware(BaseSessionMiddleware[ASGIApp]):
         await self.app(scope, receive, _SendWithSession(self, scope, flow, send))
 
     async def _run(self, call: StoreCall | None) -> Any:
+        """Perform a store call; a sync store that does no I/O is called right here."""
         if call is None:
             return None
         if self.driver.inline:
@@ -119,13 +113,7 @@ class _SendWithSession:
             if final:
                 try:
                     outcome = self.flow.finish(self.scope.get("session"))
-                    call = outcome.call
-                    if call is not None:
-                        driver = self.middleware.driver
-                        if driver.inline:
-                            driver.call(call)
-                        else:
-                            await driver.acall(call)
+                    await self.middleware._run(outcome.call)
                 except StoreUnavailable:
                     logger.warning(
                         "session store unavailable while saving a session", exc_info=True

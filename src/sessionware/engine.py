@@ -265,6 +265,7 @@ class Flow:
             raise SessionError(f"session {session.id!r} cannot be stored as JSON: {exc}") from exc
 
     def is_modified(self, session: SessionBase, fingerprint: str | None = None) -> bool:
+        """express's ``isModified``: a new id, or data that differs from what was loaded."""
         if self.force_modified or self.original_id != session.id:
             return True
         return self.original_fingerprint != (fingerprint or self.fingerprint(session))
@@ -289,7 +290,7 @@ class Flow:
         self.saved = (sid, data_json)
         self.force_save = False
 
-    def reload(self, session: SessionBase, data: Mapping[str, Any]) -> None:
+    def reload(self, session: SessionBase, data: SessionRecord | Mapping[str, Any]) -> None:
         fresh = self.inflate(session.id, data)
         session._replace(session.id, fresh.cookie, dict(fresh))
 
@@ -345,11 +346,7 @@ class Flow:
             self.touched = True
         sid = session.id
         fingerprint = self.fingerprint(session)
-        modified = (
-            self.force_modified
-            or self.original_id != sid
-            or self.original_fingerprint != fingerprint
-        )
+        modified = self.is_modified(session, fingerprint)
         is_new = self.cookie_id != sid
         set_cookie = None
         if header:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
-from .engine import Flow
+from .engine import Engine, Flow
 from .errors import StoreUnavailable
 from .middleware import BaseSessionMiddleware
 from .session import SyncSession
@@ -42,26 +42,17 @@ class WSGISessionMiddleware(BaseSessionMiddleware[WSGIApp]):
             return self.app(environ, start_response)
         if not self.store_ready:
             return self._store_down(environ, start_response)
-        path = (environ.get("SCRIPT_NAME") or "") + (environ.get("PATH_INFO") or "")
         try:
-            flow = self.engine.begin(
-                environ,
-                path,
-                environ.get("HTTP_COOKIE"),
-                environ.get("wsgi.url_scheme", "http"),
-                environ.get("HTTP_X_FORWARDED_PROTO"),
-            )
-            if flow is None:
-                return self.app(environ, start_response)
-            load = flow.load_call()
-            session = flow.loaded(self.driver.call(load) if load else None)
+            flow = open_flow(self.engine, environ)
         except StoreUnavailable:
             logger.warning("session store unavailable while loading a session", exc_info=True)
             return self._store_down(environ, start_response)
         except Exception:
             logger.exception("could not load the session")
             return _error(start_response, 500)
-        environ[SESSION_KEY] = session
+        if flow is None or flow.session is None:
+            return self.app(environ, start_response)
+        environ[SESSION_KEY] = flow.session
         return _Response(self, environ, flow, start_response)
 
     def _store_down(
@@ -70,6 +61,22 @@ class WSGISessionMiddleware(BaseSessionMiddleware[WSGIApp]):
         if self.options.store_unavailable == "error":
             return _error(start_response, 503)
         return self.app(environ, start_response)
+
+
+def open_flow(engine: Engine, environ: dict[str, Any]) -> Flow | None:
+    """Read the request's session from a WSGI environ (``None`` outside the cookie path); the
+    WSGI middleware and the Flask integration both start here."""
+    flow = engine.begin(
+        environ,
+        (environ.get("SCRIPT_NAME") or "") + (environ.get("PATH_INFO") or ""),
+        environ.get("HTTP_COOKIE"),
+        environ.get("wsgi.url_scheme", "http"),
+        environ.get("HTTP_X_FORWARDED_PROTO"),
+    )
+    if flow is not None:
+        load = flow.load_call()
+        flow.loaded(engine.driver.call(load) if load else None)
+    return flow
 
 
 class _Response:

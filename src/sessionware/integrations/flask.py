@@ -19,6 +19,7 @@ from ..errors import StoreUnavailable
 from ..middleware import SessionRuntime
 from ..options import session_options
 from ..session import SyncSession
+from ..wsgi import open_flow
 
 logger = logging.getLogger("sessionware")
 
@@ -102,24 +103,15 @@ class SessionwareInterface(SessionInterface):
     def open_session(self, app: Flask, request: Request) -> SessionMixin:
         if not self.runtime.store_ready:
             return UnavailableSession()
-        environ = request.environ
-        flow = self.engine.begin(
-            environ,
-            (environ.get("SCRIPT_NAME") or "") + (environ.get("PATH_INFO") or ""),
-            environ.get("HTTP_COOKIE"),
-            environ.get("wsgi.url_scheme", "http"),
-            environ.get("HTTP_X_FORWARDED_PROTO"),
-        )
-        if flow is None:
-            return UnavailableSession()
-        load = flow.load_call()
         try:
-            session = flow.loaded(self.driver.call(load) if load else None)
+            flow = open_flow(self.engine, request.environ)
         except StoreUnavailable:
             logger.warning("session store unavailable while loading a session", exc_info=True)
             return UnavailableSession()
-        assert isinstance(session, FlaskSession)
-        return session
+        if flow is None or flow.session is None:
+            return UnavailableSession()
+        assert isinstance(flow.session, FlaskSession)
+        return flow.session
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         if not isinstance(session, FlaskSession):
