@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import redis
+import redis.asyncio
 
 from sessionware import StoreUnavailable
 from sessionware.cookies import now_ms
@@ -489,3 +490,19 @@ class TestClientCache:
 def _on_loop(store: Any, coroutine: Any) -> Any:
     loop = _loops.setdefault(id(store), asyncio.new_event_loop())
     return loop.run_until_complete(coroutine)
+
+
+def test_unix_socket_urls_and_passed_clients(store_kind: str, tmp_path: Path) -> None:
+    socket_path = tmp_path / "redis.sock"
+    server = RedisServer(
+        tmp_path / "unix", "--unixsocket", str(socket_path), "--unixsocketperm", "700"
+    )
+    server.start()
+    try:
+        by_url = STORE_KINDS[store_kind](url=f"unix://{socket_path}")
+        call(by_url, "set", "abc", stored(60, n=1))
+        client_class = redis.Redis if store_kind == "sync" else redis.asyncio.Redis
+        by_client = STORE_KINDS[store_kind](client_class(unix_socket_path=str(socket_path)))
+        assert call(by_client, "get", "abc")["n"] == 1
+    finally:
+        server.stop()
