@@ -140,3 +140,34 @@ def test_an_app_error_outside_the_cookie_path_propagates_unchanged() -> None:
     app = WSGISessionMiddleware(broken, secret=SECRET, cookie={"path": "/admin"})
     with pytest.raises(RuntimeError, match="app bug"):
         Client(app, "wsgi").get("/public")
+
+
+def test_a_server_that_stops_early_closes_the_app_iterable() -> None:
+    body = Body([b"a", b"b", b"c"])
+
+    def app(environ: Any, start_response: Any) -> Any:
+        environ[SESSION_KEY]["x"] = 1
+        start_response("200 OK", [])
+        return body
+
+    middleware = WSGISessionMiddleware(app, secret=SECRET)
+    environ = {"PATH_INFO": "/", "wsgi.url_scheme": "http", "REQUEST_METHOD": "GET"}
+    result = middleware(environ, lambda status, headers, exc_info=None: None)
+    iterator = iter(result)
+    next(iterator)
+    result.close()  # type: ignore[attr-defined]
+    assert body.closed
+
+
+def test_a_server_that_never_iterates_still_closes_the_app_iterable() -> None:
+    body = Body([b"a"])
+
+    def app(environ: Any, start_response: Any) -> Any:
+        start_response("200 OK", [])
+        return body
+
+    middleware = WSGISessionMiddleware(app, secret=SECRET)
+    environ = {"PATH_INFO": "/", "wsgi.url_scheme": "http", "REQUEST_METHOD": "GET"}
+    result = middleware(environ, lambda status, headers, exc_info=None: None)
+    result.close()  # type: ignore[attr-defined]
+    assert body.closed

@@ -10,7 +10,7 @@ legacy ``write()``) gets its cookie with the first chunk and its store call befo
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -96,6 +96,8 @@ class _Response:
         self.held: tuple[str, list[tuple[str, str]], ExcInfo | None] | None = None
         self.committed = False
         self.server_write: Callable[[bytes], object] | None = None
+        self.running: Generator[bytes, None, None] | None = None
+        self.closed = False
         self.iterable = middleware.app(environ, self.start_response)
 
     def start_response(
@@ -124,6 +126,23 @@ class _Response:
         self.committed = True
 
     def __iter__(self) -> Iterator[bytes]:
+        self.running = self._run()
+        return self.running
+
+    def close(self) -> None:
+        """PEP 3333: the server closes what it was given, also when it stops early."""
+        if self.running is not None:
+            self.running.close()
+        elif not self.closed:
+            self._close_app_iterable()
+
+    def _close_app_iterable(self) -> None:
+        self.closed = True
+        close = getattr(self.iterable, "close", None)
+        if close is not None:
+            close()
+
+    def _run(self) -> Generator[bytes, None, None]:
         try:
             chunks = iter(self.iterable)
             pending: bytes | None = None
@@ -136,9 +155,7 @@ class _Response:
                 pending = chunk
             yield from self.finish(pending)
         finally:
-            close = getattr(self.iterable, "close", None)
-            if close is not None:
-                close()
+            self._close_app_iterable()
 
     def finish(self, last: bytes | None) -> Iterator[bytes]:
         session = self.environ.get(SESSION_KEY)
