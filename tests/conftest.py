@@ -16,13 +16,27 @@ def transport(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture(params=["memory", "redis"])
+def default_store(request: pytest.FixtureRequest, transport: str) -> Callable[[], Any]:
+    """The store a scenario gets when it does not choose one: every scenario runs on each."""
+    if request.param == "memory":
+        return lambda: None
+    from sessionware.stores.redis import RedisStore, SyncRedisStore
+
+    prefix = request.getfixturevalue("redis_prefix")
+    store_class = RedisStore if transport == "asgi" else SyncRedisStore
+    return lambda: store_class(url=require_redis(), prefix=prefix)
+
+
 @pytest.fixture
-def make(transport: str) -> Iterator[Callable[..., Client]]:
-    """``make(handler, **options)``: a client for a session app on this test's transport,
-    with express's test-suite defaults for options the test does not give."""
+def make(transport: str, default_store: Callable[[], Any]) -> Iterator[Callable[..., Client]]:
+    """``make(handler, **options)``: a client for a session app on this test's transport and
+    default store, with express's test-suite defaults for options the test does not give."""
     clients: list[Client] = []
 
     def build(handler: Handler = default_handler, **options: Any) -> Client:
+        if "store" not in options:
+            options["store"] = default_store()
         app = middleware_for(transport, handler, **express_options(**options))
         client = Client(app, transport)
         client.middleware = app  # type: ignore[attr-defined]

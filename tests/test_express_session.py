@@ -376,7 +376,9 @@ def test_S025_does_not_fetch_from_store_when_not_properly_signed(make: Any) -> N
 
 
 def test_S026_creates_a_new_session_when_expired_in_store(make: Any) -> None:
-    client = make(numbering(), cookie={"max_age": 0.005})
+    # millisecond lifetimes: MemoryStore's precision (Redis TTLs are whole seconds, as in
+    # connect-redis; test_redis.py checks expiry there)
+    client = make(numbering(), cookie={"max_age": 0.005}, store=MemoryStore())
     first = client.get("/")
     time.sleep(0.02)
     second = client.get("/", cookie=first.cookie())
@@ -385,7 +387,7 @@ def test_S026_creates_a_new_session_when_expired_in_store(make: Any) -> None:
 
 
 def test_S027_has_a_new_sid_when_expired_in_store(make: Any) -> None:
-    client = make(numbering(), cookie={"max_age": 0.005})
+    client = make(numbering(), cookie={"max_age": 0.005}, store=MemoryStore())
     first = client.get("/")
     time.sleep(0.015)
     second = client.get("/", cookie=first.cookie())

@@ -506,3 +506,17 @@ def test_unix_socket_urls_and_passed_clients(store_kind: str, tmp_path: Path) ->
         assert call(by_client, "get", "abc")["n"] == 1
     finally:
         server.stop()
+
+
+def test_an_expired_session_gives_a_new_one(transport: str, redis_prefix: str) -> None:
+    store = redis_store_for(transport, require_redis(), prefix=redis_prefix)
+    client = Client(
+        middleware_for(transport, _counter, secret=SECRET, store=store, cookie={"max_age": 1}),
+        transport,
+    )
+    first = client.get("/")
+    time.sleep(1.2)
+    second = client.get("/", cookie=first.cookie())
+    client.close()
+    assert second.text == "1"
+    assert second.sid() != first.sid()
