@@ -321,3 +321,27 @@ def test_a_slow_async_store_does_not_block_other_requests() -> None:
     client.loop.run_until_complete(both())
     client.close()
     assert store.most_in_flight == 2
+
+
+def test_a_destroyed_session_cannot_be_saved_or_written(transport: str) -> None:
+    from sessionware import SessionDestroyed
+
+    store = MemoryStore()
+    outcomes: list[str] = []
+
+    def handler(req: Req) -> None:
+        req.session["x"] = 1
+        req.save()
+        req.destroy()
+        for attempt in (req.save, lambda: req.session.__setitem__("y", 2)):
+            try:
+                attempt()
+            except SessionDestroyed:
+                outcomes.append("refused")
+        req.end()
+
+    client = Client(middleware_for(transport, handler, secret=SECRET, store=store), transport)
+    client.get("/")
+    client.close()
+    assert outcomes == ["refused", "refused"]
+    assert store.length() == 0

@@ -251,6 +251,8 @@ class SessionBase(dict[str, Any]):
         self._destroyed = True
 
     def _save_steps(self) -> Steps:
+        if self._destroyed:
+            raise SessionDestroyed("the session was destroyed; saving it would bring it back")
         record = self._flow.record(self, check_size=True)
         yield StoreCall("set", (self._id, record))
         self._flow.mark_saved(self._id, record.data_json)
