@@ -476,16 +476,10 @@ class RedisStore(_RedisConnection, Store):
         await self._each("DEL", await self.ids())
 
     async def _each(self, command: str, sids: list[str]) -> list[Any]:
-        """One command per key, pipelined (a cluster pipeline splits by slot)."""
         if not sids:
             return []
-        pipe = (
-            self.client.pipeline() if self.is_cluster else self.client.pipeline(transaction=False)
-        )
-        for sid in sids:
-            pipe.execute_command(command, self.sessions.key(sid))
         try:
-            return list(await pipe.execute())
+            return list(await self._pipeline(command, sids).execute())
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"redis: {exc}") from exc
 
@@ -569,13 +563,8 @@ class SyncRedisStore(_RedisConnection, SyncStore):
     def _each(self, command: str, sids: list[str]) -> list[Any]:
         if not sids:
             return []
-        pipe = (
-            self.client.pipeline() if self.is_cluster else self.client.pipeline(transaction=False)
-        )
-        for sid in sids:
-            pipe.execute_command(command, self.sessions.key(sid))
         try:
-            return list(pipe.execute())
+            return list(self._pipeline(command, sids).execute())
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"redis: {exc}") from exc
 
