@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import socket
 import subprocess
 import threading
 import time
@@ -15,6 +16,8 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio
+import redis.asyncio.sentinel
+import redis.sentinel
 
 from sessionware import StoreUnavailable
 from sessionware.cookies import now_ms
@@ -22,7 +25,7 @@ from sessionware.session import SessionRecord
 from sessionware.stores.redis import RedisSessions, RedisStore, SyncRedisStore
 
 from .harness import SECRET, Client, Req, middleware_for
-from .services import RedisServer, require_binary, require_redis
+from .services import RedisServer, free_port, require_binary, require_redis
 
 STORE_KINDS = {"async": RedisStore, "sync": SyncRedisStore}
 
@@ -520,3 +523,40 @@ def test_an_expired_session_gives_a_new_one(transport: str, redis_prefix: str) -
     client.close()
     assert second.text == "1"
     assert second.sid() != first.sid()
+
+
+def test_sentinel_through_a_client_the_user_passes(store_kind: str, tmp_path: Path) -> None:
+    primary = RedisServer(tmp_path / "primary").start()
+    sentinel_port = free_port()
+    config = tmp_path / "sentinel.conf"
+    config.write_text(
+        f"port {sentinel_port}\nbind 127.0.0.1\ndir {tmp_path}\n"
+        f"sentinel monitor sessions 127.0.0.1 {primary.port} 1\n"
+    )
+    sentinel_process = subprocess.Popen(
+        [require_binary("redis-server", "redis-server"), str(config), "--sentinel"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        if store_kind == "sync":
+            sentinel: Any = redis.sentinel.Sentinel([("127.0.0.1", sentinel_port)])
+        else:
+            sentinel = redis.asyncio.sentinel.Sentinel([("127.0.0.1", sentinel_port)])
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", sentinel_port), timeout=0.2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        store = STORE_KINDS[store_kind](sentinel.master_for("sessions"))
+        call(store, "set", "abc", stored(60, n=7))
+        assert call(store, "get", "abc")["n"] == 7
+        assert redis.Redis(port=primary.port).exists("sess:abc") == 1
+    finally:
+        sentinel_process.terminate()
+        sentinel_process.wait(timeout=10)
+        primary.stop()
