@@ -57,12 +57,15 @@ def find_raw_cookie(header: str, name: str) -> str | None:
     return None
 
 
+def decode_cookie_value(raw: str) -> str:
+    """cookie@0.7.2 decodes a value only when it contains ``%``."""
+    return decode_uri_component(raw) if "%" in raw else raw
+
+
 def find_cookie(header: str, name: str) -> str | None:
     """Return the value of the first cookie called ``name`` in a Cookie header, or ``None``."""
     value = find_raw_cookie(header, name)
-    if value is not None and "%" in value:
-        return decode_uri_component(value)
-    return value
+    return None if value is None else decode_cookie_value(value)
 
 
 class CookieAttributes(NamedTuple):

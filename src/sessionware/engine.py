@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 from .cookie import Cookie
 from .cookies import (
-    decode_uri_component,
+    decode_cookie_value,
     encode_uri_component,
     find_raw_cookie,
     now_ms,
@@ -72,7 +72,7 @@ class Engine:
         self.secrets = options.secrets
         self.genid = options.genid or default_genid
         self.static_cookie = options.cookie if isinstance(options.cookie, CookieOptions) else None
-        self.has_touch: bool = getattr(driver, "has_touch", True)
+        self.has_touch: bool = driver.has_touch
         self._verified: dict[str, str] = {}
         self._signed: dict[str, str] = {}
 
@@ -92,7 +92,7 @@ class Engine:
             return sid
         if len(raw) > MAX_COOKIE_VALUE_LENGTH:
             return None
-        value = decode_uri_component(raw) if "%" in raw else raw
+        value = decode_cookie_value(raw)
         if not value.startswith("s:"):
             return None
         sid = unsign(value[2:], self.secrets)
@@ -164,7 +164,6 @@ class Flow:
     __slots__ = (
         "cookie_id",
         "cookie_options",
-        "driver",
         "engine",
         "force_modified",
         "force_save",
@@ -186,7 +185,6 @@ class Flow:
         secure: bool,
     ) -> None:
         self.engine = engine
-        self.driver = engine.driver
         self.request = request
         self.cookie_options = cookie_options
         self.cookie_id = cookie_id

@@ -312,19 +312,19 @@ class Session(SessionBase):
 
     async def save(self) -> None:
         """Write the session now, e.g. before a long-lived response; the end of request skips it."""
-        await _run_async(self._save_steps(), self._flow.driver)
+        await _run_async(self._save_steps(), self._flow.engine.driver)
 
     async def reload(self) -> None:
         """Replace the data with the stored copy; raises ``SessionError`` if it is gone."""
-        await _run_async(self._reload_steps(), self._flow.driver)
+        await _run_async(self._reload_steps(), self._flow.engine.driver)
 
     async def destroy(self) -> None:
         """Delete the session from the store and expire the browser cookie."""
-        await _run_async(self._destroy_steps(), self._flow.driver)
+        await _run_async(self._destroy_steps(), self._flow.engine.driver)
 
     async def regenerate(self) -> None:
         """Destroy the stored session and start a new, empty one with a new id (login hygiene)."""
-        await _run_async(self._regenerate_steps(), self._flow.driver)
+        await _run_async(self._regenerate_steps(), self._flow.engine.driver)
 
 
 class SyncSession(SessionBase):
@@ -333,13 +333,13 @@ class SyncSession(SessionBase):
     __slots__ = ()
 
     def save(self) -> None:
-        _run_sync(self._save_steps(), self._flow.driver)
+        _run_sync(self._save_steps(), self._flow.engine.driver)
 
     def reload(self) -> None:
-        _run_sync(self._reload_steps(), self._flow.driver)
+        _run_sync(self._reload_steps(), self._flow.engine.driver)
 
     def destroy(self) -> None:
-        _run_sync(self._destroy_steps(), self._flow.driver)
+        _run_sync(self._destroy_steps(), self._flow.engine.driver)
 
     def regenerate(self) -> None:
-        _run_sync(self._regenerate_steps(), self._flow.driver)
+        _run_sync(self._regenerate_steps(), self._flow.engine.driver)
