@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sessionware import MemoryStore, SessionTooLarge
-from sessionware.cookies import encode_uri_component
+from sessionware._wire import encode_uri_component
 from sessionware.options import is_valid_sid
 from sessionware.signing import sign
 

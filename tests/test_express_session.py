@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 import sessionware
-from sessionware import MemoryStore, SessionError, SessionNotFound, SyncStore
+from sessionware import MemoryStore, SessionError, SessionNotFound, SyncStore, load_session
 
 from .harness import SECRET, Req, SpyStore, middleware_for
 
@@ -949,7 +949,7 @@ class TestReqSession:
         client = make(handler, store=store)
         first = client.get("/")
         assert first.text == "hits: 1"
-        loaded = store.load(first.sid())
+        loaded = load_session(store, first.sid())
         assert loaded is not None
         assert loaded["count"] == 1
         assert client.get("/", cookie=first.cookie()).text == "hits: 2"

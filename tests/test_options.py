@@ -72,7 +72,7 @@ def test_good_options_are_accepted() -> None:
     assert middleware.options.secrets == (b"new", b"old")
     cookie = middleware.options.cookie
     assert cookie.max_age_ms == 3_600_000
-    assert (cookie.samesite, cookie.priority) == ("lax", "high")
+    assert (cookie.attributes.samesite, cookie.attributes.priority) == ("lax", "high")
 
 
 def test_a_cookie_factory_is_validated_on_each_request() -> None:

@@ -10,7 +10,16 @@ from typing import Any
 
 import pytest
 
-from sessionware import MemoryStore, Session, Store, StoreUnavailable, SyncSession, SyncStore
+from sessionware import (
+    MemoryStore,
+    Session,
+    Store,
+    StoreUnavailable,
+    SyncSession,
+    SyncStore,
+    aload_session,
+    load_session,
+)
 
 from .harness import SECRET, Client, Req, middleware_for
 
@@ -92,7 +101,7 @@ def test_store_load_and_create_session_give_usable_sessions() -> None:
     store = MemoryStore()
     client = Client(middleware_for("wsgi", _counter, secret=SECRET, store=store), "wsgi")
     sid = client.get("/").sid()
-    session = store.load(sid)
+    session = load_session(store, sid)
     assert isinstance(session, SyncSession)
     assert session["n"] == 1
     session["n"] = 41
@@ -100,14 +109,14 @@ def test_store_load_and_create_session_give_usable_sessions() -> None:
     assert store.get(sid)["n"] == 41
     session.destroy()
     assert store.get(sid) is None
-    assert store.load("missing") is None
+    assert load_session(store, "missing") is None
 
 
 def test_async_store_load_gives_an_async_session() -> None:
     async def scenario() -> None:
         store = DictAsyncStore()
         await store.set("abc", {"cookie": {"originalMaxAge": None, "expires": None}, "x": 1})
-        session = await store.load("abc")
+        session = await aload_session(store, "abc")
         assert isinstance(session, Session)
         session["x"] = 2
         await session.save()

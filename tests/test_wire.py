@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sessionware.cookies import (
+from sessionware._wire import (
     CookieAttributes,
     decode_uri_component,
     encode_uri_component,
@@ -70,27 +70,28 @@ def test_set_cookie_attribute_order() -> None:
     attributes = CookieAttributes(
         domain="example.com",
         path="/",
-        expires_ms=1795843334579,
         httponly=True,
         secure=True,
         partitioned=True,
         priority="low",
         samesite="strict",
     )
-    assert serialize_set_cookie("connect.sid", "v", attributes) == (
+    assert serialize_set_cookie("connect.sid", "v", attributes, 1795843334579) == (
         "connect.sid=v; Domain=example.com; Path=/; Expires=Sat, 28 Nov 2026 05:22:14 GMT; "
         "HttpOnly; Secure; Partitioned; Priority=Low; SameSite=Strict"
     )
 
 
 def test_set_cookie_defaults() -> None:
-    attributes = CookieAttributes(None, "/", None, True, False, False, None, None)
-    assert serialize_set_cookie("connect.sid", "v", attributes) == "connect.sid=v; Path=/; HttpOnly"
+    attributes = CookieAttributes(path="/", secure=False, httponly=True, partitioned=False)
+    assert serialize_set_cookie("connect.sid", "v", attributes, None) == (
+        "connect.sid=v; Path=/; HttpOnly"
+    )
 
 
 def test_samesite_true_is_strict() -> None:
-    attributes = CookieAttributes(None, "/", None, False, False, False, None, True)
-    assert serialize_set_cookie("n", "v", attributes) == "n=v; Path=/; SameSite=Strict"
+    attributes = CookieAttributes(path="/", httponly=False, samesite=True)
+    assert serialize_set_cookie("n", "v", attributes, None) == "n=v; Path=/; SameSite=Strict"
 
 
 @given(st.text())

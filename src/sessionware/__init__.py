@@ -1,24 +1,37 @@
 """sessionware: express-session's server-side sessions for ASGI and WSGI applications."""
 
+from ._records import SessionRecord
+from ._runtime import (
+    aload_session,
+    create_session,
+    create_sync_session,
+    load_session,
+)
 from .asgi import SessionMiddleware
 from .cookie import Cookie
 from .errors import (
+    HeadersAlreadySent,
+    SessionCorrupt,
     SessionDestroyed,
     SessionError,
     SessionNotFound,
     SessionTooLarge,
     StoreUnavailable,
+    WeakSecretWarning,
 )
-from .session import Session, SessionBase, SessionRecord, SyncSession
-from .stores.base import Store, SyncStore
+from .session import Session, SessionBase, SyncSession
+from .stores.base import RecordStore, Store, SyncRecordStore, SyncStore
 from .stores.memory import MemoryStore
 from .wsgi import WSGISessionMiddleware
 
 __all__ = [
     "Cookie",
+    "HeadersAlreadySent",
     "MemoryStore",
+    "RecordStore",
     "Session",
     "SessionBase",
+    "SessionCorrupt",
     "SessionDestroyed",
     "SessionError",
     "SessionMiddleware",
@@ -27,7 +40,13 @@ __all__ = [
     "SessionTooLarge",
     "Store",
     "StoreUnavailable",
+    "SyncRecordStore",
     "SyncSession",
     "SyncStore",
     "WSGISessionMiddleware",
+    "WeakSecretWarning",
+    "aload_session",
+    "create_session",
+    "create_sync_session",
+    "load_session",
 ]

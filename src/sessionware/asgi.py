@@ -10,22 +10,20 @@ response gets its cookie with the first chunk and its store call before the last
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from .engine import Flow
-from .errors import StoreUnavailable
-from .middleware import BaseSessionMiddleware
-from .session import Session, StoreCall
+from ._engine import Flow
+from ._records import StoreCall
+from ._runtime import BaseSessionMiddleware, Failure
+from ._wire import needs_vary_cookie
+from .session import Session
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-logger = logging.getLogger("sessionware")
 
 _FINAL_TYPES = ("http.response.body", "http.response.pathsend")
 
@@ -40,26 +38,24 @@ class SessionMiddleware(BaseSessionMiddleware[ASGIApp]):
         if kind not in ("http", "websocket") or scope.get("session") is not None:
             await self.app(scope, receive, send)
             return
-        if not self.store_ready:
-            await self._store_down(scope, receive, send)
+        runtime = self.runtime
+        if not runtime.store_ready:
+            await self._without_session(runtime.when_down(), scope, receive, send)
             return
         cookie_header, forwarded_proto = _read_headers(scope["headers"])
         try:
-            flow = self.engine.begin(
+            flow = runtime.engine.begin(
                 scope,
                 _original_path(scope),
                 cookie_header,
                 scope.get("scheme", "http"),
                 forwarded_proto,
             )
-            session = None if flow is None else flow.loaded(await self._run(flow.load_call()))
-        except StoreUnavailable:
-            logger.warning("session store unavailable while loading a session", exc_info=True)
-            await self._store_down(scope, receive, send)
-            return
-        except Exception:
-            logger.exception("could not load the session")
-            await _send_error(scope, send, 500)
+            session = (
+                None if flow is None else runtime.open(flow, await self._run(flow.load_call()))
+            )
+        except Exception as exc:
+            await self._without_session(runtime.load_failed(exc), scope, receive, send)
             return
         if flow is None or session is None:
             await self.app(scope, receive, send)
@@ -78,11 +74,13 @@ class SessionMiddleware(BaseSessionMiddleware[ASGIApp]):
             return self.driver.call(call)
         return await self.driver.acall(call)
 
-    async def _store_down(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.options.store_unavailable == "error":
-            await _send_error(scope, send, 503)
-        else:
+    async def _without_session(
+        self, failure: Failure | None, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        if failure is None:
             await self.app(scope, receive, send)
+        else:
+            await _send_failure(scope, send, failure)
 
 
 class _SendWithSession:
@@ -114,22 +112,17 @@ class _SendWithSession:
                 try:
                     outcome = self.flow.finish(self.scope.get("session"))
                     await self.middleware._run(outcome.call)
-                except StoreUnavailable:
-                    logger.warning(
-                        "session store unavailable while saving a session", exc_info=True
-                    )
-                    await _send_error(self.scope, self.send, 503)
+                except Exception as exc:
+                    failure = self.middleware.runtime.save_failed(exc)
+                    assert failure is not None
+                    await _send_failure(self.scope, self.send, failure)
                     return
-                except Exception:
-                    logger.exception("could not store the session")
-                    await _send_error(self.scope, self.send, 500)
-                    return
-                await self.send(_with_cookie(start, outcome.set_cookie))
+                await self.send(_with_session_headers(start, outcome.set_cookie, outcome.vary))
                 await self.send(message)
                 return
             outcome = self.flow.finish(self.scope.get("session"), call=False)
             self.streaming = True
-            await self.send(_with_cookie(start, outcome.set_cookie))
+            await self.send(_with_session_headers(start, outcome.set_cookie, outcome.vary))
             await self.send(message)
             return
         if final and self.streaming:
@@ -137,16 +130,19 @@ class _SendWithSession:
             outcome = self.flow.finish(self.scope.get("session"), header=False)
             try:
                 await self.middleware._run(outcome.call)
-            except Exception:
-                logger.exception("could not store the session at the end of a streamed response")
+            except Exception as exc:
+                self.middleware.runtime.save_failed(exc, headers_sent=True)
         await self.send(message)
 
 
-def _with_cookie(start: Message, set_cookie: str | None) -> Message:
-    if set_cookie is None:
-        return start
+def _with_session_headers(start: Message, set_cookie: str | None, vary: bool) -> Message:
     headers = list(start.get("headers", ()))
-    headers.append((b"set-cookie", set_cookie.encode("latin-1")))
+    if vary and needs_vary_cookie(v.decode("latin-1") for k, v in headers if k.lower() == b"vary"):
+        headers.append((b"vary", b"Cookie"))
+    elif set_cookie is None:
+        return start
+    if set_cookie is not None:
+        headers.append((b"set-cookie", set_cookie.encode("latin-1")))
     return {**start, "headers": headers}
 
 
@@ -172,22 +168,15 @@ def _original_path(scope: Scope) -> str:
     return path
 
 
-_REASONS = {500: b"Internal Server Error", 503: b"Service Unavailable"}
-
-
-async def _send_error(scope: Scope, send: Send, status: int) -> None:
+async def _send_failure(scope: Scope, send: Send, failure: Failure) -> None:
     if scope["type"] == "websocket":
-        await send({"type": "websocket.close", "code": 1011 if status == 500 else 1013})
+        await send({"type": "websocket.close", "code": failure.websocket_close_code})
         return
-    body = _REASONS[status]
     await send(
         {
             "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", str(len(body)).encode()),
-            ],
+            "status": failure.status,
+            "headers": [(k.lower().encode(), v.encode()) for k, v in failure.headers],
         }
     )
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": failure.body})

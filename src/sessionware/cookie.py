@@ -9,42 +9,45 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from .cookies import CookieAttributes, now_ms
+from ._wire import now_ms
 from .options import (
+    COOKIE_FIELDS,
+    JSON_ORDER,
+    CookieAttributes,
     CookieOptions,
     SameSite,
     Secure,
-    check_domain,
-    check_flag,
-    check_optional_flag,
-    check_path,
-    check_priority,
-    check_samesite,
-    check_secure,
+    check_attributes,
+    cookie_options,
     datetime_to_ms,
     seconds_to_ms,
 )
 
 T = TypeVar("T")
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
-class _Checked(Generic[T]):
-    """An attribute validated on assignment, so a bad value fails where it is set."""
+    from .options import CookieParams
 
-    def __init__(self, check: Any) -> None:
-        self.check = check
-        self.slot = ""
+
+class _Attribute(Generic[T]):
+    """One of ``CookieAttributes``, validated (by the field table) where it is assigned."""
+
+    def __init__(self) -> None:
+        self.name = ""
 
     def __set_name__(self, owner: type, name: str) -> None:
-        self.slot = "_" + name
+        assert name in COOKIE_FIELDS
+        self.name = name
 
-    def __get__(self, obj: Any, owner: type | None = None) -> T:
-        return getattr(obj, self.slot)  # type: ignore[no-any-return]
+    def __get__(self, obj: Cookie, owner: type | None = None) -> T:
+        return getattr(obj.attributes, self.name)  # type: ignore[no-any-return]
 
-    def __set__(self, obj: Any, value: T) -> None:
-        setattr(obj, self.slot, self.check(value))
+    def __set__(self, obj: Cookie, value: T) -> None:
+        obj.attributes = check_attributes({self.name: value}, obj.attributes)
 
 
 def _iso_from_ms(epoch_ms: int) -> str:
@@ -94,6 +97,41 @@ def _slow_ms_from_iso(text: str) -> int | None:
     return round(parsed.timestamp() * 1000)
 
 
+_attributes_of_stored: dict[tuple[Any, ...], CookieAttributes] = {}
+
+
+def _stored_attributes(data: dict[str, Any]) -> CookieAttributes:
+    """The attributes of a stored cookie, read by the field table; a store holds a handful of
+    distinct combinations, so each is read once."""
+    raw = tuple(data.get(field.json_key) for field in COOKIE_FIELDS.values())
+    try:
+        found = _attributes_of_stored.get(raw)
+    except TypeError:
+        found = None
+    if found is None:
+        found = CookieAttributes(
+            *(field.load(value) for field, value in zip(COOKIE_FIELDS.values(), raw, strict=True))
+        )
+        try:
+            if len(_attributes_of_stored) > 1024:
+                _attributes_of_stored.clear()
+            _attributes_of_stored[raw] = found
+        except TypeError:
+            pass
+    return found
+
+
+def cookie_params(params: CookieParams) -> CookieOptions:
+    """``Cookie(**params)`` validated as the ``cookie=`` option is, with ``path=None`` allowed."""
+    path = params.get("path", "/")
+    options = cookie_options({**params, "path": path or "/"})
+    if path is None:
+        return CookieOptions(
+            options.max_age_ms, options.expires_ms, options.attributes._replace(path=None)
+        )
+    return options
+
+
 def _ms_or_none(value: object, field: str) -> int | None:
     if value is None or value is False:
         return None
@@ -105,58 +143,25 @@ def _ms_or_none(value: object, field: str) -> int | None:
 class Cookie:
     """The session cookie, as express's Cookie: ``max_age`` counts down, ``touch`` resets it."""
 
-    __slots__ = (
-        "_domain",
-        "_path",
-        "_priority",
-        "_samesite",
-        "_secure",
-        "expires_ms",
-        "httponly",
-        "original_max_age_ms",
-        "partitioned",
-    )
+    __slots__ = ("attributes", "expires_ms", "original_max_age_ms")
 
-    _path: str | None
-    _domain: str | None
-    _secure: Secure
-    _samesite: SameSite
-    _priority: str | None
+    path = _Attribute[str | None]()
+    domain = _Attribute[str | None]()
+    secure = _Attribute[Secure]()
+    httponly = _Attribute[bool]()
+    samesite = _Attribute[SameSite]()
+    partitioned = _Attribute[bool | None]()
+    priority = _Attribute[str | None]()
 
-    path = _Checked[str | None](lambda v: None if v is None else check_path(v))
-    domain = _Checked[str | None](check_domain)
-    secure = _Checked[Secure](check_secure)
-    samesite = _Checked[SameSite](check_samesite)
-    priority = _Checked[str | None](check_priority)
-
-    def __init__(
-        self,
-        *,
-        max_age: float | timedelta | None = None,
-        expires: datetime | None = None,
-        path: str | None = "/",
-        domain: str | None = None,
-        secure: Secure = None,
-        httponly: bool = True,
-        samesite: SameSite = None,
-        partitioned: bool | None = None,
-        priority: str | None = None,
-    ) -> None:
-        if max_age is not None and expires is not None:
-            raise ValueError("Cookie takes max_age or expires, not both")
-        self.expires_ms: int | None = None
+    def __init__(self, **params: Unpack[CookieParams]) -> None:
+        options = cookie_params(params)
+        self.attributes = options.attributes
+        self.expires_ms: int | None = options.expires_ms
         self.original_max_age_ms: int | None = None
-        self.path = path
-        self.domain = domain
-        self.secure = secure
-        self.httponly = check_flag(httponly, "httponly")
-        self.samesite = samesite
-        self.partitioned = check_optional_flag(partitioned, "partitioned")
-        self.priority = priority
-        if max_age is not None:
-            self.max_age = max_age
-        elif expires is not None:
-            self.expires = expires
+        if options.max_age_ms is not None:
+            self.max_age = options.max_age_ms / 1000
+        elif options.expires_ms is not None:
+            self.original_max_age_ms = options.expires_ms - now_ms()
 
     @classmethod
     def from_options(cls, options: CookieOptions, now: int) -> Cookie:
@@ -171,13 +176,7 @@ class Cookie:
         else:
             cookie.expires_ms = None
             cookie.original_max_age_ms = None
-        cookie._path = options.path
-        cookie._domain = options.domain
-        cookie._secure = options.secure
-        cookie.httponly = options.httponly
-        cookie._samesite = options.samesite
-        cookie.partitioned = options.partitioned
-        cookie._priority = options.priority
+        cookie.attributes = options.attributes
         return cookie
 
     @classmethod
@@ -197,50 +196,27 @@ class Cookie:
         if type(original) is not int:
             original = _ms_or_none(original, "originalMaxAge")
         cookie.original_max_age_ms = original
-        path = data.get("path")
-        cookie._path = path if path == "/" else (None if path is None else check_path(path))
-        cookie._domain = check_domain(data.get("domain"))
-        secure = data.get("secure")
-        cookie._secure = secure if secure is None or type(secure) is bool else check_secure(secure)
-        cookie.httponly = data.get("httpOnly") is True
-        samesite = data.get("sameSite")
-        cookie._samesite = None if samesite is None else check_samesite(samesite)
-        partitioned = data.get("partitioned")
-        cookie.partitioned = None if partitioned is None else bool(partitioned)
-        priority = data.get("priority")
-        cookie._priority = None if priority is None else check_priority(priority)
+        cookie.attributes = _stored_attributes(data)
         return cookie
 
     def copy(self) -> Cookie:
         cookie = Cookie.__new__(Cookie)
         cookie.expires_ms = self.expires_ms
         cookie.original_max_age_ms = self.original_max_age_ms
-        cookie._path = self._path
-        cookie._domain = self._domain
-        cookie._secure = self._secure
-        cookie.httponly = self.httponly
-        cookie._samesite = self._samesite
-        cookie.partitioned = self.partitioned
-        cookie._priority = self._priority
+        cookie.attributes = self.attributes
         return cookie
 
     def to_json(self) -> dict[str, Any]:
         """The stored shape, keys in express's order, absent attributes left out."""
         data: dict[str, Any] = {"originalMaxAge": self.original_max_age_ms}
-        if self.partitioned is not None:
-            data["partitioned"] = self.partitioned
-        if self._priority is not None:
-            data["priority"] = self._priority
-        data["expires"] = None if self.expires_ms is None else _iso_from_ms(self.expires_ms)
-        if self._secure is not None:
-            data["secure"] = self._secure
-        data["httpOnly"] = self.httponly
-        if self._domain is not None:
-            data["domain"] = self._domain
-        if self._path is not None:
-            data["path"] = self._path
-        if self._samesite is not None:
-            data["sameSite"] = self._samesite
+        attributes = self.attributes
+        for name in JSON_ORDER:
+            if name is None:
+                data["expires"] = None if self.expires_ms is None else _iso_from_ms(self.expires_ms)
+                continue
+            value = getattr(attributes, name)
+            if value is not None:
+                data[COOKIE_FIELDS[name].json_key] = value
         return data
 
     @property
@@ -298,18 +274,6 @@ class Cookie:
             self.expires_ms = None
         else:
             self.expires_ms = (now_ms() if now is None else now) + self.original_max_age_ms
-
-    def attributes(self) -> CookieAttributes:
-        return CookieAttributes(
-            domain=self._domain,
-            path=self._path,
-            expires_ms=self.expires_ms,
-            httponly=self.httponly,
-            secure=bool(self._secure),
-            partitioned=bool(self.partitioned),
-            priority=self._priority,
-            samesite=self._samesite,
-        )
 
     def __repr__(self) -> str:
         return f"Cookie({self.to_json()!r})"

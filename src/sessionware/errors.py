@@ -23,5 +23,22 @@ class SessionDestroyed(SessionError):
     """The session was destroyed in this request; only ``regenerate()`` can start a new one."""
 
 
+class SessionCorrupt(SessionError, ValueError):
+    """What a store holds under a session id is not a session (not JSON, not an object).
+
+    The middleware logs it with the id and gives the request a fresh session: a corrupt value
+    never locks a user out.
+    """
+
+
+class HeadersAlreadySent(SessionError):
+    """The response headers left before ``regenerate()`` / ``destroy()``: the browser would never
+    learn the new cookie, so the call is refused instead of silently half-done."""
+
+
 class StoreUnavailable(SessionError):
     """The store reported ``disconnect`` (or timed out) and the middleware was told to fail."""
+
+
+class WeakSecretWarning(UserWarning):
+    """A secret shorter than 32 bytes: short secrets can be guessed offline from one cookie."""

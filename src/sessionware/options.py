@@ -4,16 +4,26 @@ Options are checked once, when the middleware is built, so that a typo fails at 
 message naming the option, instead of surfacing as a missing cookie in production. The defaults
 are express-session 1.19's, except ``resave`` and ``save_uninitialized`` which take express's own
 v2 defaults (``False``).
+
+The cookie's attributes are declared once, in ``CookieAttributes`` (names, types, defaults) and
+``COOKIE_FIELDS`` (how each is validated, stored in express's JSON, written in Set-Cookie and read
+from Flask's settings); the Cookie, the wire module and the Flask integration all read them.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypedDict
+
+from .errors import WeakSecretWarning
+
+if TYPE_CHECKING:
+    from typing_extensions import Required
 
 SameSite = str | bool | None
 Secure = bool | Literal["auto"] | None
@@ -24,6 +34,10 @@ DEFAULT_NAME = "connect.sid"
 DEFAULT_MAX_SIZE = 256 * 1024
 MAX_SID_LENGTH = 255
 MAX_COOKIE_VALUE_LENGTH = 4096
+MIN_SECRET_BYTES = 32
+MAX_COOKIE_LIFETIME_MS = 400 * 24 * 3600 * 1000 * 1000
+"""A thousand times the 400 days browsers cap cookies at: far enough to never bind a real app,
+near enough that every expiry stays a representable date."""
 
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _DOMAIN = re.compile(
@@ -48,21 +62,6 @@ def is_valid_sid(sid: object) -> bool:
     return isinstance(sid, str) and _SID.match(sid) is not None
 
 
-@dataclass(frozen=True)
-class CookieOptions:
-    """Validated cookie options; times are whole milliseconds, as express stores them."""
-
-    max_age_ms: int | None = None
-    expires_ms: int | None = None
-    path: str = "/"
-    domain: str | None = None
-    secure: Secure = None
-    httponly: bool = True
-    samesite: SameSite = None
-    partitioned: bool | None = None
-    priority: str | None = None
-
-
 def seconds_to_ms(value: object, option: str) -> int:
     """Turn a number of seconds (int, float or timedelta) into whole milliseconds."""
     if isinstance(value, timedelta):
@@ -71,7 +70,10 @@ def seconds_to_ms(value: object, option: str) -> int:
         raise TypeError(f"{option} must be a number of seconds or a timedelta, got {value!r}")
     if value < 0:
         raise ValueError(f"{option} must not be negative, got {value!r}")
-    return round(value * 1000)
+    ms = round(value * 1000)
+    if ms > MAX_COOKIE_LIFETIME_MS:
+        raise ValueError(f"{option} is out of range (at most {MAX_COOKIE_LIFETIME_MS // 1000} s)")
+    return ms
 
 
 def datetime_to_ms(value: object, option: str) -> int:
@@ -93,7 +95,9 @@ def check_domain(value: object) -> str | None:
     return value
 
 
-def check_path(value: object) -> str:
+def check_path(value: object) -> str | None:
+    if value is None:
+        return None
     if not isinstance(value, str) or not _PATH.match(value):
         raise ValueError(
             f"cookie path must start with '/' and hold printable ASCII without ';', got {value!r}"
@@ -132,21 +136,144 @@ def check_flag(value: object, option: str) -> bool:
     return value
 
 
-def check_optional_flag(value: object, option: str) -> bool | None:
-    return None if value is None else check_flag(value, option)
+def _check_httponly(value: object) -> bool:
+    return check_flag(value, "cookie httponly")
 
 
-_COOKIE_KEYS = (
-    "max_age",
-    "expires",
-    "path",
+def _check_partitioned(value: object) -> bool | None:
+    return None if value is None else check_flag(value, "cookie partitioned")
+
+
+class CookieAttributes(NamedTuple):
+    """The cookie's attributes besides its lifetime: their names, types and defaults.
+
+    A tuple, so a Cookie shares it with the options it came from (no copy per request) and the
+    wire module can cache the Set-Cookie text per distinct tuple.
+    """
+
+    path: str | None = "/"
+    domain: str | None = None
+    secure: Secure = None
+    httponly: bool = True
+    samesite: SameSite = None
+    partitioned: bool | None = None
+    priority: str | None = None
+
+
+DEFAULT_ATTRIBUTES = CookieAttributes()
+
+
+class CookieField(NamedTuple):
+    """What one attribute means to each part of the library."""
+
+    json_key: str
+    check: Callable[[Any], Any]
+    """Validates a value from the application (an option or an assignment)."""
+    load: Callable[[Any], Any]
+    """Reads the value stored by express (lenient where express is lenient)."""
+    set_cookie: Callable[[Any], str | None]
+    """The attribute as cookie@0.7.2 writes it, or ``None`` when it writes nothing."""
+    flask_setting: str | None
+
+
+_SAMESITE_TOKENS = {True: "Strict", "lax": "Lax", "strict": "Strict", "none": "None"}
+
+
+def _token(name: str) -> Callable[[Any], str | None]:
+    return lambda value: f"{name}={value}" if value else None
+
+
+def _flag(name: str) -> Callable[[Any], str | None]:
+    return lambda value: name if value else None
+
+
+COOKIE_FIELDS: dict[str, CookieField] = {
+    "path": CookieField("path", check_path, check_path, _token("Path"), "SESSION_COOKIE_PATH"),
+    "domain": CookieField(
+        "domain", check_domain, check_domain, _token("Domain"), "SESSION_COOKIE_DOMAIN"
+    ),
+    "secure": CookieField(
+        "secure", check_secure, check_secure, _flag("Secure"), "SESSION_COOKIE_SECURE"
+    ),
+    "httponly": CookieField(
+        "httpOnly",
+        _check_httponly,
+        lambda value: value is True,
+        _flag("HttpOnly"),
+        "SESSION_COOKIE_HTTPONLY",
+    ),
+    "samesite": CookieField(
+        "sameSite",
+        check_samesite,
+        check_samesite,
+        lambda value: f"SameSite={_SAMESITE_TOKENS[value]}" if value in _SAMESITE_TOKENS else None,
+        "SESSION_COOKIE_SAMESITE",
+    ),
+    "partitioned": CookieField(
+        "partitioned",
+        _check_partitioned,
+        lambda value: None if value is None else bool(value),
+        _flag("Partitioned"),
+        "SESSION_COOKIE_PARTITIONED",
+    ),
+    "priority": CookieField(
+        "priority",
+        check_priority,
+        check_priority,
+        lambda value: f"Priority={value.capitalize()}" if value else None,
+        None,
+    ),
+}
+JSON_ORDER = ("partitioned", "priority", None, "secure", "httponly", "domain", "path", "samesite")
+"""express's stored key order after ``originalMaxAge``; ``None`` stands for ``expires``."""
+SET_COOKIE_ORDER = (
     "domain",
-    "secure",
+    "path",
+    None,
     "httponly",
-    "samesite",
+    "secure",
     "partitioned",
     "priority",
+    "samesite",
 )
+"""express's Set-Cookie attribute order; ``None`` stands for ``Expires``."""
+
+assert tuple(COOKIE_FIELDS) == CookieAttributes._fields
+assert set(JSON_ORDER) - {None} == set(SET_COOKIE_ORDER) - {None} == set(COOKIE_FIELDS)
+
+COOKIE_OPTION_KEYS = ("max_age", "expires", *CookieAttributes._fields)
+
+
+class CookieParams(TypedDict, total=False):
+    """The ``cookie=`` option (keys as in Starlette's and Werkzeug's ``set_cookie``)."""
+
+    max_age: float | timedelta | None
+    expires: datetime | None
+    path: str | None
+    domain: str | None
+    secure: Secure
+    httponly: bool
+    samesite: SameSite
+    partitioned: bool | None
+    priority: str | None
+
+
+assert tuple(CookieParams.__annotations__) == COOKIE_OPTION_KEYS
+
+
+@dataclass(frozen=True)
+class CookieOptions:
+    """Validated cookie options; times are whole milliseconds, as express stores them."""
+
+    max_age_ms: int | None = None
+    expires_ms: int | None = None
+    attributes: CookieAttributes = DEFAULT_ATTRIBUTES
+
+
+def check_attributes(values: Mapping[str, Any], base: CookieAttributes) -> CookieAttributes:
+    """``base`` with the attributes named in ``values`` validated and replaced."""
+    changes = {name: COOKIE_FIELDS[name].check(value) for name, value in values.items()}
+    return base._replace(**changes) if changes else base
 
 
 def cookie_options(value: Mapping[str, Any] | None) -> CookieOptions:
@@ -156,30 +283,27 @@ def cookie_options(value: Mapping[str, Any] | None) -> CookieOptions:
     if not isinstance(value, Mapping):
         raise TypeError(f"cookie must be a mapping or a callable returning one, got {value!r}")
     for key in value:
-        if key not in _COOKIE_KEYS:
+        if key not in COOKIE_OPTION_KEYS:
             hint = _CAMEL_CASE_HINTS.get(key)
             suffix = f" (did you mean {hint!r}?)" if hint else ""
             raise TypeError(
-                f"unknown cookie option {key!r}{suffix}; accepted: {', '.join(_COOKIE_KEYS)}"
+                f"unknown cookie option {key!r}{suffix}; accepted: {', '.join(COOKIE_OPTION_KEYS)}"
             )
     max_age = value.get("max_age")
     expires = value.get("expires")
     if max_age is not None and expires is not None:
         raise ValueError("cookie takes max_age or expires, not both")
+    attributes = {key: item for key, item in value.items() if key in COOKIE_FIELDS}
+    if attributes.get("path", "/") is None:
+        raise ValueError("cookie path must start with '/', got None")
     return CookieOptions(
         max_age_ms=None if max_age is None else seconds_to_ms(max_age, "cookie max_age"),
         expires_ms=None if expires is None else datetime_to_ms(expires, "cookie expires"),
-        path=check_path(value.get("path", "/")),
-        domain=check_domain(value.get("domain")),
-        secure=check_secure(value.get("secure")),
-        httponly=check_flag(value.get("httponly", True), "cookie httponly"),
-        samesite=check_samesite(value.get("samesite")),
-        partitioned=check_optional_flag(value.get("partitioned"), "cookie partitioned"),
-        priority=check_priority(value.get("priority")),
+        attributes=check_attributes(attributes, CookieAttributes()),
     )
 
 
-def secrets_option(value: object) -> tuple[bytes, ...]:
+def secrets_option(value: object, *, require_strong: bool = False) -> tuple[bytes, ...]:
     """Accept one secret or a sequence of them; the first signs, all verify."""
     items: Sequence[object]
     if isinstance(value, (str, bytes, bytearray)):
@@ -200,12 +324,21 @@ def secrets_option(value: object) -> tuple[bytes, ...]:
         secrets.append(bytes(key))
     if not secrets:
         raise ValueError("secret is required: pass a string, bytes or a list (the first one signs)")
+    weak = [index for index, key in enumerate(secrets) if len(key.strip()) < MIN_SECRET_BYTES]
+    if weak:
+        message = (
+            f"secret number {weak[0] + 1} is shorter than {MIN_SECRET_BYTES} bytes: session ids "
+            "signed with it can be forged by guessing it; use secrets.token_urlsafe(32)"
+        )
+        if require_strong:
+            raise ValueError(message)
+        warnings.warn(message, WeakSecretWarning, stacklevel=4)
     return tuple(secrets)
 
 
 @dataclass(frozen=True)
 class SessionOptions:
-    """The validated middleware options, shared by every request."""
+    """The validated middleware options, shared by every request. The defaults live here."""
 
     secrets: tuple[bytes, ...]
     name: str = DEFAULT_NAME
@@ -218,52 +351,74 @@ class SessionOptions:
     genid: GenId | None = None
     max_size: int | None = DEFAULT_MAX_SIZE
     store_unavailable: Literal["pass", "error"] = "pass"
+    require_strong_secret: bool = False
 
 
-def session_options(
-    *,
-    secret: object,
-    name: str = DEFAULT_NAME,
-    cookie: Mapping[str, Any] | CookieOptionsFactory | None = None,
-    resave: bool = False,
-    save_uninitialized: bool = False,
-    rolling: bool = False,
-    unset: str = "keep",
-    proxy: bool | None = None,
-    genid: GenId | None = None,
-    max_size: int | None = DEFAULT_MAX_SIZE,
-    store_unavailable: str = "pass",
-) -> SessionOptions:
-    """Validate the keyword arguments that both middlewares accept."""
+class SessionOptionsDict(TypedDict, total=False):
+    """Every keyword both middlewares and ``init_app`` accept, for editors and mypy."""
+
+    secret: Required[str | bytes | Sequence[str | bytes]]
+    store: object | None
+    name: str
+    cookie: CookieParams | CookieOptionsFactory | None
+    resave: bool
+    save_uninitialized: bool
+    rolling: bool
+    unset: Literal["keep", "destroy"]
+    proxy: bool | None
+    genid: GenId | None
+    max_size: int | None
+    store_unavailable: Literal["pass", "error"]
+    require_strong_secret: bool
+
+
+_OPTION_NAMES = frozenset(SessionOptionsDict.__annotations__)
+assert {f.name for f in fields(SessionOptions)} - {"secrets"} | {
+    "secret",
+    "store",
+} == _OPTION_NAMES
+
+
+def session_options(options: Mapping[str, Any]) -> SessionOptions:
+    """Validate the keyword arguments that both middlewares accept (``store`` excluded)."""
+    unknown = sorted(set(options) - _OPTION_NAMES)
+    if unknown:
+        raise TypeError(
+            f"unknown option {unknown[0]!r}; accepted: {', '.join(sorted(_OPTION_NAMES))}"
+        )
+    defaults = SessionOptions(secrets=())
+    given = {key: value for key, value in options.items() if key not in ("secret", "store")}
+    merged: dict[str, Any] = {
+        f.name: given.get(f.name, getattr(defaults, f.name)) for f in fields(SessionOptions)
+    }
+    name = merged["name"]
     if not isinstance(name, str) or not _TOKEN.match(name):
         raise ValueError(f"name must be a cookie name (an RFC 7230 token), got {name!r}")
-    if unset not in ("keep", "destroy"):
-        raise ValueError(f"unset must be 'keep' or 'destroy', got {unset!r}")
-    if store_unavailable not in ("pass", "error"):
-        raise ValueError(f"store_unavailable must be 'pass' or 'error', got {store_unavailable!r}")
+    if merged["unset"] not in ("keep", "destroy"):
+        raise ValueError(f"unset must be 'keep' or 'destroy', got {merged['unset']!r}")
+    if merged["store_unavailable"] not in ("pass", "error"):
+        raise ValueError(
+            f"store_unavailable must be 'pass' or 'error', got {merged['store_unavailable']!r}"
+        )
+    genid = merged["genid"]
     if genid is not None and not callable(genid):
         raise TypeError(f"genid must be a callable taking the request, got {genid!r}")
+    proxy = merged["proxy"]
     if proxy is not None and not isinstance(proxy, bool):
         raise TypeError(f"proxy must be True, False or None, got {proxy!r}")
+    max_size = merged["max_size"]
     if max_size is not None and (
         isinstance(max_size, bool) or not isinstance(max_size, int) or max_size <= 0
     ):
         raise ValueError(f"max_size must be a positive number of bytes or None, got {max_size!r}")
-    resolved_cookie: CookieOptions | CookieOptionsFactory
-    if callable(cookie) and not isinstance(cookie, Mapping):
-        resolved_cookie = cookie
-    else:
-        resolved_cookie = cookie_options(cookie)
-    return SessionOptions(
-        secrets=secrets_option(secret),
-        name=name,
-        cookie=resolved_cookie,
-        resave=check_flag(resave, "resave"),
-        save_uninitialized=check_flag(save_uninitialized, "save_uninitialized"),
-        rolling=check_flag(rolling, "rolling"),
-        unset=unset,  # type: ignore[arg-type]
-        proxy=proxy,
-        genid=genid,
-        max_size=max_size,
-        store_unavailable=store_unavailable,  # type: ignore[arg-type]
+    for flag in ("resave", "save_uninitialized", "rolling", "require_strong_secret"):
+        check_flag(merged[flag], flag)
+    cookie = merged["cookie"]
+    if not isinstance(cookie, CookieOptions) and not (
+        callable(cookie) and not isinstance(cookie, Mapping)
+    ):
+        merged["cookie"] = cookie_options(cookie)
+    merged["secrets"] = secrets_option(
+        options.get("secret"), require_strong=merged["require_strong_secret"]
     )
+    return SessionOptions(**merged)

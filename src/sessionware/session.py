@@ -3,165 +3,50 @@
 The lifecycle methods (save, reload, destroy, regenerate) are written once, as generators that
 yield the store calls they need; ``Session`` runs them with ``await``, ``SyncSession`` runs the
 very same steps with plain calls. No rule of the lifecycle exists twice.
+
+A session knows two things besides its data: its request's flow (the engine's decisions, seen
+through the small ``SessionFlow`` protocol) and a ``StoreRunner`` that performs store calls. It
+imports neither the engine nor the runtime.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Generator
-from datetime import date, datetime, timezone
-from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, Protocol
 
-from .cookie import Cookie, ms_from_iso
-from .errors import SessionDestroyed, SessionError, SessionNotFound
-
-if TYPE_CHECKING:
-    from .engine import Flow
-    from .stores.base import StoreDriver
+from ._records import Destroy, Get, SessionRecord, Set, Steps, StoreCall, arun_steps, run_steps
+from .cookie import Cookie
+from .errors import SessionDestroyed, SessionError
 
 
-class StoreCall(NamedTuple):
-    """One store method call, described as data so sync and async runners can share the steps."""
+class StoreRunner(Protocol):
+    """Performs a store call, from sync or async code."""
 
-    method: str
-    args: tuple[Any, ...]
+    def call(self, call: StoreCall) -> Any: ...
 
-
-Steps = Generator[StoreCall, Any, None]
+    async def acall(self, call: StoreCall) -> Any: ...
 
 
-def _json_default(value: object) -> object:
-    if isinstance(value, datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(timezone.utc).replace(tzinfo=None)
-        return value.isoformat(timespec="milliseconds") + "Z"
-    if isinstance(value, date):
-        return value.isoformat()
-    raise TypeError(
-        f"session values must be JSON types (dict, list, str, int, float, bool, None, datetime); "
-        f"got {type(value).__name__}"
-    )
+class SessionFlow(Protocol):
+    """What a session needs from its request's flow."""
+
+    force_modified: bool
+    force_save: bool
+    cookie_id: str | None
+
+    def is_modified(self, session: SessionBase) -> bool: ...
+
+    def save_call(self, session: SessionBase) -> Set: ...
+
+    def mark_saved(self, sid: str, data_json: str) -> None: ...
+
+    def reload(self, session: SessionBase, data: SessionRecord | dict[str, Any]) -> None: ...
+
+    def regenerate(self, session: SessionBase) -> None: ...
+
+    def check_headers_not_sent(self, action: str) -> None: ...
 
 
-_encoder = json.JSONEncoder(
-    separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_json_default
-)
-_c_encode = (
-    c_make_encoder(None, _json_default, encode_basestring, None, ":", ",", False, False, False)
-    if c_make_encoder is not None
-    else None
-)
-
-
-def encode_json(value: object) -> str:
-    """Serialize the way JavaScript's JSON.stringify does: compact, UTF-8, no NaN, datetimes
-    as ISO. The C encoder is built once (``JSONEncoder.encode`` builds one per call)."""
-    if _c_encode is None or isinstance(value, str):
-        return _encoder.encode(value)
-    return "".join(_c_encode(value, 0))
-
-
-_c_scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
-
-
-def decode_own_json(text: str) -> Any:
-    """Parse JSON this module encoded (no surrounding white space), skipping the generic checks."""
-    value, end = _c_scan(text, 0)
-    if end != len(text):
-        raise ValueError(f"trailing data after JSON at {end}")
-    return value
-
-
-class SessionRecord:
-    """A session on its way to or from a store that speaks records, its JSON already encoded.
-
-    The middleware encodes the data once anyway (to see whether it changed); a store that
-    implements ``get_record`` / ``set_record`` / ``touch_record`` reuses that text instead of
-    encoding again, and hands back the text it loaded so the middleware need not encode it
-    either. The cookie travels as a ``Cookie`` (an in-process store keeps a copy, no JSON at
-    all) or as its stored dict, whichever the other side has. Every other store gets and returns
-    plain dicts (``as_dict()``).
-    """
-
-    __slots__ = ("_cookie", "_cookie_json", "_cookie_object", "data", "data_json")
-
-    def __init__(
-        self,
-        cookie: Cookie | dict[str, Any] | None,
-        data: dict[str, Any],
-        data_json: str,
-        cookie_json: str | None = None,
-    ) -> None:
-        self._cookie_object = cookie if isinstance(cookie, Cookie) else None
-        self._cookie = None if isinstance(cookie, Cookie) else cookie
-        self.data = data
-        self.data_json = data_json
-        self._cookie_json = cookie_json
-
-    @classmethod
-    def from_dict(cls, stored: dict[str, Any]) -> SessionRecord:
-        """A record of a plain stored dict (``{"cookie": {...}, **data}``)."""
-        cookie = stored.get("cookie")
-        data = {key: value for key, value in stored.items() if key != "cookie"}
-        return cls(dict(cookie) if isinstance(cookie, dict) else None, data, encode_json(data))
-
-    @property
-    def has_cookie(self) -> bool:
-        return self._cookie_object is not None or self._cookie is not None
-
-    @property
-    def cookie(self) -> dict[str, Any] | None:
-        """The cookie in express's stored shape."""
-        if self._cookie is None and self._cookie_object is not None:
-            self._cookie = self._cookie_object.to_json()
-        return self._cookie
-
-    def cookie_object(self) -> Cookie:
-        """A Cookie of this record's own (a copy: neither side can change the other's)."""
-        if self._cookie_object is not None:
-            return self._cookie_object.copy()
-        return Cookie.from_json(self._cookie)
-
-    def cookie_copy(self) -> Cookie | dict[str, Any] | None:
-        """The cookie in whichever form the record holds, copied, for a store to keep."""
-        if self._cookie_object is not None:
-            return self._cookie_object.copy()
-        return None if self._cookie is None else dict(self._cookie)
-
-    @property
-    def expires_ms(self) -> int | None:
-        """When the session expires (epoch ms), from the cookie."""
-        if self._cookie_object is not None:
-            return self._cookie_object.expires_ms
-        expires = self._cookie.get("expires") if self._cookie is not None else None
-        return ms_from_iso(expires) if isinstance(expires, str) else None
-
-    @property
-    def cookie_json(self) -> str:
-        if self._cookie_json is None:
-            self._cookie_json = encode_json(self.cookie)
-        return self._cookie_json
-
-    @property
-    def json(self) -> str:
-        """The whole session as express stores it: the cookie first, then the data."""
-        if not self.has_cookie:
-            return self.data_json
-        return join_json(self.cookie_json, self.data_json)
-
-    def as_dict(self) -> dict[str, Any]:
-        cookie = self.cookie
-        if cookie is None:
-            return dict(self.data)
-        return {"cookie": cookie, **self.data}
-
-
-def join_json(cookie_json: str, data_json: str) -> str:
-    """``{"cookie": ..., **data}`` as text, from the cookie's JSON and the data's JSON."""
-    if data_json == "{}":
-        return '{"cookie":' + cookie_json + "}"
-    return '{"cookie":' + cookie_json + "," + data_json[1:]
+LifecycleSteps = Steps[StoreCall, None]
 
 
 class SessionBase(dict[str, Any]):
@@ -170,15 +55,23 @@ class SessionBase(dict[str, Any]):
     Top-level ``cookie`` is reserved for the cookie object, as in express's stored shape.
     """
 
-    __slots__ = ("_destroyed", "_flow", "_id", "cookie")
+    __slots__ = ("_destroyed", "_flow", "_id", "_runner", "cookie")
 
-    def __init__(self, flow: Flow, sid: str, cookie: Cookie, data: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        runner: StoreRunner,
+        flow: SessionFlow,
+        sid: str,
+        cookie: Cookie,
+        data: dict[str, Any] | None = None,
+    ):
         super().__init__()
         if data:
             dict.update(self, data)
         self._id = sid
         self.cookie = cookie
         self._flow = flow
+        self._runner = runner
         self._destroyed = False
 
     @property
@@ -250,59 +143,30 @@ class SessionBase(dict[str, Any]):
         dict.clear(self)
         self._destroyed = True
 
-    def _save_steps(self) -> Steps:
+    def _save_steps(self) -> LifecycleSteps:
         if self._destroyed:
             raise SessionDestroyed("the session was destroyed; saving it would bring it back")
-        record = self._flow.record(self, check_size=True)
-        yield StoreCall("set", (self._id, record))
-        self._flow.mark_saved(self._id, record.data_json)
+        call = self._flow.save_call(self)
+        yield call
+        self._flow.mark_saved(self._id, call.record.data_json)
 
-    def _reload_steps(self) -> Steps:
-        try:
-            data = yield StoreCall("get", (self._id,))
-        except SessionNotFound:
-            data = None
+    def _reload_steps(self) -> LifecycleSteps:
+        data = yield Get(self._id)
         if not data:
             raise SessionError("failed to load session: it is no longer in the store")
         self._flow.reload(self, data)
 
-    def _destroy_steps(self) -> Steps:
-        yield StoreCall("destroy", (self._id,))
+    def _destroy_steps(self) -> LifecycleSteps:
+        self._flow.check_headers_not_sent("destroy")
+        yield Destroy(self._id)
         self._mark_destroyed()
 
-    def _regenerate_steps(self) -> Steps:
+    def _regenerate_steps(self) -> LifecycleSteps:
+        self._flow.check_headers_not_sent("regenerate")
         try:
-            yield StoreCall("destroy", (self._id,))
+            yield Destroy(self._id)
         finally:
             self._flow.regenerate(self)
-
-
-def _run_sync(steps: Steps, driver: StoreDriver) -> None:
-    try:
-        call = next(steps)
-        while True:
-            try:
-                result = driver.call(call)
-            except Exception as exc:
-                call = steps.throw(exc)
-            else:
-                call = steps.send(result)
-    except StopIteration:
-        return
-
-
-async def _run_async(steps: Steps, driver: StoreDriver) -> None:
-    try:
-        call = next(steps)
-        while True:
-            try:
-                result = await driver.acall(call)
-            except Exception as exc:
-                call = steps.throw(exc)
-            else:
-                call = steps.send(result)
-    except StopIteration:
-        return
 
 
 class Session(SessionBase):
@@ -312,19 +176,19 @@ class Session(SessionBase):
 
     async def save(self) -> None:
         """Write the session now, e.g. before a long-lived response; the end of request skips it."""
-        await _run_async(self._save_steps(), self._flow.engine.driver)
+        await arun_steps(self._save_steps(), self._runner.acall)
 
     async def reload(self) -> None:
         """Replace the data with the stored copy; raises ``SessionError`` if it is gone."""
-        await _run_async(self._reload_steps(), self._flow.engine.driver)
+        await arun_steps(self._reload_steps(), self._runner.acall)
 
     async def destroy(self) -> None:
         """Delete the session from the store and expire the browser cookie."""
-        await _run_async(self._destroy_steps(), self._flow.engine.driver)
+        await arun_steps(self._destroy_steps(), self._runner.acall)
 
     async def regenerate(self) -> None:
         """Destroy the stored session and start a new, empty one with a new id (login hygiene)."""
-        await _run_async(self._regenerate_steps(), self._flow.engine.driver)
+        await arun_steps(self._regenerate_steps(), self._runner.acall)
 
 
 class SyncSession(SessionBase):
@@ -333,13 +197,13 @@ class SyncSession(SessionBase):
     __slots__ = ()
 
     def save(self) -> None:
-        _run_sync(self._save_steps(), self._flow.engine.driver)
+        run_steps(self._save_steps(), self._runner.call)
 
     def reload(self) -> None:
-        _run_sync(self._reload_steps(), self._flow.engine.driver)
+        run_steps(self._reload_steps(), self._runner.call)
 
     def destroy(self) -> None:
-        _run_sync(self._destroy_steps(), self._flow.engine.driver)
+        run_steps(self._destroy_steps(), self._runner.call)
 
     def regenerate(self) -> None:
-        _run_sync(self._regenerate_steps(), self._flow.engine.driver)
+        run_steps(self._regenerate_steps(), self._runner.call)

@@ -9,14 +9,13 @@ legacy ``write()``) gets its cookie with the first chunk and its store call befo
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Generator, Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
-from .engine import Engine, Flow
-from .errors import StoreUnavailable
-from .middleware import BaseSessionMiddleware
+from ._engine import Flow, Outcome
+from ._runtime import BaseSessionMiddleware, Failure, SessionRuntime
+from ._wire import needs_vary_cookie
 from .session import SyncSession
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType]
@@ -24,12 +23,6 @@ StartResponse = Callable[..., Callable[[bytes], object]]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 SESSION_KEY = "sessionware.session"
-logger = logging.getLogger("sessionware")
-
-_ERRORS = {
-    500: ("500 Internal Server Error", b"Internal Server Error"),
-    503: ("503 Service Unavailable", b"Service Unavailable"),
-}
 
 
 class WSGISessionMiddleware(BaseSessionMiddleware[WSGIApp]):
@@ -40,33 +33,30 @@ class WSGISessionMiddleware(BaseSessionMiddleware[WSGIApp]):
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if environ.get(SESSION_KEY) is not None:
             return self.app(environ, start_response)
-        if not self.store_ready:
-            return self._store_down(environ, start_response)
+        runtime = self.runtime
+        if not runtime.store_ready:
+            return self._without_session(runtime.when_down(), environ, start_response)
         try:
-            flow = open_flow(self.engine, environ)
-        except StoreUnavailable:
-            logger.warning("session store unavailable while loading a session", exc_info=True)
-            return self._store_down(environ, start_response)
-        except Exception:
-            logger.exception("could not load the session")
-            return _error(start_response, 500)
+            flow = open_flow(runtime, environ)
+        except Exception as exc:
+            return self._without_session(runtime.load_failed(exc), environ, start_response)
         if flow is None or flow.session is None:
             return self.app(environ, start_response)
         environ[SESSION_KEY] = flow.session
         return _Response(self, environ, flow, start_response)
 
-    def _store_down(
-        self, environ: dict[str, Any], start_response: StartResponse
+    def _without_session(
+        self, failure: Failure | None, environ: dict[str, Any], start_response: StartResponse
     ) -> Iterable[bytes]:
-        if self.options.store_unavailable == "error":
-            return _error(start_response, 503)
-        return self.app(environ, start_response)
+        if failure is None:
+            return self.app(environ, start_response)
+        return render_failure(start_response, failure)
 
 
-def open_flow(engine: Engine, environ: dict[str, Any]) -> Flow | None:
+def open_flow(runtime: SessionRuntime, environ: dict[str, Any]) -> Flow | None:
     """Read the request's session from a WSGI environ (``None`` outside the cookie path); the
     WSGI middleware and the Flask integration both start here."""
-    flow = engine.begin(
+    flow = runtime.engine.begin(
         environ,
         (environ.get("SCRIPT_NAME") or "") + (environ.get("PATH_INFO") or ""),
         environ.get("HTTP_COOKIE"),
@@ -75,8 +65,25 @@ def open_flow(engine: Engine, environ: dict[str, Any]) -> Flow | None:
     )
     if flow is not None:
         load = flow.load_call()
-        flow.loaded(engine.driver.call(load) if load else None)
+        runtime.open(flow, runtime.driver.call(load) if load else None)
     return flow
+
+
+def session_headers(
+    headers: list[tuple[str, str]], set_cookie: str | None, vary: bool
+) -> list[tuple[str, str]]:
+    """The app's headers plus what the session adds (WSGI and Flask header lists)."""
+    added: list[tuple[str, str]] = []
+    if vary and needs_vary_cookie(value for name, value in headers if name.lower() == "vary"):
+        added.append(("Vary", "Cookie"))
+    if set_cookie is not None:
+        added.append(("Set-Cookie", set_cookie))
+    return [*headers, *added] if added else headers
+
+
+def render_failure(start_response: StartResponse, failure: Failure) -> list[bytes]:
+    start_response(failure.status_line, list(failure.headers))
+    return [failure.body]
 
 
 class _Response:
@@ -110,18 +117,21 @@ class _Response:
 
     def write(self, data: bytes) -> None:
         """The legacy ``write()`` callable: the response is streaming from here on."""
-        self.commit(self.flow.finish(self.environ.get(SESSION_KEY), call=False).set_cookie)
+        self.commit_streaming()
         assert self.server_write is not None
         self.server_write(data)
 
-    def commit(self, set_cookie: str | None) -> None:
+    def commit_streaming(self) -> None:
+        if not self.committed:
+            self.commit(self.flow.finish(self.environ.get(SESSION_KEY), call=False))
+
+    def commit(self, outcome: Outcome) -> None:
         if self.committed:
             return
         if self.held is None:
             raise RuntimeError("the WSGI app produced a body before calling start_response")
         status, headers, exc_info = self.held
-        if set_cookie is not None:
-            headers = [*headers, ("Set-Cookie", set_cookie)]
+        headers = session_headers(headers, outcome.set_cookie, outcome.vary)
         self.server_write = self.server_start_response(status, headers, exc_info)
         self.committed = True
 
@@ -148,9 +158,7 @@ class _Response:
             pending: bytes | None = None
             for chunk in chunks:
                 if pending is not None:
-                    if not self.committed:
-                        session = self.environ.get(SESSION_KEY)
-                        self.commit(self.flow.finish(session, call=False).set_cookie)
+                    self.commit_streaming()
                     yield pending
                 pending = chunk
             yield from self.finish(pending)
@@ -159,35 +167,18 @@ class _Response:
 
     def finish(self, last: bytes | None) -> Iterator[bytes]:
         session = self.environ.get(SESSION_KEY)
-        if self.committed:
-            try:
-                call = self.flow.finish(session, header=False).call
-                if call is not None:
-                    self.middleware.driver.call(call)
-            except Exception:
-                logger.exception("could not store the session at the end of a streamed response")
+        runtime = self.middleware.runtime
+        headers_sent = self.committed
+        try:
+            outcome = self.flow.finish(session, header=not headers_sent)
+            if outcome.call is not None:
+                runtime.driver.call(outcome.call)
+        except Exception as exc:
+            failure = runtime.save_failed(exc, headers_sent=headers_sent)
+            if failure is not None:
+                yield from render_failure(self.server_start_response, failure)
+                return
         else:
-            try:
-                outcome = self.flow.finish(session)
-                if outcome.call is not None:
-                    self.middleware.driver.call(outcome.call)
-            except StoreUnavailable:
-                logger.warning("session store unavailable while saving a session", exc_info=True)
-                yield from _error(self.server_start_response, 503)
-                return
-            except Exception:
-                logger.exception("could not store the session")
-                yield from _error(self.server_start_response, 500)
-                return
-            self.commit(outcome.set_cookie)
+            self.commit(outcome)
         if last is not None:
             yield last
-
-
-def _error(start_response: StartResponse, status: int) -> list[bytes]:
-    line, body = _ERRORS[status]
-    start_response(
-        line,
-        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
-    )
-    return [body]

@@ -15,11 +15,10 @@ from typing import Any
 from flask import Flask, Request, Response, abort, session
 from flask.sessions import NullSession, SessionInterface, SessionMixin
 
-from ..errors import StoreUnavailable
-from ..middleware import SessionRuntime
-from ..options import session_options
+from .._runtime import SessionRuntime
+from ..options import COOKIE_FIELDS, CookieAttributes
 from ..session import SyncSession
-from ..wsgi import open_flow
+from ..wsgi import open_flow, session_headers
 
 logger = logging.getLogger("sessionware")
 
@@ -63,29 +62,32 @@ class UnavailableSession(NullSession):
     setdefault = _unavailable
 
 
+def cookie_defaults(config: Any) -> dict[str, Any]:
+    """The ``cookie=`` option Flask's ``SESSION_COOKIE_*`` settings amount to (the field table
+    names each attribute's setting); an unset or false setting leaves our default."""
+    defaults = CookieAttributes()
+    cookie: dict[str, Any] = {}
+    for name, field in COOKIE_FIELDS.items():
+        value = config.get(field.flask_setting) if field.flask_setting else None
+        if value is None or value == "" or (value is False and getattr(defaults, name) is None):
+            continue
+        cookie[name] = value
+    cookie["path"] = cookie.get("path") or config.get("APPLICATION_ROOT") or "/"
+    return cookie
+
+
 class SessionwareInterface(SessionInterface):
     """Flask's hook into sessionware: open loads (or starts) a session, save stores it."""
 
     def __init__(self, app: Flask, *, store: object | None = None, **options: Any) -> None:
         config = app.config
-        secret = options.pop("secret", None)
-        if secret is None:
+        if options.get("secret") is None:
             if not app.secret_key:
                 raise ValueError("secret is required: set app.secret_key or pass secret=...")
-            fallbacks = config.get("SECRET_KEY_FALLBACKS") or []
-            secret = [app.secret_key, *fallbacks]
-        cookie = options.pop("cookie", None)
+            options["secret"] = [app.secret_key, *(config.get("SECRET_KEY_FALLBACKS") or [])]
+        cookie = options.get("cookie")
         if cookie is None or isinstance(cookie, dict):
-            defaults = {
-                "path": config.get("SESSION_COOKIE_PATH") or config.get("APPLICATION_ROOT") or "/",
-                "domain": config.get("SESSION_COOKIE_DOMAIN") or None,
-                "httponly": bool(config.get("SESSION_COOKIE_HTTPONLY", True)),
-                "secure": bool(config.get("SESSION_COOKIE_SECURE", False)),
-                "samesite": config.get("SESSION_COOKIE_SAMESITE"),
-            }
-            if config.get("SESSION_COOKIE_PARTITIONED"):
-                defaults["partitioned"] = True
-            cookie = {**defaults, **(cookie or {})}
+            options["cookie"] = {**cookie_defaults(config), **(cookie or {})}
         options.setdefault("name", config.get("SESSION_COOKIE_NAME", "session"))
         options.setdefault("rolling", bool(config.get("SESSION_REFRESH_EACH_REQUEST", False)))
         session_class = type(
@@ -93,20 +95,22 @@ class SessionwareInterface(SessionInterface):
             (FlaskSession,),
             {"__slots__": (), "permanent_lifetime": app.permanent_session_lifetime},
         )
-        validated = session_options(secret=secret, cookie=cookie, **options)
-        self.runtime = SessionRuntime(validated, store, session_class)
-        self.options = validated
+        self.runtime = SessionRuntime.from_options({**options, "store": store}, session_class)
+        self.options = self.runtime.options
         self.store = self.runtime.store
         self.driver = self.runtime.driver
         self.engine = self.runtime.engine
 
     def open_session(self, app: Flask, request: Request) -> SessionMixin:
-        if not self.runtime.store_ready:
+        runtime = self.runtime
+        if not runtime.store_ready:
             return UnavailableSession()
         try:
-            flow = open_flow(self.engine, request.environ)
-        except StoreUnavailable:
-            logger.warning("session store unavailable while loading a session", exc_info=True)
+            flow = open_flow(runtime, request.environ)
+        except Exception as exc:
+            failure = runtime.load_failed(exc)
+            if failure is not None and failure.status != 503:
+                raise
             return UnavailableSession()
         if flow is None or flow.session is None:
             return UnavailableSession()
@@ -116,17 +120,21 @@ class SessionwareInterface(SessionInterface):
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         if not isinstance(session, FlaskSession):
             return
-        outcome = session._flow.finish(session)
         try:
+            outcome = session._flow.finish(session)  # type: ignore[attr-defined]
             if outcome.call is not None:
                 self.driver.call(outcome.call)
-        except StoreUnavailable:
-            logger.warning("session store unavailable while saving a session", exc_info=True)
-            response.status_code = 503
-            response.set_data(b"Service Unavailable")
+        except Exception as exc:
+            failure = self.runtime.save_failed(exc)
+            assert failure is not None
+            response.status_code = failure.status
+            response.set_data(failure.body)
+            response.headers.clear()
+            response.headers.extend(failure.headers)
             return
-        if outcome.set_cookie is not None:
-            response.headers.add("Set-Cookie", outcome.set_cookie)
+        headers = session_headers(list(response.headers.items()), outcome.set_cookie, outcome.vary)
+        for name, value in headers[len(response.headers) :]:
+            response.headers.add(name, value)
 
     def refuse_when_unavailable(self) -> None:
         """With ``store_unavailable="error"``, answer 503 rather than run a view sessionless."""

@@ -1,6 +1,6 @@
 """Session stores. Network stores live in their own modules so their clients stay optional."""
 
-from .base import Store, StoreDriver, SyncStore
+from .base import RecordStore, Store, SyncRecordStore, SyncStore
 from .memory import MemoryStore
 
-__all__ = ["MemoryStore", "Store", "StoreDriver", "SyncStore"]
+__all__ = ["MemoryStore", "RecordStore", "Store", "SyncRecordStore", "SyncStore"]

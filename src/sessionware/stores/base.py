@@ -1,23 +1,21 @@
-"""The store contracts (express-session's Store, in Python) and the driver that calls any store.
+"""The store contracts: express-session's Store, in Python, and nothing else.
 
 A store author writes ``get``, ``set`` and ``destroy`` (and, ideally, ``touch``), either as
-coroutines on a ``Store`` subclass or as plain methods on a ``SyncStore`` subclass. The driver
-makes either kind usable under both adapters: a sync store runs in a worker thread under ASGI
-(unless it declares ``blocking = False``), an async store runs on a private event loop under WSGI.
+coroutines on a ``Store`` subclass or as plain methods on a ``SyncStore`` subclass; ``all``,
+``length`` and ``clear`` are optional. The runtime makes either kind usable under both adapters.
+
+Built-in stores speak records instead (``RecordStore`` / ``SyncRecordStore``): the session's
+JSON, already encoded by the engine, goes to the store as is, and what the store loaded comes
+back without a second encoding. Their dict methods are derived from the record ones.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import inspect
 import logging
-import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
-from ..errors import SessionNotFound
-from ..session import Session, SessionBase, SessionRecord, StoreCall, SyncSession
+from .._records import SessionRecord
 
 logger = logging.getLogger("sessionware")
 
@@ -77,19 +75,6 @@ class Store(EventEmitter):
     async def clear(self) -> None:
         raise NotImplementedError
 
-    async def load(self, sid: str) -> Session | None:
-        """The stored session as a ``Session`` whose save/destroy/reload talk to this store."""
-        data = await StoreDriver.for_store(self).acall(StoreCall("get", (sid,)))
-        return None if not data else self.create_session(sid, data)
-
-    def create_session(self, sid: str, data: SessionData) -> Session:
-        session = _detached_flow(self, Session).inflate(sid, data)
-        assert isinstance(session, Session)
-        return session
-
-    async def regenerate(self, session: Session) -> None:
-        await session.regenerate()
-
 
 class SyncStore(EventEmitter):
     """A synchronous session store: the same contract as ``Store`` with plain methods.
@@ -122,153 +107,78 @@ class SyncStore(EventEmitter):
     def clear(self) -> None:
         raise NotImplementedError
 
-    def load(self, sid: str) -> SyncSession | None:
-        data = StoreDriver.for_store(self).call(StoreCall("get", (sid,)))
-        return None if not data else self.create_session(sid, data)
 
-    def create_session(self, sid: str, data: SessionData) -> SyncSession:
-        session = _detached_flow(self, SyncSession).inflate(sid, data)
-        assert isinstance(session, SyncSession)
-        return session
+class RecordStore(Store):
+    """An async store that exchanges ``SessionRecord``s; ``get``/``set``/``touch`` follow."""
 
-    def regenerate(self, session: SyncSession) -> None:
-        session.regenerate()
+    async def get_record(self, sid: str) -> SessionRecord | None:
+        raise NotImplementedError
+
+    async def set_record(self, sid: str, record: SessionRecord) -> None:
+        raise NotImplementedError
+
+    async def touch_record(self, sid: str, record: SessionRecord) -> None:
+        raise NotImplementedError
+
+    async def get(self, sid: str) -> SessionData | None:
+        record = await self.get_record(sid)
+        return None if record is None else record.as_dict()
+
+    async def set(self, sid: str, data: SessionData) -> None:
+        await self.set_record(sid, SessionRecord.from_dict(data))
+
+    async def touch(self, sid: str, data: SessionData) -> None:
+        await self.touch_record(sid, SessionRecord.from_dict(data))
 
 
-def implements(store: object, method: str) -> bool:
-    """Whether ``store`` really provides ``method`` (not just the base class's stub)."""
-    attribute = getattr(type(store), method, None) or getattr(store, method, None)
-    if not callable(attribute):
-        return False
-    return attribute not in (getattr(Store, method, None), getattr(SyncStore, method, None))
+class SyncRecordStore(SyncStore):
+    """A sync store that exchanges ``SessionRecord``s; ``get``/``set``/``touch`` follow."""
 
+    def get_record(self, sid: str) -> SessionRecord | None:
+        raise NotImplementedError
 
-class _EventLoopThread:
-    """A private event loop in a daemon thread: how WSGI code awaits an async store.
+    def set_record(self, sid: str, record: SessionRecord) -> None:
+        raise NotImplementedError
 
-    One loop per store keeps the store's connections bound to a single loop.
-    """
+    def touch_record(self, sid: str, record: SessionRecord) -> None:
+        raise NotImplementedError
 
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        thread = threading.Thread(
-            target=self.loop.run_forever, name="sessionware-store", daemon=True
-        )
-        thread.start()
+    def get(self, sid: str) -> SessionData | None:
+        record = self.get_record(sid)
+        return None if record is None else record.as_dict()
 
-    def run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+    def set(self, sid: str, data: SessionData) -> None:
+        self.set_record(sid, SessionRecord.from_dict(data))
+
+    def touch(self, sid: str, data: SessionData) -> None:
+        self.touch_record(sid, SessionRecord.from_dict(data))
 
 
 _RECORD_METHODS = {"get": "get_record", "set": "set_record", "touch": "touch_record"}
+_BASES = (Store, SyncStore, RecordStore, SyncRecordStore)
 
 
-def _record_method(store: object, name: str) -> Callable[..., Any] | None:
-    """``store.<name>_record`` if the store has one and has not overridden ``<name>`` since.
+def _defined_by(bases: tuple[type, ...], method: str) -> set[Any]:
+    return {vars(base)[method] for base in bases if method in vars(base)}
 
-    A subclass that overrides ``get`` (to add logging, say) must see its override called.
-    """
-    record_name = _RECORD_METHODS.get(name)
+
+def implements(store: object, method: str) -> bool:
+    """Whether ``store`` really provides ``method`` (not just a contract's stub)."""
+    attribute = getattr(type(store), method, None) or getattr(store, method, None)
+    if not callable(attribute):
+        return False
+    if attribute in _defined_by((RecordStore, SyncRecordStore), method) and (
+        method in _RECORD_METHODS
+    ):
+        return implements(store, _RECORD_METHODS[method])
+    return attribute not in _defined_by(_BASES, method)
+
+
+def speaks_records(store: object) -> bool:
+    """Whether the runtime may hand ``store`` records: it is a record store, and no subclass has
+    overridden a dict method since (a ``get`` that adds logging must see its override called)."""
+    if not isinstance(store, (RecordStore, SyncRecordStore)):
+        return False
     cls = type(store)
-    owner = next((c for c in cls.__mro__ if record_name and record_name in vars(c)), None)
-    if owner is None or getattr(cls, name, None) is not getattr(owner, name, None):
-        return None
-    method = getattr(store, record_name or "")
-    return method if callable(method) else None
-
-
-def _plain(args: tuple[Any, ...]) -> tuple[Any, ...]:
-    """The arguments a dict-speaking store expects: records become ``{"cookie": ..., **data}``."""
-    if len(args) == 2 and isinstance(args[1], SessionRecord):
-        return (args[0], args[1].as_dict())
-    return args
-
-
-def _records(args: tuple[Any, ...]) -> tuple[Any, ...]:
-    """The arguments a record-speaking store expects: plain dicts become records."""
-    if len(args) == 2 and isinstance(args[1], dict):
-        return (args[0], SessionRecord.from_dict(args[1]))
-    return args
-
-
-class StoreDriver:
-    """Calls one store from either side, maps "not found" errors to ``None``, and hands
-    records to stores that implement the ``*_record`` methods, dicts to all others."""
-
-    _NOT_FOUND = (SessionNotFound, FileNotFoundError)
-
-    def __init__(self, store: object) -> None:
-        for method in ("get", "set", "destroy"):
-            if not implements(store, method):
-                raise TypeError(f"store must implement {method}(); {store!r} does not")
-        self.store = store
-        self.has_touch = implements(store, "touch") or _record_method(store, "touch") is not None
-        self.blocking = bool(getattr(store, "blocking", True))
-        self._methods: dict[str, tuple[Callable[..., Any], bool, bool]] = {}
-        self._loop_thread: _EventLoopThread | None = None
-        self._lock = threading.Lock()
-        self.inline = not self.blocking and not any(
-            self._method(name)[1]
-            for name in ("get", "set", "destroy", "touch")
-            if name != "touch" or self.has_touch
-        )
-        """Plain calls are fine from async code too: a sync store that does no I/O."""
-
-    @classmethod
-    def for_store(cls, store: object) -> StoreDriver:
-        driver = getattr(store, "_sessionware_driver", None)
-        if driver is None:
-            driver = cls(store)
-            with contextlib.suppress(AttributeError):
-                store._sessionware_driver = driver  # type: ignore[attr-defined]
-        return driver
-
-    def _method(self, name: str) -> tuple[Callable[..., Any], bool, bool]:
-        """(bound method, is it a coroutine function, does it take records)."""
-        found = self._methods.get(name)
-        if found is None:
-            record_method = _record_method(self.store, name)
-            method = record_method or getattr(self.store, name)
-            found = (method, inspect.iscoroutinefunction(method), record_method is not None)
-            self._methods[name] = found
-        return found
-
-    async def acall(self, call: StoreCall) -> Any:
-        method, is_async, takes_records = self._method(call.method)
-        args = _records(call.args) if takes_records else _plain(call.args)
-        try:
-            if is_async:
-                return await method(*args)
-            if not self.blocking:
-                return method(*args)
-            return await asyncio.to_thread(method, *args)
-        except self._NOT_FOUND:
-            if call.method == "get":
-                return None
-            raise
-
-    def call(self, call: StoreCall) -> Any:
-        method, is_async, takes_records = self._method(call.method)
-        args = _records(call.args) if takes_records else _plain(call.args)
-        try:
-            if not is_async:
-                return method(*args)
-            return self._event_loop().run(method(*args))
-        except self._NOT_FOUND:
-            if call.method == "get":
-                return None
-            raise
-
-    def _event_loop(self) -> _EventLoopThread:
-        with self._lock:
-            if self._loop_thread is None:
-                self._loop_thread = _EventLoopThread()
-            return self._loop_thread
-
-
-def _detached_flow(store: object, session_class: type[SessionBase]) -> Any:
-    from ..engine import Engine
-    from ..options import SessionOptions
-
-    options = SessionOptions(secrets=(b"unused: detached sessions set no cookie",))
-    return Engine(options, StoreDriver.for_store(store), session_class).detached_flow()
+    derived = (RecordStore, SyncRecordStore)
+    return all(getattr(cls, name) in _defined_by(derived, name) for name in _RECORD_METHODS)

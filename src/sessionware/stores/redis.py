@@ -6,50 +6,102 @@ option, one day); a ttl <= 0 deletes the key; ``touch`` moves only the expiry (`
 
 One command per get, set and touch; with ``touch_after`` a read-only request whose session was
 written or touched less than ``touch_after`` seconds ago sends no command at all after its GET.
-When Redis stops answering the store emits ``disconnect`` (the middleware then serves requests
-without a session, or 503), probes in the background and emits ``connect`` once Redis is back.
-
-``RedisStore`` is for ASGI (redis.asyncio), ``SyncRedisStore`` for WSGI; the rules below are
-shared, only the I/O differs.
+The rules are written once (``RedisSessions``, generators of commands); ``RedisStore`` (asyncio)
+and ``SyncRedisStore`` only execute commands. Outages go through the store toolkit.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import math
 import select
-import threading
 import time
-from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol
 
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
+from redis.exceptions import (
+    ClusterDownError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    ResponseError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from ..cookies import now_ms
-from ..errors import StoreUnavailable
+from .._records import SessionRecord, Steps, decode_stored, encode_json
+from .._wire import now_ms
+from ..errors import SessionCorrupt
 from ..options import is_valid_sid
-from ..session import SessionRecord, encode_json
-from .base import EventEmitter, SessionData, Store, SyncStore
+from ._toolkit import (
+    CORRUPT,
+    UNAVAILABLE,
+    CommandStore,
+    SyncCommandStore,
+    check_client,
+    ttl_seconds,
+)
+from .base import SessionData
 
 DEFAULT_PREFIX = "sess:"
 DEFAULT_TTL = 86400
 DEFAULT_SCAN_COUNT = 100
 DEFAULT_TIMEOUT = 2.0
 DEFAULT_RETRY_INTERVAL = 0.5
+DEFAULT_HEALTH_CHECK_INTERVAL = 30
 _TOUCH_MEMORY = 10_000
-_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError)
+_OUTAGES = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ConnectionError,
+    TimeoutError,
+    OSError,
+    ReadOnlyError,
+    TryAgainError,
+    ClusterDownError,
+    OutOfMemoryError,
+)
+_OUTAGE_REPLIES = ("READONLY", "LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "OOM")
 
 logger = logging.getLogger("sessionware")
 
 Command = tuple[Any, ...]
 Ttl = int | Callable[[SessionData], int]
+
+
+class Scan(NamedTuple):
+    """Every key matching ``match``: SCAN on every primary."""
+
+    match: str
+    batch: int
+
+
+class Each(NamedTuple):
+    """One ``command`` per key, pipelined (a cluster pipeline splits by slot)."""
+
+    command: str
+    keys: list[str]
+
+
+RedisCommand = Command | Scan | Each
+
+
+def classify(error: BaseException) -> str | None:
+    """What a redis-py error means for the session layer."""
+    if isinstance(error, _OUTAGES):
+        return UNAVAILABLE
+    if isinstance(error, ResponseError):
+        reply = str(error)
+        if reply.startswith(_OUTAGE_REPLIES):
+            return UNAVAILABLE
+        if reply.startswith("WRONGTYPE"):
+            return CORRUPT
+    return None
 
 
 class Serializer(Protocol):
@@ -103,10 +155,55 @@ class RedisSessions:
         """Seconds until ``cookie.expires``, rounded up; else the ``ttl`` option."""
         if callable(self.ttl):
             return int(self.ttl(record.as_dict()))
-        expires = record.expires_ms
-        if expires is not None:
-            return math.ceil((expires - now_ms()) / 1000)
-        return self.ttl
+        return ttl_seconds(record, self.ttl)
+
+    # -- the store's operations, as generators of commands --------------------------------
+
+    def get(self, sid: str) -> Steps[RedisCommand, SessionRecord | None]:
+        value = yield self.get_command(sid)
+        return self.parse(sid, value)
+
+    def set(self, sid: str, record: SessionRecord) -> Steps[RedisCommand, None]:
+        yield self.set_command(sid, record)
+
+    def touch(self, sid: str, record: SessionRecord) -> Steps[RedisCommand, None]:
+        command = self.touch_command(sid, record)
+        if command is not None:
+            yield command
+
+    def destroy(self, sid: str) -> Steps[RedisCommand, None]:
+        yield self.destroy_command(sid)
+
+    def ids(self) -> Steps[RedisCommand, list[str]]:
+        """Every sid under the prefix, without duplicates."""
+        keys = yield Scan(self.match, self.scan_count)
+        found: dict[str, None] = {}
+        for key in keys:
+            sid = self.sid_of(key)
+            if sid is not None:
+                found[sid] = None
+        return list(found)
+
+    def all(self) -> Steps[RedisCommand, dict[str, SessionData]]:
+        sids = yield from self.ids()
+        values = (yield Each("GET", sids)) if sids else []
+        result: dict[str, SessionData] = {}
+        for sid, value in zip(sids, values, strict=True):
+            try:
+                record = self.parse(sid, value)
+            except SessionCorrupt as exc:
+                logger.error("%s; left out of all()", exc)
+                continue
+            if record is not None:
+                result[sid] = record.as_dict()
+        return result
+
+    def clear(self) -> Steps[RedisCommand, None]:
+        sids = yield from self.ids()
+        if sids:
+            yield Each("DEL", sids)
+
+    # -- the commands ------------------------------------------------------------------------
 
     def get_command(self, sid: str) -> Command:
         return ("GET", self.key(sid))
@@ -145,10 +242,19 @@ class RedisSessions:
         """The record stored under ``sid``; notes when it was last written (for touch_after)."""
         if value is None:
             return None
-        text = value.decode() if isinstance(value, bytes) else value
-        stored = json.loads(text) if self.serializer is None else self.serializer.loads(text)
+        if self.serializer is None:
+            stored = decode_stored(sid, value)
+        else:
+            try:
+                stored = self.serializer.loads(
+                    value.decode() if isinstance(value, bytes) else value
+                )
+            except Exception as exc:
+                raise SessionCorrupt(f"session {sid!r} does not deserialize: {exc}") from exc
+        if stored is None:
+            return None
         if not isinstance(stored, dict):
-            raise ValueError(f"session {sid!r} in Redis is not a JSON object")
+            raise SessionCorrupt(f"session {sid!r} holds {type(stored).__name__}, not an object")
         cookie = stored.pop("cookie", None)
         record = SessionRecord(
             cookie if isinstance(cookie, dict) else None, stored, encode_json(stored)
@@ -187,39 +293,11 @@ def _escape_glob(text: str) -> str:
     return "".join("\\" + char if char in "*?[]\\" else char for char in text)
 
 
-class _Health:
-    """Up or down, with the events the middleware listens to emitted on each change."""
-
-    def __init__(self, emitter: EventEmitter) -> None:
-        self.emitter = emitter
-        self.up = True
-        self._lock = threading.Lock()
-
-    def failed(self, error: BaseException) -> bool:
-        """Mark Redis down; True for the failure that changed the state (start probing then)."""
-        with self._lock:
-            changed, self.up = self.up, False
-        if changed:
-            logger.warning("redis session store unreachable: %s", error)
-            self.emitter.emit("disconnect")
-        return changed
-
-    def succeeded(self) -> None:
-        if self.up:
-            return
-        with self._lock:
-            changed, self.up = not self.up, True
-        if changed:
-            logger.warning("redis session store reachable again")
-            self.emitter.emit("connect")
+class _Busy:
+    """The tracking connection is in use by another request."""
 
 
-def _client_options(timeout: float) -> dict[str, Any]:
-    return {
-        "socket_timeout": timeout,
-        "socket_connect_timeout": timeout,
-        "retry": Retry(NoBackoff(), 1),
-    }
+BUSY = _Busy()
 
 
 class _TrackedCache:
@@ -294,7 +372,11 @@ class _TrackedCache:
             connection, self.connection = self.connection, None
             await connection.disconnect()
 
-    async def get(self, key: str) -> bytes | None:
+    async def get(self, key: str) -> bytes | _Busy | None:
+        """The value of ``key``; ``BUSY`` when another request holds the tracking connection
+        (the caller then reads through the pool: nobody waits behind a stalled request)."""
+        if self.lock.locked():
+            return BUSY
         async with self.lock:
             encoded = key.encode()
             if self.connection is not None:
@@ -310,17 +392,22 @@ class _TrackedCache:
             self._keep(encoded, value, pttl)
             return value  # type: ignore[no-any-return]
 
-    async def write(self, command: Command, ttl: int | None) -> None:
+    async def write(self, command: Command, ttl: int | None) -> bool:
         """Run a write; keep tracking the key by reading it back in the same round trip (a
-        write by someone else in between is what that read returns, and is then tracked)."""
+        write by someone else in between is what that read returns, and is then tracked).
+        ``False`` when the tracking connection is busy: the caller writes through the pool."""
         key = command[1]
+        if self.lock.locked():
+            self.entries.pop(key.encode(), None)
+            return False
         async with self.lock:
             if command[0] == "DEL":
                 await self.run([command])
                 self.entries.pop(key.encode(), None)
-                return
+                return True
             _, value = await self.run([command, ("GET", key)])
             self._keep(key.encode(), value, -1 if ttl is None else ttl * 1000)
+            return True
 
     def _keep(self, key: bytes, value: bytes | None, pttl: int) -> None:
         if value is None or pttl == -2:
@@ -335,11 +422,26 @@ class _TrackedCache:
         await self._reset()
 
 
-class _RedisConnection:
-    """The constructor both stores share; each names its client classes."""
+def _client_options(timeout: float, retry: Any) -> dict[str, Any]:
+    """One immediate retry on a fresh connection for connection errors (a connection the
+    server or a load balancer cut while idle is not an outage), idle connections checked
+    before use, and every wait bounded by ``timeout``."""
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    return {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "retry": retry,
+        "health_check_interval": DEFAULT_HEALTH_CHECK_INTERVAL,
+    }
+
+
+class _RedisStoreBase:
+    """The constructor both stores share; each names its client classes and retry class."""
 
     client_class: Any
     cluster_class: Any
+    retry_class: Any
 
     def __init__(
         self,
@@ -351,27 +453,40 @@ class _RedisConnection:
         retry_interval: float = DEFAULT_RETRY_INTERVAL,
         **options: Any,
     ) -> None:
-        self.sessions = RedisSessions(**options)
+        check_client(client, type(self).__name__)
+        sessions = RedisSessions(**options)
+        owns_client = client is None
         if client is None:
             factory = self.cluster_class if cluster else self.client_class
-            client = factory.from_url(url or "redis://127.0.0.1:6379", **_client_options(timeout))
+            retry = self.retry_class(NoBackoff(), 1)
+            client = factory.from_url(
+                url or "redis://127.0.0.1:6379", **_client_options(timeout, retry)
+            )
+        elif url is not None:
+            raise TypeError("pass a client or url=, not both")
         self.client = client
         self.is_cluster = isinstance(client, self.cluster_class)
-        self.retry_interval = retry_interval
-        assert isinstance(self, EventEmitter)
-        self.health = _Health(self)
+        self.sessions = sessions
+        assert isinstance(self, (CommandStore, SyncCommandStore))
+        self._setup(
+            sessions,
+            name="redis",
+            classify=classify,
+            retry_interval=retry_interval,
+            owns_client=owns_client,
+            asynchronous=isinstance(self, CommandStore),
+        )
 
-    def _pipeline(self, command: str, sids: list[str]) -> Any:
-        """One command per key, pipelined (a cluster pipeline splits by slot)."""
+    def _pipeline(self, each: Each) -> Any:
         pipe = (
             self.client.pipeline() if self.is_cluster else self.client.pipeline(transaction=False)
         )
-        for sid in sids:
-            pipe.execute_command(command, self.sessions.key(sid))
+        for sid in each.keys:
+            pipe.execute_command(each.command, self.sessions.key(sid))
         return pipe
 
 
-class RedisStore(_RedisConnection, Store):
+class RedisStore(_RedisStoreBase, CommandStore[RedisCommand]):
     """The Redis store for ASGI apps (redis.asyncio), standalone or Cluster.
 
     ``RedisStore(url="redis://...")``, ``RedisStore(url=..., cluster=True)`` or
@@ -380,7 +495,7 @@ class RedisStore(_RedisConnection, Store):
 
     client_class = aioredis.Redis
     cluster_class = aioredis.RedisCluster
-    _probe: asyncio.Task[None] | None = None
+    retry_class = AsyncRetry
 
     def __init__(
         self,
@@ -395,198 +510,76 @@ class RedisStore(_RedisConnection, Store):
             raise ValueError("client_cache is not available with Redis Cluster")
         self.cache = _TrackedCache(self.client, client_cache_size) if client_cache else None
 
-    async def _execute(self, command: Command) -> Any:
+    async def _perform(self, command: RedisCommand) -> Any:
         try:
-            if self.cache is None:
-                result = await self.client.execute_command(*command)
-            elif command[0] == "GET":
-                result = await self.cache.get(command[1])
-            else:
-                await self.cache.write(command, _ttl_of(command))
-                result = None
-        except _UNAVAILABLE as exc:
-            if self.health.failed(exc):
-                self._start_probe()
-            raise StoreUnavailable(f"redis: {exc}") from exc
+            result = await self._send(command)
+        except Exception as exc:
+            self.guard.check(exc, _sid_of_command(self.sessions, command))
+            raise
         self.health.succeeded()
         return result
 
-    def _start_probe(self) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        self._probe = loop.create_task(self._probe_until_up())
-
-    async def _probe_until_up(self) -> None:
-        while not self.health.up:
-            await asyncio.sleep(self.retry_interval)
-            try:
-                await self.client.ping()
-            except Exception:  # noqa: S112
-                continue
-            self.health.succeeded()
-
-    async def get_record(self, sid: str) -> SessionRecord | None:
-        return self.sessions.parse(sid, await self._execute(self.sessions.get_command(sid)))
-
-    async def set_record(self, sid: str, record: SessionRecord) -> None:
-        await self._execute(self.sessions.set_command(sid, record))
-
-    async def touch_record(self, sid: str, record: SessionRecord) -> None:
-        command = self.sessions.touch_command(sid, record)
-        if command is not None:
-            await self._execute(command)
-
-    async def get(self, sid: str) -> SessionData | None:
-        record = await self.get_record(sid)
-        return None if record is None else record.as_dict()
-
-    async def set(self, sid: str, data: SessionData) -> None:
-        await self.set_record(sid, SessionRecord.from_dict(data))
-
-    async def touch(self, sid: str, data: SessionData) -> None:
-        await self.touch_record(sid, SessionRecord.from_dict(data))
-
-    async def destroy(self, sid: str) -> None:
-        await self._execute(self.sessions.destroy_command(sid))
-
-    async def ids(self) -> list[str]:
-        """Every sid under the prefix: SCAN MATCH on every primary, without duplicates."""
-        try:
-            keys = [
-                key
-                async for key in self.client.scan_iter(
-                    match=self.sessions.match, count=self.sessions.scan_count
-                )
+    async def _send(self, command: RedisCommand) -> Any:
+        if isinstance(command, Scan):
+            return [
+                key async for key in self.client.scan_iter(match=command.match, count=command.batch)
             ]
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailable(f"redis: {exc}") from exc
-        return _unique_sids(self.sessions, keys)
-
-    async def all(self) -> dict[str, SessionData]:
-        sids = await self.ids()
-        values = await self._each("GET", sids)
-        return _records_by_sid(self.sessions, sids, values)
-
-    async def length(self) -> int:
-        return len(await self.ids())
-
-    async def clear(self) -> None:
-        await self._each("DEL", await self.ids())
-
-    async def _each(self, command: str, sids: list[str]) -> list[Any]:
-        if not sids:
-            return []
-        try:
-            return list(await self._pipeline(command, sids).execute())
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailable(f"redis: {exc}") from exc
-
-    async def close(self) -> None:
-        if self._probe is not None:
-            self._probe.cancel()
+        if isinstance(command, Each):
+            return list(await self._pipeline(command).execute())
         if self.cache is not None:
-            await self.cache.close()
+            if command[0] == "GET":
+                value = await self.cache.get(command[1])
+                if value is not BUSY:
+                    return value
+            elif await self.cache.write(command, _ttl_of(command)):
+                return None
+        return await self.client.execute_command(*command)
+
+    async def _ping(self) -> None:
+        await self.client.ping()
+
+    async def _close_client(self) -> None:
         await self.client.aclose()
 
+    async def aclose(self) -> None:
+        if self.cache is not None:
+            await self.cache.close()
+        await super().aclose()
 
-class SyncRedisStore(_RedisConnection, SyncStore):
+    close = aclose
+
+
+class SyncRedisStore(_RedisStoreBase, SyncCommandStore[RedisCommand]):
     """The Redis store for WSGI apps (redis-py's blocking client), standalone or Cluster."""
 
     client_class = redis.Redis
     cluster_class = redis.RedisCluster
+    retry_class = Retry
 
-    def _execute(self, command: Command) -> Any:
+    def _perform(self, command: RedisCommand) -> Any:
         try:
-            result = self.client.execute_command(*command)
-        except _UNAVAILABLE as exc:
-            if self.health.failed(exc):
-                threading.Thread(target=self._probe_until_up, daemon=True).start()
-            raise StoreUnavailable(f"redis: {exc}") from exc
+            result = self._send(command)
+        except Exception as exc:
+            self.guard.check(exc, _sid_of_command(self.sessions, command))
+            raise
         self.health.succeeded()
         return result
 
-    def _probe_until_up(self) -> None:
-        while not self.health.up:
-            time.sleep(self.retry_interval)
-            try:
-                self.client.ping()
-            except Exception:  # noqa: S112
-                continue
-            self.health.succeeded()
+    def _send(self, command: RedisCommand) -> Any:
+        if isinstance(command, Scan):
+            return list(self.client.scan_iter(match=command.match, count=command.batch))
+        if isinstance(command, Each):
+            return list(self._pipeline(command).execute())
+        return self.client.execute_command(*command)
 
-    def get_record(self, sid: str) -> SessionRecord | None:
-        return self.sessions.parse(sid, self._execute(self.sessions.get_command(sid)))
+    def _ping(self) -> None:
+        self.client.ping()
 
-    def set_record(self, sid: str, record: SessionRecord) -> None:
-        self._execute(self.sessions.set_command(sid, record))
-
-    def touch_record(self, sid: str, record: SessionRecord) -> None:
-        command = self.sessions.touch_command(sid, record)
-        if command is not None:
-            self._execute(command)
-
-    def get(self, sid: str) -> SessionData | None:
-        record = self.get_record(sid)
-        return None if record is None else record.as_dict()
-
-    def set(self, sid: str, data: SessionData) -> None:
-        self.set_record(sid, SessionRecord.from_dict(data))
-
-    def touch(self, sid: str, data: SessionData) -> None:
-        self.touch_record(sid, SessionRecord.from_dict(data))
-
-    def destroy(self, sid: str) -> None:
-        self._execute(self.sessions.destroy_command(sid))
-
-    def ids(self) -> list[str]:
-        """Every sid under the prefix: SCAN MATCH on every primary, without duplicates."""
-        try:
-            keys = list(
-                self.client.scan_iter(match=self.sessions.match, count=self.sessions.scan_count)
-            )
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailable(f"redis: {exc}") from exc
-        return _unique_sids(self.sessions, keys)
-
-    def all(self) -> dict[str, SessionData]:
-        sids = self.ids()
-        return _records_by_sid(self.sessions, sids, self._each("GET", sids))
-
-    def length(self) -> int:
-        return len(self.ids())
-
-    def clear(self) -> None:
-        self._each("DEL", self.ids())
-
-    def _each(self, command: str, sids: list[str]) -> list[Any]:
-        if not sids:
-            return []
-        try:
-            return list(self._pipeline(command, sids).execute())
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailable(f"redis: {exc}") from exc
-
-    def close(self) -> None:
+    def _close_client(self) -> None:
         self.client.close()
 
 
-def _unique_sids(sessions: RedisSessions, keys: Iterable[bytes | str]) -> list[str]:
-    found: dict[str, None] = {}
-    for key in keys:
-        sid = sessions.sid_of(key)
-        if sid is not None:
-            found[sid] = None
-    return list(found)
-
-
-def _records_by_sid(
-    sessions: RedisSessions, sids: list[str], values: list[Any]
-) -> dict[str, SessionData]:
-    result: dict[str, SessionData] = {}
-    for sid, value in zip(sids, values, strict=True):
-        record = sessions.parse(sid, value)
-        if record is not None:
-            result[sid] = record.as_dict()
-    return result
+def _sid_of_command(sessions: RedisSessions, command: RedisCommand) -> str | None:
+    if isinstance(command, (Scan, Each)) or len(command) < 2:
+        return None
+    return sessions.sid_of(command[1])

@@ -14,18 +14,19 @@ Every save/touch/cookie rule of express-session lives here and nowhere else.
 from __future__ import annotations
 
 import secrets as _secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from .cookie import Cookie
-from .cookies import (
+from ._records import Destroy, Get, SessionRecord, Set, StoreCall, Touch, encode_json
+from ._wire import (
     decode_cookie_value,
     encode_uri_component,
     find_raw_cookie,
     now_ms,
     serialize_set_cookie,
 )
-from .errors import SessionError, SessionTooLarge
+from .cookie import Cookie
+from .errors import HeadersAlreadySent, SessionCorrupt, SessionError, SessionTooLarge
 from .options import (
     MAX_COOKIE_VALUE_LENGTH,
     CookieOptions,
@@ -33,8 +34,11 @@ from .options import (
     cookie_options,
     is_valid_sid,
 )
-from .session import SessionBase, SessionRecord, StoreCall, encode_json
+from .session import SessionBase, SessionFlow
 from .signing import sign, unsign
+
+SessionFactory = Callable[[SessionFlow, str, Cookie, "dict[str, Any] | None"], SessionBase]
+"""Makes a request's session; the runtime binds the session class to its store runner."""
 
 
 def default_genid(request: object) -> str:
@@ -52,10 +56,15 @@ def path_matches(request_path: str, cookie_path: str) -> bool:
 
 
 class Outcome(NamedTuple):
-    """What the adapter must do once the app has answered: a header to add and a store call."""
+    """What the adapter must do once the app has answered: headers to add and a store call.
+
+    ``vary`` asks for ``Vary: Cookie``: the response may depend on the session (one was loaded,
+    or a cookie is set), so a shared cache must not serve it to another client.
+    """
 
     set_cookie: str | None
     call: StoreCall | None
+    vary: bool = False
 
 
 _NOTHING = Outcome(None, None)
@@ -64,15 +73,14 @@ _NOTHING = Outcome(None, None)
 class Engine:
     """Per-middleware state: validated options and what could be computed once at start-up."""
 
-    def __init__(self, options: SessionOptions, driver: Any, session_class: type[SessionBase]):
+    def __init__(self, options: SessionOptions, make_session: SessionFactory, *, has_touch: bool):
         self.options = options
-        self.driver = driver
-        self.session_class = session_class
+        self.make_session = make_session
         self.name = options.name
         self.secrets = options.secrets
         self.genid = options.genid or default_genid
         self.static_cookie = options.cookie if isinstance(options.cookie, CookieOptions) else None
-        self.has_touch: bool = driver.has_touch
+        self.has_touch = has_touch
         self._verified: dict[str, str] = {}
         self._signed: dict[str, str] = {}
 
@@ -134,7 +142,9 @@ class Engine:
     ) -> Flow | None:
         """Start a request's flow, or ``None`` when the path is outside the cookie's path."""
         options = self.static_cookie or self.cookie_options_for(request)
-        if options.path != "/" and not path_matches(path or "/", options.path):
+        if options.attributes.path != "/" and not path_matches(
+            path or "/", options.attributes.path or "/"
+        ):
             return None
         return Flow(
             self,
@@ -167,6 +177,8 @@ class Flow:
         "engine",
         "force_modified",
         "force_save",
+        "from_store",
+        "headers_sent",
         "original_fingerprint",
         "original_id",
         "request",
@@ -196,21 +208,29 @@ class Flow:
         self.touched = False
         self.force_modified = False
         self.force_save = False
+        self.from_store = False
+        self.headers_sent = False
 
     # -- loading ---------------------------------------------------------------------------
 
-    def load_call(self) -> StoreCall | None:
+    def load_call(self) -> Get | None:
         """The store read to perform, or ``None`` when there is no sid worth looking up."""
         if self.cookie_id is None:
             return None
-        return StoreCall("get", (self.cookie_id,))
+        return Get(self.cookie_id)
 
     def loaded(self, data: SessionRecord | Mapping[str, Any] | None) -> SessionBase:
-        """Inflate the stored data, or generate a new session when the store had nothing."""
+        """Inflate the stored data, or generate a new session when the store had nothing.
+
+        Data that is not even a mapping raises ``SessionCorrupt`` (the runtime then logs it and
+        calls ``loaded(None)``: the client gets a fresh session, never a loop of errors). A
+        mapping whose cookie does not inflate is an error, as in express (its test S029).
+        """
         if not data:
             return self.generate()
         assert self.cookie_id is not None
         session = self.inflate(self.cookie_id, data)
+        self.from_store = True
         self.original_id = session.id
         if isinstance(data, SessionRecord):
             self.original_fingerprint = data.data_json
@@ -224,12 +244,12 @@ class Flow:
     def inflate(self, sid: str, data: SessionRecord | Mapping[str, Any]) -> SessionBase:
         """Build a Session from stored data (express's ``store.createSession``)."""
         if isinstance(data, SessionRecord):
-            return self.engine.session_class(self, sid, data.cookie_object(), data.data)
+            return self.engine.make_session(self, sid, data.cookie_object(), data.data)
         if not isinstance(data, Mapping):
-            raise SessionError(f"the store returned {type(data).__name__}, not a mapping")
+            raise SessionCorrupt(f"session {sid!r}: the store returned {type(data).__name__}")
         cookie = Cookie.from_json(data.get("cookie"))
         values = {key: value for key, value in data.items() if key != "cookie"}
-        return self.engine.session_class(self, sid, cookie, values)
+        return self.engine.make_session(self, sid, cookie, values)
 
     def new_identity(self) -> tuple[str, Cookie]:
         """A fresh sid and cookie, with ``secure``/``samesite`` "auto" resolved for this request."""
@@ -245,7 +265,7 @@ class Flow:
 
     def generate(self) -> SessionBase:
         sid, cookie = self.new_identity()
-        session = self.engine.session_class(self, sid, cookie)
+        session = self.engine.make_session(self, sid, cookie, None)
         self.original_id = sid
         self.original_fingerprint = "{}"
         self.saved = None
@@ -284,6 +304,16 @@ class Flow:
                 )
         return record
 
+    def save_call(self, session: SessionBase) -> Set:
+        return Set(session.id, self.record(session, check_size=True))
+
+    def check_headers_not_sent(self, action: str) -> None:
+        if self.headers_sent:
+            raise HeadersAlreadySent(
+                f"{action}() after the response headers were sent: the browser would never get "
+                f"the new cookie; call it before the response starts (before streaming)"
+            )
+
     def mark_saved(self, sid: str, data_json: str) -> None:
         self.saved = (sid, data_json)
         self.force_save = False
@@ -305,15 +335,14 @@ class Flow:
             return None
         engine = self.engine
         return serialize_set_cookie(
-            engine.name, engine.cookie_value(session.id), cookie.attributes()
+            engine.name, engine.cookie_value(session.id), cookie.attributes, cookie.expires_ms
         )
 
     def expire_cookie_header(self, session: SessionBase) -> str | None:
         """A Set-Cookie that makes the browser drop the session cookie (after destroy)."""
         if self.cookie_id is None:
             return None
-        attrs = session.cookie.attributes()._replace(expires_ms=0)
-        return serialize_set_cookie(self.engine.name, "", attrs)
+        return serialize_set_cookie(self.engine.name, "", session.cookie.attributes, 0)
 
     def finish(self, current: object, *, header: bool = True, call: bool = True) -> Outcome:
         """Decide the Set-Cookie header and the store call once the app has answered.
@@ -327,18 +356,23 @@ class Flow:
         session = self.session
         if session is None:
             return _NOTHING
+        if header:
+            self.headers_sent = True
         if call:
             self.session = None
         options = self.engine.options
         if current is not session:
             if options.unset == "destroy":
+                set_cookie = self.expire_cookie_header(session) if header else None
                 return Outcome(
-                    self.expire_cookie_header(session) if header else None,
-                    StoreCall("destroy", (session.id,)) if call else None,
+                    set_cookie,
+                    Destroy(session.id) if call else None,
+                    self.from_store or set_cookie is not None,
                 )
-            return _NOTHING
+            return Outcome(None, None, self.from_store)
         if session.destroyed:
-            return Outcome(self.expire_cookie_header(session) if header else None, None)
+            set_cookie = self.expire_cookie_header(session) if header else None
+            return Outcome(set_cookie, None, self.from_store or set_cookie is not None)
         if not self.touched:
             session.cookie.reset_max_age()
             self.touched = True
@@ -356,8 +390,9 @@ class Flow:
                 )
             if should_set_cookie:
                 set_cookie = self.set_cookie_header(session)
+        vary = self.from_store or set_cookie is not None
         if not call:
-            return Outcome(set_cookie, None)
+            return Outcome(set_cookie, None, vary)
         if is_new and not options.save_uninitialized and self.saved is None:
             should_save = modified
         else:
@@ -365,8 +400,8 @@ class Flow:
         if should_save:
             record = self.record(session, fingerprint, check_size=True)
             self.mark_saved(sid, fingerprint)
-            return Outcome(set_cookie, StoreCall("set", (sid, record)))
+            return Outcome(set_cookie, Set(sid, record), vary)
         if not is_new and self.engine.has_touch:
             record = self.record(session, fingerprint, check_size=False)
-            return Outcome(set_cookie, StoreCall("touch", (sid, record)))
-        return Outcome(set_cookie, None)
+            return Outcome(set_cookie, Touch(sid, record), vary)
+        return Outcome(set_cookie, None, vary)

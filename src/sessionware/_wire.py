@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterable
 from email.utils import formatdate
-from typing import NamedTuple
+from typing import Any
 from urllib.parse import quote, unquote_to_bytes
+
+from .options import COOKIE_FIELDS, SET_COOKIE_ORDER, CookieAttributes
 
 _MALFORMED_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _URI_COMPONENT_SAFE = "-_.!~*'()"
@@ -68,69 +71,62 @@ def find_cookie(header: str, name: str) -> str | None:
     return None if value is None else decode_cookie_value(value)
 
 
-class CookieAttributes(NamedTuple):
-    """What the Set-Cookie header carries besides the name and value, already validated."""
-
-    domain: str | None
-    path: str | None
-    expires_ms: int | None
-    httponly: bool
-    secure: bool
-    partitioned: bool
-    priority: str | None
-    samesite: str | bool | None
-
-
-_PRIORITY = {"low": "Low", "medium": "Medium", "high": "High"}
-_SAMESITE = {"lax": "Lax", "strict": "Strict", "none": "None"}
-
-
-class _HttpDateCache:
-    """Formats one HTTP date per second at most: a session's Expires changes once a second."""
-
-    __slots__ = ("second", "text")
-
-    def __init__(self) -> None:
-        self.second = -1
-        self.text = ""
-
-    def format(self, epoch_ms: int) -> str:
-        second = epoch_ms // 1000
-        if second != self.second:
-            self.text = formatdate(second, usegmt=True)
-            self.second = second
-        return self.text
-
-
-_http_date = _HttpDateCache()
+_http_date_cache: list[Any] = [-1, ""]
 
 
 def http_date(epoch_ms: int) -> str:
-    """Format a time the way JavaScript's ``Date.prototype.toUTCString`` does."""
-    return _http_date.format(epoch_ms)
+    """Format a time the way JavaScript's ``Date.prototype.toUTCString`` does (one format per
+    second at most: a session's Expires changes once a second)."""
+    second = epoch_ms // 1000
+    if second != _http_date_cache[0]:
+        _http_date_cache[1] = formatdate(second, usegmt=True)
+        _http_date_cache[0] = second
+    return str(_http_date_cache[1])
 
 
-def serialize_set_cookie(name: str, encoded_value: str, attrs: CookieAttributes) -> str:
+_attribute_text: dict[CookieAttributes, tuple[str, str]] = {}
+
+
+def _attribute_halves(attributes: CookieAttributes) -> tuple[str, str]:
+    """The attribute text before and after ``Expires``, from the field table, built once per
+    distinct set of attributes (an app has one or a few)."""
+    halves = _attribute_text.get(attributes)
+    if halves is None:
+        before: list[str] = []
+        after: list[str] = []
+        side = before
+        for name in SET_COOKIE_ORDER:
+            if name is None:
+                side = after
+                continue
+            token = COOKIE_FIELDS[name].set_cookie(getattr(attributes, name))
+            if token is not None:
+                side.append("; " + token)
+        halves = ("".join(before), "".join(after))
+        if len(_attribute_text) > 256:
+            _attribute_text.clear()
+        _attribute_text[attributes] = halves
+    return halves
+
+
+def serialize_set_cookie(
+    name: str, encoded_value: str, attributes: CookieAttributes, expires_ms: int | None
+) -> str:
     """Build a Set-Cookie value; ``encoded_value`` is already URI-component encoded."""
-    parts = [f"{name}={encoded_value}"]
-    if attrs.domain:
-        parts.append(f"Domain={attrs.domain}")
-    if attrs.path:
-        parts.append(f"Path={attrs.path}")
-    if attrs.expires_ms is not None:
-        parts.append(f"Expires={http_date(attrs.expires_ms)}")
-    if attrs.httponly:
-        parts.append("HttpOnly")
-    if attrs.secure:
-        parts.append("Secure")
-    if attrs.partitioned:
-        parts.append("Partitioned")
-    if attrs.priority:
-        parts.append(f"Priority={_PRIORITY[attrs.priority.lower()]}")
-    if attrs.samesite:
-        samesite = "Strict" if attrs.samesite is True else _SAMESITE[str(attrs.samesite).lower()]
-        parts.append(f"SameSite={samesite}")
-    return "; ".join(parts)
+    before, after = _attribute_halves(attributes)
+    if expires_ms is None:
+        return f"{name}={encoded_value}{before}{after}"
+    return f"{name}={encoded_value}{before}; Expires={http_date(expires_ms)}{after}"
+
+
+def needs_vary_cookie(vary_values: Iterable[str]) -> bool:
+    """Whether a response whose Vary values are these must still get ``Vary: Cookie``."""
+    for value in vary_values:
+        for item in value.split(","):
+            token = item.strip().lower()
+            if token in ("cookie", "*"):
+                return False
+    return True
 
 
 def now_ms() -> int:

@@ -1,0 +1,236 @@
+"""The session as it travels between the engine and a store, and the store calls themselves.
+
+A ``SessionRecord`` carries the session's JSON, encoded once per request (change detection needs
+it anyway) and reused by the store. Store calls are typed values (``Get``, ``Set``, ``Touch``,
+``Destroy``): the engine and the session steps describe them, and whoever does I/O performs
+them. ``run_steps`` / ``arun_steps`` drive a generator of such calls from sync or async code, so
+a rule with I/O in the middle is written once for both.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Generator
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
+from typing import Any, TypeVar
+
+from .cookie import Cookie, ms_from_iso
+from .errors import SessionCorrupt
+
+Y = TypeVar("Y")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class Get:
+    sid: str
+
+
+@dataclass(frozen=True, slots=True)
+class Set:
+    sid: str
+    record: SessionRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Touch:
+    sid: str
+    record: SessionRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Destroy:
+    sid: str
+
+
+StoreCall = Get | Set | Touch | Destroy
+Steps = Generator[Y, Any, R]
+
+
+def run_steps(steps: Steps[Y, R], perform: Callable[[Y], Any]) -> R:
+    """Drive ``steps`` with plain calls: each yielded value is performed, its result (or its
+    exception) sent back in."""
+    try:
+        item = next(steps)
+        while True:
+            try:
+                result = perform(item)
+            except Exception as exc:
+                item = steps.throw(exc)
+            else:
+                item = steps.send(result)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+async def arun_steps(steps: Steps[Y, R], perform: Callable[[Y], Awaitable[Any]]) -> R:
+    """Drive ``steps`` from async code; the same protocol as ``run_steps``."""
+    try:
+        item = next(steps)
+        while True:
+            try:
+                result = await perform(item)
+            except Exception as exc:
+                item = steps.throw(exc)
+            else:
+                item = steps.send(result)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value.isoformat(timespec="milliseconds") + "Z"
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(
+        f"session values must be JSON types (dict, list, str, int, float, bool, None, datetime); "
+        f"got {type(value).__name__}"
+    )
+
+
+_encoder = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_json_default
+)
+_c_encode = (
+    c_make_encoder(None, _json_default, encode_basestring, None, ":", ",", False, False, False)
+    if c_make_encoder is not None
+    else None
+)
+
+
+def encode_json(value: object) -> str:
+    """Serialize the way JavaScript's JSON.stringify does: compact, UTF-8, no NaN, datetimes
+    as ISO. The C encoder is built once (``JSONEncoder.encode`` builds one per call)."""
+    if _c_encode is None or isinstance(value, str):
+        return _encoder.encode(value)
+    return "".join(_c_encode(value, 0))
+
+
+_c_scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def decode_stored(sid: str, text: str | bytes) -> dict[str, Any] | None:
+    """A stored session's JSON as a dict; ``null`` is "not found" (as express reads it), and
+    anything else that is not a JSON object is ``SessionCorrupt``."""
+    try:
+        value = json.loads(text)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise SessionCorrupt(f"session {sid!r} holds data that is not JSON: {exc}") from exc
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise SessionCorrupt(f"session {sid!r} holds {type(value).__name__}, not a JSON object")
+    return value
+
+
+def decode_own_json(text: str) -> Any:
+    """Parse JSON this module encoded (no surrounding white space), skipping the generic checks."""
+    value, end = _c_scan(text, 0)
+    if end != len(text):
+        raise ValueError(f"trailing data after JSON at {end}")
+    return value
+
+
+class SessionRecord:
+    """A session on its way to or from a store that speaks records, its JSON already encoded.
+
+    The middleware encodes the data once anyway (to see whether it changed); a store that
+    implements ``get_record`` / ``set_record`` / ``touch_record`` reuses that text instead of
+    encoding again, and hands back the text it loaded so the middleware need not encode it
+    either. The cookie travels as a ``Cookie`` (an in-process store keeps a copy, no JSON at
+    all) or as its stored dict, whichever the other side has. Every other store gets and returns
+    plain dicts (``as_dict()``).
+    """
+
+    __slots__ = ("_cookie", "_cookie_json", "_cookie_object", "data", "data_json")
+
+    def __init__(
+        self,
+        cookie: Cookie | dict[str, Any] | None,
+        data: dict[str, Any],
+        data_json: str,
+        cookie_json: str | None = None,
+    ) -> None:
+        self._cookie_object = cookie if isinstance(cookie, Cookie) else None
+        self._cookie = None if isinstance(cookie, Cookie) else cookie
+        self.data = data
+        self.data_json = data_json
+        self._cookie_json = cookie_json
+
+    @classmethod
+    def from_dict(cls, stored: dict[str, Any]) -> SessionRecord:
+        """A record of a plain stored dict (``{"cookie": {...}, **data}``)."""
+        cookie = stored.get("cookie")
+        data = {key: value for key, value in stored.items() if key != "cookie"}
+        return cls(dict(cookie) if isinstance(cookie, dict) else None, data, encode_json(data))
+
+    @classmethod
+    def from_stored(cls, sid: str, text: str | bytes) -> SessionRecord | None:
+        """A record of a session's stored JSON text; ``None`` for ``null``."""
+        stored = decode_stored(sid, text)
+        if stored is None:
+            return None
+        cookie = stored.pop("cookie", None)
+        return cls(cookie if isinstance(cookie, dict) else None, stored, encode_json(stored))
+
+    @property
+    def has_cookie(self) -> bool:
+        return self._cookie_object is not None or self._cookie is not None
+
+    @property
+    def cookie(self) -> dict[str, Any] | None:
+        """The cookie in express's stored shape."""
+        if self._cookie is None and self._cookie_object is not None:
+            self._cookie = self._cookie_object.to_json()
+        return self._cookie
+
+    def cookie_object(self) -> Cookie:
+        """A Cookie of this record's own (a copy: neither side can change the other's)."""
+        if self._cookie_object is not None:
+            return self._cookie_object.copy()
+        return Cookie.from_json(self._cookie)
+
+    def cookie_copy(self) -> Cookie | dict[str, Any] | None:
+        """The cookie in whichever form the record holds, copied, for a store to keep."""
+        if self._cookie_object is not None:
+            return self._cookie_object.copy()
+        return None if self._cookie is None else dict(self._cookie)
+
+    @property
+    def expires_ms(self) -> int | None:
+        """When the session expires (epoch ms), from the cookie."""
+        if self._cookie_object is not None:
+            return self._cookie_object.expires_ms
+        expires = self._cookie.get("expires") if self._cookie is not None else None
+        return ms_from_iso(expires) if isinstance(expires, str) else None
+
+    @property
+    def cookie_json(self) -> str:
+        if self._cookie_json is None:
+            self._cookie_json = encode_json(self.cookie)
+        return self._cookie_json
+
+    @property
+    def json(self) -> str:
+        """The whole session as express stores it: the cookie first, then the data."""
+        if not self.has_cookie:
+            return self.data_json
+        return join_json(self.cookie_json, self.data_json)
+
+    def as_dict(self) -> dict[str, Any]:
+        cookie = self.cookie
+        if cookie is None:
+            return dict(self.data)
+        return {"cookie": cookie, **self.data}
+
+
+def join_json(cookie_json: str, data_json: str) -> str:
+    """``{"cookie": ..., **data}`` as text, from the cookie's JSON and the data's JSON."""
+    if data_json == "{}":
+        return '{"cookie":' + cookie_json + "}"
+    return '{"cookie":' + cookie_json + "," + data_json[1:]
