@@ -1,0 +1,137 @@
+"""The stores the contract suite runs against: one factory each. A new store is one line in
+``FACTORIES`` (and a factory that says how to make time pass for it)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import redis
+
+from sessionware import MemoryStore
+
+from ..services import require_redis
+
+
+class Harness:
+    """A store under test, with what the contract needs around it.
+
+    ``call`` runs a store method from sync code (an async store's calls all run on one loop);
+    ``advance`` makes time pass for the store; ``plant`` puts raw bytes where a session would be
+    (``None`` when the store has no raw form to corrupt).
+    """
+
+    def __init__(self, store: Any, advance: Callable[[float], None]) -> None:
+        self.store = store
+        self.advance = advance
+        self.plant: Callable[[str, bytes], None] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.cleanup: list[Callable[[], None]] = []
+
+    def call(self, method: str, *args: Any) -> Any:
+        result = getattr(self.store, method)(*args)
+        if not asyncio.iscoroutine(result):
+            return result
+        if self.loop is None:
+            self.loop = asyncio.new_event_loop()
+        return self.loop.run_until_complete(result)
+
+    def gather(self, calls: list[tuple[str, tuple[Any, ...]]]) -> None:
+        """Run calls concurrently: as tasks on one loop, or in threads for a sync store."""
+        if asyncio.iscoroutinefunction(getattr(self.store, calls[0][0])):
+
+            async def all_at_once() -> None:
+                await asyncio.gather(*(getattr(self.store, m)(*a) for m, a in calls))
+
+            self.call_coroutine(all_at_once())
+            return
+        import threading
+
+        threads = [threading.Thread(target=getattr(self.store, m), args=a) for m, a in calls]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def call_coroutine(self, coroutine: Any) -> Any:
+        if self.loop is None:
+            self.loop = asyncio.new_event_loop()
+        return self.loop.run_until_complete(coroutine)
+
+    def close(self) -> None:
+        close = getattr(self.store, "close", None)
+        if close is not None:
+            self.call("close")
+        for step in self.cleanup:
+            step()
+        if self.loop is not None:
+            self.loop.close()
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        import time
+
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def memory() -> Harness:
+    clock = FakeClock()
+    return Harness(MemoryStore(clock=clock), clock.advance)
+
+
+def _redis(store_class_name: str) -> Harness:
+    from sessionware.stores import redis as redis_stores
+
+    url = require_redis()
+    prefix = f"sw-contract:{uuid.uuid4().hex[:12]}:"
+    client = redis.Redis.from_url(url)
+
+    def advance(seconds: float) -> None:
+        """Time passes on the server: every key's TTL shrinks by ``seconds``."""
+        for key in client.scan_iter(match=prefix + "*"):
+            left = client.pttl(key)
+            if left < 0:
+                continue
+            if left - seconds * 1000 <= 0:
+                client.delete(key)
+            else:
+                client.pexpire(key, int(left - seconds * 1000))
+
+    def remove_keys() -> None:
+        keys = list(client.scan_iter(match=prefix + "*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+    store = getattr(redis_stores, store_class_name)(url=url, prefix=prefix)
+    harness = Harness(store, advance)
+    harness.plant = lambda sid, raw: client.set(prefix + sid, raw, ex=60)
+    harness.cleanup.append(remove_keys)
+    return harness
+
+
+FACTORIES: dict[str, Callable[[], Harness]] = {
+    "memory": memory,
+    "redis-async": lambda: _redis("RedisStore"),
+    "redis-sync": lambda: _redis("SyncRedisStore"),
+}
+PLANTABLE = ("redis-async", "redis-sync")
+
+
+@contextmanager
+def harness_for(name: str) -> Iterator[Harness]:
+    harness = FACTORIES[name]()
+    try:
+        yield harness
+    finally:
+        harness.close()

@@ -1,0 +1,140 @@
+"""The store contract, run against every store (``stores.FACTORIES``), sync and async.
+
+What the seed's Store interface promises: get/set/destroy, touch moves only the expiry,
+all/length/clear, expiry honoured (time moved by the harness, never slept through), unknown ids,
+concurrent sets, and what a store does with data that is not a session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from sessionware import SessionCorrupt
+from sessionware._wire import now_ms
+from sessionware.cookie import _iso_from_ms
+
+from .stores import FACTORIES, PLANTABLE, Harness, harness_for
+
+
+def session(seconds: float | None = 60, **data: Any) -> dict[str, Any]:
+    expires = None if seconds is None else _iso_from_ms(now_ms() + round(seconds * 1000))
+    original = None if seconds is None else round(seconds * 1000)
+    return {
+        "cookie": {"originalMaxAge": original, "expires": expires, "httpOnly": True, "path": "/"},
+        **data,
+    }
+
+
+@pytest.fixture(params=list(FACTORIES))
+def store(request: pytest.FixtureRequest) -> Iterator[Harness]:
+    with harness_for(request.param) as harness:
+        yield harness
+
+
+@pytest.fixture(params=PLANTABLE)
+def plantable(request: pytest.FixtureRequest) -> Iterator[Harness]:
+    with harness_for(request.param) as harness:
+        yield harness
+
+
+def test_unknown_ids_are_none(store: Harness) -> None:
+    assert store.call("get", "never-stored") is None
+    store.call("destroy", "never-stored")
+    assert store.call("get", "never-stored") is None
+
+
+def test_set_then_get_gives_the_session_back(store: Harness) -> None:
+    stored = session(user={"id": 7, "roles": ["a", "b"]}, n=1.5, flag=None, text="é")
+    store.call("set", "abc", stored)
+    assert store.call("get", "abc") == stored
+
+
+def test_set_replaces_the_whole_session(store: Harness) -> None:
+    store.call("set", "abc", session(a=1, b=2))
+    store.call("set", "abc", session(a=3))
+    got = store.call("get", "abc")
+    assert (got["a"], "b" in got) == (3, False)
+
+
+def test_what_get_returns_is_a_copy(store: Harness) -> None:
+    store.call("set", "abc", session(items=[1]))
+    store.call("get", "abc")["items"].append(2)
+    assert store.call("get", "abc")["items"] == [1]
+
+
+def test_destroy_removes_only_that_session(store: Harness) -> None:
+    store.call("set", "a", session(n=1))
+    store.call("set", "b", session(n=2))
+    store.call("destroy", "a")
+    assert store.call("get", "a") is None
+    assert store.call("get", "b")["n"] == 2
+
+
+def test_expiry_is_honoured(store: Harness) -> None:
+    store.call("set", "abc", session(60, n=1))
+    store.advance(30)
+    assert store.call("get", "abc")["n"] == 1
+    store.advance(31)
+    assert store.call("get", "abc") is None
+    assert store.call("length") == 0
+    assert "abc" not in store.call("all")
+
+
+def test_a_session_expired_when_written_is_not_kept(store: Harness) -> None:
+    store.call("set", "abc", session(-5, n=1))
+    assert store.call("get", "abc") is None
+
+
+def test_touch_moves_only_the_expiry(store: Harness) -> None:
+    store.call("set", "abc", session(60, n=1))
+    store.call("touch", "abc", session(120, n=999))
+    store.advance(90)
+    got = store.call("get", "abc")
+    assert got is not None, "touch did not extend the session's lifetime"
+    assert got["n"] == 1, "touch rewrote the session's data"
+
+
+def test_touch_never_brings_back_a_gone_session(store: Harness) -> None:
+    store.call("touch", "ghost", session(60, n=1))
+    assert store.call("get", "ghost") is None
+
+
+def test_all_length_and_clear(store: Harness) -> None:
+    for index in range(3):
+        store.call("set", f"s{index}", session(n=index))
+    assert store.call("length") == 3
+    everything = store.call("all")
+    assert {sid: data["n"] for sid, data in everything.items()} == {"s0": 0, "s1": 1, "s2": 2}
+    store.call("clear")
+    assert store.call("length") == 0
+    assert store.call("all") == {}
+
+
+def test_concurrent_sets_of_different_sessions_all_land(store: Harness) -> None:
+    store.gather([("set", (f"c{index}", session(n=index))) for index in range(50)])
+    assert store.call("length") == 50
+    assert all(store.call("get", f"c{index}")["n"] == index for index in range(50))
+
+
+def test_concurrent_sets_of_one_session_leave_one_whole_value(store: Harness) -> None:
+    store.gather([("set", ("one", session(n=index, pad="x" * 1000))) for index in range(30)])
+    got = store.call("get", "one")
+    assert got["n"] in range(30)
+    assert got["pad"] == "x" * 1000
+
+
+def test_a_stored_null_is_not_found(plantable: Harness) -> None:
+    plantable.plant("abc", b"null")  # type: ignore[misc]
+    assert plantable.call("get", "abc") is None
+
+
+@pytest.mark.parametrize("raw", [b"not json", b"[1,2]", b"42", b'"text"', b"{"])
+def test_data_that_is_not_a_session_is_session_corrupt(plantable: Harness, raw: bytes) -> None:
+    plantable.plant("abc", raw)  # type: ignore[misc]
+    with pytest.raises(SessionCorrupt, match="abc"):
+        plantable.call("get", "abc")
+    plantable.call("set", "ok", session(n=1))
+    assert plantable.call("all") == {"ok": plantable.call("get", "ok")}
