@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("sessionware")
 
 App = TypeVar("App")
-DEFAULT_STORE_THREADS = 8
+DEFAULT_STORE_THREADS = 16
 
 
 class Failure(NamedTuple):
@@ -92,12 +92,13 @@ class _EventLoopThread:
 
 
 class _BoundedThreads:
-    """The worker threads a blocking store gets under ASGI: its own, so a stalled store never
-    queues behind (or starves) the default executor, and a bounded queue, so that when every
-    thread is stuck a request fails fast instead of waiting behind all of them."""
+    """The worker threads a blocking store gets under ASGI: its own (``store.max_threads``, 16
+    by default), so a stalled store never queues behind (or starves) the default executor; and
+    no queue, so that when every thread is stuck a request fails fast with ``StoreUnavailable``
+    instead of waiting behind all of them."""
 
     def __init__(self, threads: int) -> None:
-        self.limit = threads * 2
+        self.limit = threads
         self.executor = concurrent.futures.ThreadPoolExecutor(
             threads, thread_name_prefix="sessionware-store"
         )
@@ -107,10 +108,7 @@ class _BoundedThreads:
     async def run(self, function: Callable[..., Any], *args: Any) -> Any:
         with self.lock:
             if self.in_flight >= self.limit:
-                raise StoreUnavailable(
-                    f"the store's {self.limit // 2} worker threads are all busy and "
-                    f"{self.limit // 2} calls are waiting"
-                )
+                raise StoreUnavailable(f"the store's {self.limit} worker threads are all busy")
             self.in_flight += 1
         try:
             return await asyncio.get_running_loop().run_in_executor(

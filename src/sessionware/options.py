@@ -354,10 +354,9 @@ class SessionOptions:
     require_strong_secret: bool = False
 
 
-class SessionOptionsDict(TypedDict, total=False):
-    """Every keyword both middlewares and ``init_app`` accept, for editors and mypy."""
+class _Options(TypedDict, total=False):
+    """Every keyword both middlewares and ``init_app`` accept besides ``secret``."""
 
-    secret: Required[str | bytes | Sequence[str | bytes]]
     store: object | None
     name: str
     cookie: CookieParams | CookieOptionsFactory | None
@@ -370,6 +369,18 @@ class SessionOptionsDict(TypedDict, total=False):
     max_size: int | None
     store_unavailable: Literal["pass", "error"]
     require_strong_secret: bool
+
+
+class SessionOptionsDict(_Options, total=False):
+    """The middlewares' keywords, for editors and mypy: ``secret`` is required."""
+
+    secret: Required[str | bytes | Sequence[str | bytes]]
+
+
+class SessionSettings(_Options, total=False):
+    """``init_app``'s keywords: ``secret`` defaults to Flask's ``SECRET_KEY``."""
+
+    secret: str | bytes | Sequence[str | bytes]
 
 
 _OPTION_NAMES = frozenset(SessionOptionsDict.__annotations__)

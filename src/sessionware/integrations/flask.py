@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Request, Response, abort, session
 from flask.sessions import NullSession, SessionInterface, SessionMixin
 
 from .._runtime import SessionRuntime
-from ..options import COOKIE_FIELDS, CookieAttributes
+from ..options import COOKIE_FIELDS, CookieAttributes, SessionSettings
 from ..session import SyncSession
 from ..wsgi import open_flow, session_headers
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 logger = logging.getLogger("sessionware")
 
@@ -79,8 +82,9 @@ def cookie_defaults(config: Any) -> dict[str, Any]:
 class SessionwareInterface(SessionInterface):
     """Flask's hook into sessionware: open loads (or starts) a session, save stores it."""
 
-    def __init__(self, app: Flask, *, store: object | None = None, **options: Any) -> None:
+    def __init__(self, app: Flask, **settings: Unpack[SessionSettings]) -> None:
         config = app.config
+        options: dict[str, Any] = dict(settings)
         if options.get("secret") is None:
             if not app.secret_key:
                 raise ValueError("secret is required: set app.secret_key or pass secret=...")
@@ -95,7 +99,7 @@ class SessionwareInterface(SessionInterface):
             (FlaskSession,),
             {"__slots__": (), "permanent_lifetime": app.permanent_session_lifetime},
         )
-        self.runtime = SessionRuntime.from_options({**options, "store": store}, session_class)
+        self.runtime = SessionRuntime.from_options(options, session_class)
         self.options = self.runtime.options
         self.store = self.runtime.store
         self.driver = self.runtime.driver
@@ -142,9 +146,9 @@ class SessionwareInterface(SessionInterface):
             abort(503)
 
 
-def init_app(app: Flask, *, store: object | None = None, **options: Any) -> SessionwareInterface:
+def init_app(app: Flask, **settings: Unpack[SessionSettings]) -> SessionwareInterface:
     """Make ``flask.session`` a sessionware session for ``app``; options as for the middleware."""
-    interface = SessionwareInterface(app, store=store, **options)
+    interface = SessionwareInterface(app, **settings)
     app.session_interface = interface
     app.before_request(interface.refuse_when_unavailable)
     return interface

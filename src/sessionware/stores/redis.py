@@ -424,8 +424,9 @@ class _TrackedCache:
 
 def _client_options(timeout: float, retry: Any) -> dict[str, Any]:
     """One immediate retry on a fresh connection for connection errors (a connection the
-    server or a load balancer cut while idle is not an outage), idle connections checked
-    before use, and every wait bounded by ``timeout``."""
+    server or a load balancer cut while idle is not an outage), none for timeouts (a stalled
+    server is one), idle connections checked before use, and every wait bounded by
+    ``timeout``."""
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     return {
@@ -458,7 +459,7 @@ class _RedisStoreBase:
         owns_client = client is None
         if client is None:
             factory = self.cluster_class if cluster else self.client_class
-            retry = self.retry_class(NoBackoff(), 1)
+            retry = self.retry_class(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
             client = factory.from_url(
                 url or "redis://127.0.0.1:6379", **_client_options(timeout, retry)
             )
