@@ -49,35 +49,51 @@ StoreCall = Get | Set | Touch | Destroy
 Steps = Generator[Y, Any, R]
 
 
-def run_steps(steps: Steps[Y, R], perform: Callable[[Y], Any]) -> R:
-    """Drive ``steps`` with plain calls: each yielded value is performed, its result (or its
-    exception) sent back in."""
+_START: Any = object()
+
+
+def _advance(steps: Steps[Y, R], result: Any, error: Exception | None) -> tuple[bool, Any]:
+    """Resume ``steps`` with a result or an error: ``(True, return value)`` once it is done,
+    else ``(False, the next item)``. The one rule both drivers follow."""
     try:
-        item = next(steps)
-        while True:
-            try:
-                result = perform(item)
-            except Exception as exc:
-                item = steps.throw(exc)
-            else:
-                item = steps.send(result)
+        if error is not None:
+            return False, steps.throw(error)
+        return False, next(steps) if result is _START else steps.send(result)
     except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
+        return True, done.value
+
+
+def _attempt(perform: Callable[[Y], Any], item: Y) -> tuple[Any, Exception | None]:
+    try:
+        return perform(item), None
+    except Exception as exc:
+        return None, exc
+
+
+async def _attempt_async(
+    perform: Callable[[Y], Awaitable[Any]], item: Y
+) -> tuple[Any, Exception | None]:
+    try:
+        return await perform(item), None
+    except Exception as exc:
+        return None, exc
+
+
+def run_steps(steps: Steps[Y, R], perform: Callable[[Y], Any]) -> R:
+    """Drive ``steps`` with plain calls: each yielded item is performed and its result (or its
+    exception) sent back in."""
+    done, item = _advance(steps, _START, None)
+    while not done:
+        done, item = _advance(steps, *_attempt(perform, item))
+    return item  # type: ignore[no-any-return]
 
 
 async def arun_steps(steps: Steps[Y, R], perform: Callable[[Y], Awaitable[Any]]) -> R:
     """Drive ``steps`` from async code; the same protocol as ``run_steps``."""
-    try:
-        item = next(steps)
-        while True:
-            try:
-                result = await perform(item)
-            except Exception as exc:
-                item = steps.throw(exc)
-            else:
-                item = steps.send(result)
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
+    done, item = _advance(steps, _START, None)
+    while not done:
+        done, item = _advance(steps, *await _attempt_async(perform, item))
+    return item  # type: ignore[no-any-return]
 
 
 def _json_default(value: object) -> object:

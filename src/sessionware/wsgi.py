@@ -96,9 +96,7 @@ class _Response:
         flow: Flow,
         start_response: StartResponse,
     ) -> None:
-        self.middleware = middleware
-        self.environ = environ
-        self.flow = flow
+        self.middleware, self.environ, self.flow = middleware, environ, flow
         self.server_start_response = start_response
         self.held: tuple[str, list[tuple[str, str]], ExcInfo | None] | None = None
         self.committed = False
