@@ -173,6 +173,8 @@ class StoreDriver:
                 result = await self._worker_threads().run(self._invoke, call)
         except (SessionNotFound, FileNotFoundError, SessionCorrupt) as exc:
             return self._absent(call, exc)
+        if result is None or type(result) is SessionRecord:
+            return result
         return self._checked(call, result)
 
     def call(self, call: StoreCall) -> Any:
@@ -183,6 +185,8 @@ class StoreDriver:
                 result = self._invoke(call)
         except (SessionNotFound, FileNotFoundError, SessionCorrupt) as exc:
             return self._absent(call, exc)
+        if result is None or type(result) is SessionRecord:
+            return result
         return self._checked(call, result)
 
     @staticmethod
@@ -196,11 +200,7 @@ class StoreDriver:
     def _checked(call: StoreCall, result: Any) -> Any:
         """What a get returned, if it is a session at all (a store handing back a list, a
         number or text is a corrupt value, not a crash)."""
-        if (
-            type(call) is Get
-            and result is not None
-            and not isinstance(result, (SessionRecord, Mapping))
-        ):
+        if type(call) is Get and not isinstance(result, (SessionRecord, Mapping)):
             log_corrupt(SessionCorrupt(f"the store returned {type(result).__name__} for a session"))
             return None
         return result

@@ -135,15 +135,23 @@ class _SendWithSession:
         await self.send(message)
 
 
+_VARY = (b"vary", b"Cookie")
+
+
 def _with_session_headers(start: Message, set_cookie: str | None, vary: bool) -> Message:
-    headers = list(start.get("headers", ()))
-    if vary and needs_vary_cookie(v.decode("latin-1") for k, v in headers if k.lower() == b"vary"):
-        headers.append((b"vary", b"Cookie"))
-    elif set_cookie is None:
+    if not vary and set_cookie is None:
         return start
+    headers = list(start.get("headers", ()))
+    if vary:
+        for name, value in headers:
+            if name.lower() == b"vary" and not needs_vary_cookie((value.decode("latin-1"),)):
+                break
+        else:
+            headers.append(_VARY)
     if set_cookie is not None:
         headers.append((b"set-cookie", set_cookie.encode("latin-1")))
-    return {**start, "headers": headers}
+    start["headers"] = headers
+    return start
 
 
 def _read_headers(headers: Any) -> tuple[str | None, str | None]:

@@ -16,9 +16,10 @@ from flask import Flask, Request, Response, abort, session
 from flask.sessions import NullSession, SessionInterface, SessionMixin
 
 from .._runtime import SessionRuntime
+from .._wire import needs_vary_cookie
 from ..options import COOKIE_FIELDS, CookieAttributes, SessionSettings
 from ..session import SyncSession
-from ..wsgi import open_flow, session_headers
+from ..wsgi import open_flow
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -136,9 +137,10 @@ class SessionwareInterface(SessionInterface):
             response.headers.clear()
             response.headers.extend(failure.headers)
             return
-        headers = session_headers(list(response.headers.items()), outcome.set_cookie, outcome.vary)
-        for name, value in headers[len(response.headers) :]:
-            response.headers.add(name, value)
+        if outcome.vary and needs_vary_cookie(response.headers.getlist("Vary")):
+            response.headers.add("Vary", "Cookie")
+        if outcome.set_cookie is not None:
+            response.headers.add("Set-Cookie", outcome.set_cookie)
 
     def refuse_when_unavailable(self) -> None:
         """With ``store_unavailable="error"``, answer 503 rather than run a view sessionless."""

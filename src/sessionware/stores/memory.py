@@ -46,8 +46,9 @@ class MemoryStore(SyncRecordStore):
         self.clock = clock
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._expiries: list[tuple[int, str]] = []
-        """(expiry, sid) for every entry with an expiry, plus stale pairs of entries since
-        rewritten, destroyed or touched: those are skipped when they come up."""
+        """(expiry, sid) for every entry written with an expiry, plus stale pairs of entries
+        since rewritten or destroyed (skipped when they come up). A touch only moves an entry's
+        expiry later, so it pushes nothing: the pair is pushed again when it comes up early."""
         self._lock = threading.Lock()
 
     def _now(self) -> int:
@@ -62,9 +63,12 @@ class MemoryStore(SyncRecordStore):
         return entry
 
     def get_record(self, sid: str) -> SessionRecord | None:
-        with self._lock:
-            entry = self._live(sid, self._now())
+        entry = self._entries.get(sid)
         if entry is None:
+            return None
+        if entry[0] is not None and entry[0] <= self._now():
+            with self._lock:
+                self._live(sid, self._now())
             return None
         _, cookie, data_json = entry
         return SessionRecord(cookie, decode_own_json(data_json), data_json)
@@ -93,7 +97,6 @@ class MemoryStore(SyncRecordStore):
             entry = self._live(sid, self._now())
             if entry is not None:
                 self._entries[sid] = (record.expires_ms, cookie, entry[2])
-                self._index(sid, record.expires_ms)
 
     def destroy(self, sid: str) -> None:
         with self._lock:
@@ -143,6 +146,10 @@ class MemoryStore(SyncRecordStore):
         while expiries and expiries[0][0] <= now and (limit is None or dropped < limit):
             expiry, sid = heapq.heappop(expiries)
             entry = entries.get(sid)
-            if entry is not None and entry[0] == expiry:
+            if entry is None or entry[0] is None:
+                continue
+            if entry[0] <= now:
                 del entries[sid]
                 dropped += 1
+            elif entry[0] > expiry:
+                heapq.heappush(expiries, (entry[0], sid))
