@@ -16,7 +16,7 @@ LAYERS = [
     ["stores.base"],
     ["session"],
     ["_engine"],
-    ["stores.memory", "stores._toolkit"],
+    ["stores.memory", "stores.toolkit"],
     ["stores.redis", "stores"],
     ["_runtime"],
     ["asgi", "wsgi"],

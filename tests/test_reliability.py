@@ -90,6 +90,35 @@ def test_an_idle_connection_cut_by_the_server_is_retried(kind: str, server: Redi
     assert store.health.up
 
 
+def test_a_restart_leaves_no_stale_pooled_connection_to_fail_on(tmp_path: Path) -> None:
+    """Many pooled connections, all cut by a restart: each is retried on a fresh one, so no
+    request fails and the store never flaps."""
+    server = RedisServer(tmp_path / "redis").start()
+    store = RedisStore(url=server.url, timeout=TIMEOUT)
+    events: list[str] = []
+    store.on("disconnect", lambda: events.append("disconnect"))
+
+    async def burst() -> list[Any]:
+        return await asyncio.gather(
+            *(store.get_record(f"s{index}") for index in range(8)), return_exceptions=True
+        )
+
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(store.set_record("s0", record(n=1)))
+        loop.run_until_complete(burst())
+        server.kill()
+        server = RedisServer(tmp_path / "redis2", port=server.port).start()
+        results = [loop.run_until_complete(burst()) for _ in range(3)]
+        loop.run_until_complete(asyncio.sleep(0.3))
+    finally:
+        server.stop()
+        loop.close()
+    failures = [r for burst_results in results for r in burst_results if isinstance(r, Exception)]
+    assert failures == []
+    assert events == []
+
+
 # -- 2. the client cache never serializes a stall ------------------------------------------
 
 

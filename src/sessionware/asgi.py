@@ -139,12 +139,13 @@ _VARY = (b"vary", b"Cookie")
 
 
 def _with_session_headers(start: Message, set_cookie: str | None, vary: bool) -> Message:
+    """The start message with Vary and Set-Cookie added (ASGI header names are lowercase)."""
     if not vary and set_cookie is None:
         return start
     headers = list(start.get("headers", ()))
     if vary:
         for name, value in headers:
-            if name.lower() == b"vary" and not needs_vary_cookie((value.decode("latin-1"),)):
+            if name == b"vary" and not needs_vary_cookie((value.decode("latin-1"),)):
                 break
         else:
             headers.append(_VARY)

@@ -38,7 +38,8 @@ from .._records import SessionRecord, Steps, decode_stored, encode_json
 from .._wire import now_ms
 from ..errors import SessionCorrupt
 from ..options import is_valid_sid
-from ._toolkit import (
+from .base import SessionData
+from .toolkit import (
     CORRUPT,
     UNAVAILABLE,
     CommandStore,
@@ -46,7 +47,6 @@ from ._toolkit import (
     check_client,
     ttl_seconds,
 )
-from .base import SessionData
 
 DEFAULT_PREFIX = "sess:"
 DEFAULT_TTL = 86400
