@@ -57,7 +57,11 @@ class Req:
         bound = getattr(self.session, method)
         if self.transport == "asgi":
             assert self.loop is not None
-            asyncio.run_coroutine_threadsafe(bound(), self.loop).result()
+
+            async def awaited() -> None:
+                await bound()
+
+            asyncio.run_coroutine_threadsafe(awaited(), self.loop).result()
         else:
             bound()
 

@@ -244,3 +244,55 @@ def test_session_class_is_flask_compatible() -> None:
         app.preprocess_request()
         assert isinstance(flask.session._get_current_object(), FlaskSession)  # type: ignore[attr-defined]
         assert flask.session.permanent is False
+
+
+def test_a_view_that_raises_saves_nothing() -> None:
+    store = MemoryStore()
+    app, _ = make_app(store=store)
+
+    @app.post("/boom")
+    def boom() -> str:
+        flask.session["half"] = "done"
+        raise RuntimeError("view failed")
+
+    response = app.test_client().post("/boom")
+    assert response.status_code == 500
+    assert not set_cookie_headers(response)
+    assert store.length() == 0
+
+
+def test_a_handled_http_error_still_saves() -> None:
+    store = MemoryStore()
+    app, _ = make_app(store=store)
+
+    @app.post("/missing")
+    def missing() -> str:
+        flask.session["seen"] = True
+        flask.abort(404)
+
+    response = app.test_client().post("/missing")
+    assert response.status_code == 404
+    assert set_cookie_headers(response)
+    assert store.length() == 1
+
+
+def test_the_typed_session_regenerates_keeping_data_when_asked() -> None:
+    from sessionware.integrations.flask import session
+
+    store = MemoryStore()
+    app, _ = make_app(store=store)
+
+    @app.post("/login-keeping")
+    def login_keeping() -> str:
+        before = session.id
+        session.regenerate(keep=True)
+        session["user"] = "ann"
+        return f"{before} {session.id}"
+
+    client = app.test_client()
+    client.post("/set", data={"value": "kept"})
+    before, after = client.post("/login-keeping").text.split()
+    assert before != after
+    assert store.ids() == [after]
+    assert store.get(after)["value"] == "kept"
+    assert store.get(after)["user"] == "ann"

@@ -81,6 +81,7 @@ class Engine:
         self.genid = options.genid or default_genid
         self.static_cookie = options.cookie if isinstance(options.cookie, CookieOptions) else None
         self.has_touch = has_touch
+        self.skip = options.skip
         self._verified: dict[str, str] = {}
         self._signed: dict[str, str] = {}
 
@@ -140,7 +141,11 @@ class Engine:
         scheme: str,
         forwarded_proto: str | None,
     ) -> Flow | None:
-        """Start a request's flow, or ``None`` when the path is outside the cookie's path."""
+        """Start a request's flow, or ``None`` when the request has no session: its path is
+        outside the cookie's path, or the ``skip`` option says so."""
+        skip = self.skip
+        if skip is not None and self.skips(skip, request, path):
+            return None
         options = self.static_cookie or self.cookie_options_for(request)
         if options.attributes.path != "/" and not path_matches(
             path or "/", options.attributes.path or "/"
@@ -153,6 +158,12 @@ class Engine:
             self.read_sid(cookie_header),
             self.is_secure(scheme, forwarded_proto),
         )
+
+    @staticmethod
+    def skips(skip: tuple[str, ...] | Callable[[Any], bool], request: object, path: str) -> bool:
+        if callable(skip):
+            return bool(skip(request))
+        return any(path_matches(path or "/", prefix) for prefix in skip)
 
     def detached_flow(self) -> Flow:
         """A flow with no request, for sessions a program loads from a store directly."""
@@ -322,9 +333,9 @@ class Flow:
         fresh = self.inflate(session.id, data)
         session._replace(session.id, fresh.cookie, dict(fresh))
 
-    def regenerate(self, session: SessionBase) -> None:
+    def regenerate(self, session: SessionBase, *, keep: bool = False) -> None:
         sid, cookie = self.new_identity()
-        session._replace(sid, cookie, {})
+        session._replace(sid, cookie, dict(session) if keep else {})
         self.saved = None
 
     # -- the end of the request ---------------------------------------------------------------
@@ -356,6 +367,7 @@ class Flow:
         session = self.session
         if session is None:
             return _NOTHING
+        session._check_lifecycle_awaited()
         if header:
             self.headers_sent = True
         if call:

@@ -10,8 +10,9 @@ response gets its cookie with the first chunk and its store call before the last
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, cast
 
 from ._engine import Flow
 from ._records import StoreCall
@@ -26,6 +27,9 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _FINAL_TYPES = ("http.response.body", "http.response.pathsend")
+RUNTIME_KEY = "sessionware"
+"""Set in every scope the middleware handles, session or not: integrations tell a missing
+middleware from a request that has no session."""
 
 
 class SessionMiddleware(BaseSessionMiddleware[ASGIApp]):
@@ -39,14 +43,15 @@ class SessionMiddleware(BaseSessionMiddleware[ASGIApp]):
             await self.app(scope, receive, send)
             return
         runtime = self.runtime
+        scope[RUNTIME_KEY] = runtime
         if not runtime.store_ready:
             await self._without_session(runtime.when_down(), scope, receive, send)
             return
-        cookie_header, forwarded_proto = _read_headers(scope["headers"])
+        cookie_header, forwarded_proto = read_headers(scope["headers"])
         try:
             flow = runtime.engine.begin(
                 scope,
-                _original_path(scope),
+                original_path(scope),
                 cookie_header,
                 scope.get("scheme", "http"),
                 forwarded_proto,
@@ -61,6 +66,7 @@ class SessionMiddleware(BaseSessionMiddleware[ASGIApp]):
             await self.app(scope, receive, send)
             return
         scope["session"] = session
+        cast(Session, session).attach_loop(asyncio.get_running_loop())
         if kind == "websocket":
             await self.app(scope, receive, send)
             return
@@ -73,6 +79,12 @@ class SessionMiddleware(BaseSessionMiddleware[ASGIApp]):
         if self.driver.inline:
             return self.driver.call(call)
         return await self.driver.acall(call)
+
+    @staticmethod
+    def current_session(scope: Scope, session: object) -> object:
+        """What the app left as the request's session (``session`` is the one it was given);
+        an integration maps its framework's idiom here (Litestar's ``clear_session()``)."""
+        return scope.get("session")
 
     async def _without_session(
         self, failure: Failure | None, scope: Scope, receive: Receive, send: Send
@@ -96,6 +108,9 @@ class _SendWithSession:
         self.start: Message | None = None
         self.streaming = False
 
+    def _current(self) -> object:
+        return self.middleware.current_session(self.scope, self.flow.session)
+
     async def __call__(self, message: Message) -> None:
         kind = message["type"]
         if kind == "http.response.start":
@@ -110,7 +125,9 @@ class _SendWithSession:
             self.start = None
             if final:
                 try:
-                    outcome = self.flow.finish(self.scope.get("session"))
+                    outcome = self.flow.finish(
+                        self.middleware.current_session(self.scope, self.flow.session)
+                    )
                     await self.middleware._run(outcome.call)
                 except Exception as exc:
                     failure = self.middleware.runtime.save_failed(exc)
@@ -120,14 +137,18 @@ class _SendWithSession:
                 await self.send(_with_session_headers(start, outcome.set_cookie, outcome.vary))
                 await self.send(message)
                 return
-            outcome = self.flow.finish(self.scope.get("session"), call=False)
+            outcome = self.flow.finish(
+                self.middleware.current_session(self.scope, self.flow.session), call=False
+            )
             self.streaming = True
             await self.send(_with_session_headers(start, outcome.set_cookie, outcome.vary))
             await self.send(message)
             return
         if final and self.streaming:
             self.streaming = False
-            outcome = self.flow.finish(self.scope.get("session"), header=False)
+            outcome = self.flow.finish(
+                self.middleware.current_session(self.scope, self.flow.session), header=False
+            )
             try:
                 await self.middleware._run(outcome.call)
             except Exception as exc:
@@ -155,7 +176,7 @@ def _with_session_headers(start: Message, set_cookie: str | None, vary: bool) ->
     return start
 
 
-def _read_headers(headers: Any) -> tuple[str | None, str | None]:
+def read_headers(headers: Any) -> tuple[str | None, str | None]:
     """The Cookie header (several joined, as HTTP/2 may split it) and X-Forwarded-Proto."""
     cookie: str | None = None
     forwarded_proto: str | None = None
@@ -168,7 +189,7 @@ def _read_headers(headers: Any) -> tuple[str | None, str | None]:
     return cookie, forwarded_proto
 
 
-def _original_path(scope: Scope) -> str:
+def original_path(scope: Scope) -> str:
     """The path the browser asked for, mount prefix included (the cookie path is the browser's)."""
     path: str = scope.get("path") or "/"
     root: str = scope.get("root_path") or ""

@@ -29,6 +29,7 @@ SameSite = str | bool | None
 Secure = bool | Literal["auto"] | None
 CookieOptionsFactory = Callable[[Any], Mapping[str, Any]]
 GenId = Callable[[Any], str]
+Skip = Sequence[str] | Callable[[Any], bool]
 
 DEFAULT_NAME = "connect.sid"
 DEFAULT_MAX_SIZE = 256 * 1024
@@ -303,6 +304,20 @@ def cookie_options(value: Mapping[str, Any] | None) -> CookieOptions:
     )
 
 
+def skip_option(value: object) -> tuple[str, ...] | Callable[[Any], bool] | None:
+    """Path prefixes (``["/static", "/health"]``) or a predicate of the request."""
+    if value is None or (callable(value) and not isinstance(value, (str, Sequence))):
+        return value
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        prefixes = tuple(value)
+        if all(isinstance(prefix, str) and prefix.startswith("/") for prefix in prefixes):
+            return prefixes
+    raise TypeError(
+        f"skip must be a list of path prefixes starting with '/' or a callable of the request, "
+        f"got {value!r}"
+    )
+
+
 def secrets_option(value: object, *, require_strong: bool = False) -> tuple[bytes, ...]:
     """Accept one secret or a sequence of them; the first signs, all verify."""
     items: Sequence[object]
@@ -352,6 +367,7 @@ class SessionOptions:
     max_size: int | None = DEFAULT_MAX_SIZE
     store_unavailable: Literal["pass", "error"] = "pass"
     require_strong_secret: bool = False
+    skip: tuple[str, ...] | Callable[[Any], bool] | None = None
 
 
 class _Options(TypedDict, total=False):
@@ -369,6 +385,7 @@ class _Options(TypedDict, total=False):
     max_size: int | None
     store_unavailable: Literal["pass", "error"]
     require_strong_secret: bool
+    skip: Skip | None
 
 
 class SessionOptionsDict(_Options, total=False):
@@ -424,6 +441,7 @@ def session_options(options: Mapping[str, Any]) -> SessionOptions:
         raise ValueError(f"max_size must be a positive number of bytes or None, got {max_size!r}")
     for flag in ("resave", "save_uninitialized", "rolling", "require_strong_secret"):
         check_flag(merged[flag], flag)
+    merged["skip"] = skip_option(merged["skip"])
     cookie = merged["cookie"]
     if not isinstance(cookie, CookieOptions) and not (
         callable(cookie) and not isinstance(cookie, Mapping)

@@ -11,6 +11,8 @@ imports neither the engine nor the runtime.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Generator
 from typing import Any, Protocol
 
 from ._records import Destroy, Get, SessionRecord, Set, Steps, StoreCall, arun_steps, run_steps
@@ -41,7 +43,7 @@ class SessionFlow(Protocol):
 
     def reload(self, session: SessionBase, data: SessionRecord | dict[str, Any]) -> None: ...
 
-    def regenerate(self, session: SessionBase) -> None: ...
+    def regenerate(self, session: SessionBase, *, keep: bool) -> None: ...
 
     def check_headers_not_sent(self, action: str) -> None: ...
 
@@ -161,34 +163,95 @@ class SessionBase(dict[str, Any]):
         yield Destroy(self._id)
         self._mark_destroyed()
 
-    def _regenerate_steps(self) -> LifecycleSteps:
+    def _regenerate_steps(self, keep: bool) -> LifecycleSteps:
         self._flow.check_headers_not_sent("regenerate")
         try:
             yield Destroy(self._id)
         finally:
-            self._flow.regenerate(self)
+            self._flow.regenerate(self, keep=keep)
+
+    def _check_lifecycle_awaited(self) -> None:
+        """Raise if a lifecycle call was made and never run (only an async session can)."""
 
 
-class Session(SessionBase):
-    """The session under ASGI (``scope["session"]``): lifecycle methods are coroutines."""
+class _Done:
+    """What a lifecycle call made from a worker thread returns: it already ran."""
 
     __slots__ = ()
 
-    async def save(self) -> None:
+    def __await__(self) -> Generator[Any, None, None]:
+        return
+        yield
+
+
+_DONE = _Done()
+
+
+class Session(SessionBase):
+    """The session under ASGI (``scope["session"]``): lifecycle methods are awaitables.
+
+    In async code, ``await`` them. From a worker thread (a FastAPI or Starlette ``def``
+    endpoint, a Quart sync view) a plain call works: it runs on the request's event loop and
+    returns when the store has answered. A call made in async code and never awaited fails the
+    request with a ``SessionError`` naming the call: a ``regenerate()`` can never be skipped
+    silently.
+    """
+
+    __slots__ = ("_loop", "_unawaited")
+    _loop: asyncio.AbstractEventLoop
+    _unawaited: list[str]
+
+    def attach_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Tie the session to its request's event loop (what sync callers run their calls on)."""
+        self._loop = loop
+
+    def save(self) -> Awaitable[None]:
         """Write the session now, e.g. before a long-lived response; the end of request skips it."""
-        await arun_steps(self._save_steps(), self._runner.acall)
+        return self._lifecycle("save()", self._save_steps())
 
-    async def reload(self) -> None:
+    def reload(self) -> Awaitable[None]:
         """Replace the data with the stored copy; raises ``SessionError`` if it is gone."""
-        await arun_steps(self._reload_steps(), self._runner.acall)
+        return self._lifecycle("reload()", self._reload_steps())
 
-    async def destroy(self) -> None:
+    def destroy(self) -> Awaitable[None]:
         """Delete the session from the store and expire the browser cookie."""
-        await arun_steps(self._destroy_steps(), self._runner.acall)
+        return self._lifecycle("destroy()", self._destroy_steps())
 
-    async def regenerate(self) -> None:
-        """Destroy the stored session and start a new, empty one with a new id (login hygiene)."""
-        await arun_steps(self._regenerate_steps(), self._runner.acall)
+    def regenerate(self, *, keep: bool = False) -> Awaitable[None]:
+        """Destroy the stored session and continue under a new id (login hygiene): with empty
+        data, or with ``keep=True`` the data kept (Django's ``cycle_key()``)."""
+        return self._lifecycle("regenerate()", self._regenerate_steps(keep))
+
+    def _lifecycle(self, name: str, steps: LifecycleSteps) -> Awaitable[None]:
+        loop: asyncio.AbstractEventLoop | None = getattr(self, "_loop", None)
+        if loop is not None and _running_loop() is not loop:
+            asyncio.run_coroutine_threadsafe(arun_steps(steps, self._runner.acall), loop).result()
+            return _DONE
+        unawaited: list[str] | None = getattr(self, "_unawaited", None)
+        if unawaited is None:
+            unawaited = []
+            self._unawaited = unawaited
+        unawaited.append(name)
+        return self._run(name, steps)
+
+    async def _run(self, name: str, steps: LifecycleSteps) -> None:
+        self._unawaited.remove(name)
+        await arun_steps(steps, self._runner.acall)
+
+    def _check_lifecycle_awaited(self) -> None:
+        unawaited = getattr(self, "_unawaited", None)
+        if unawaited:
+            raise SessionError(
+                f"session.{unawaited[0]} was called but never awaited: write "
+                f"`await session.{unawaited[0]}` (or call it from a sync endpoint)"
+            )
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 class SyncSession(SessionBase):
@@ -205,5 +268,5 @@ class SyncSession(SessionBase):
     def destroy(self) -> None:
         run_steps(self._destroy_steps(), self._runner.call)
 
-    def regenerate(self) -> None:
-        run_steps(self._regenerate_steps(), self._runner.call)
+    def regenerate(self, *, keep: bool = False) -> None:
+        run_steps(self._regenerate_steps(keep), self._runner.call)

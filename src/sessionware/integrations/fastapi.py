@@ -1,4 +1,4 @@
-"""FastAPI integration: the session as a typed dependency.
+"""FastAPI integration: the session as a typed dependency, in HTTP and websocket endpoints.
 
 With ``SessionMiddleware`` installed (``app.add_middleware(SessionMiddleware, secret=...)``),
 a handler asks for the session by type::
@@ -11,26 +11,39 @@ a handler asks for the session by type::
         session["user"] = "ann"
         return {"ok": "yes"}
 
+In a plain ``def`` endpoint the lifecycle methods are plain calls (``session.regenerate()``).
 ``OptionalSessionDep`` gives ``None`` instead of a 503 when the request has no session (the
-store is down with ``store_unavailable="pass"``, or the path is outside the cookie path).
+store is down with ``store_unavailable="pass"``, the path is outside the cookie path, or
+``skip`` matched). A websocket has no response to save the session with: call
+``await session.save()`` after changing it.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException
+from starlette.requests import HTTPConnection
 
+from ..asgi import RUNTIME_KEY
 from ..session import Session
 
+MISSING_MIDDLEWARE = (
+    "SessionDep needs sessionware's SessionMiddleware: add "
+    "app.add_middleware(SessionMiddleware, secret=...) (from sessionware import SessionMiddleware)"
+)
 
-def get_optional_session(request: Request) -> Session | None:
-    session = request.scope.get("session")
+
+def get_optional_session(connection: HTTPConnection) -> Session | None:
+    scope = connection.scope
+    if RUNTIME_KEY not in scope:
+        raise RuntimeError(MISSING_MIDDLEWARE)
+    session = scope.get("session")
     return session if isinstance(session, Session) else None
 
 
-def get_session(request: Request) -> Session:
-    session = get_optional_session(request)
+def get_session(connection: HTTPConnection) -> Session:
+    session = get_optional_session(connection)
     if session is None:
         raise HTTPException(
             status_code=503,

@@ -1,0 +1,77 @@
+"""Litestar integration: sessions the way Litestar documents them.
+
+``SessionwareConfig(secret=..., store=...)`` is the whole setup::
+
+    from litestar import Litestar
+    from sessionware.integrations.litestar import SessionwareConfig
+
+    sessions = SessionwareConfig(secret="...", cookie={"max_age": 3600})
+    app = Litestar(route_handlers=[...], middleware=[sessions.middleware])
+
+Litestar builds one middleware instance per route handler; the config holds one store (a
+``MemoryStore`` unless you pass one) that all of them share, so a session set on one route is
+there on the next. ``request.session`` is a sessionware ``Session``; ``request.set_session(data)``
+replaces its data, and ``request.clear_session()`` logs out as Litestar's own backend does: the
+stored session is destroyed and the browser cookie expired.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from litestar.middleware import DefineMiddleware
+from litestar.types import Empty
+
+from ..asgi import Scope, SessionMiddleware
+from ..options import SessionOptionsDict
+from ..session import SessionBase
+from ..stores.memory import MemoryStore
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+
+def _as_mapping(value: object) -> Mapping[str, Any]:
+    """What ``set_session`` accepts: a mapping, a dataclass, or a model with ``model_dump()``."""
+    if isinstance(value, Mapping):
+        return value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return dict(dump())
+    raise TypeError(f"set_session() takes a mapping, a dataclass or a model, got {value!r}")
+
+
+class LitestarSessionMiddleware(SessionMiddleware):
+    """The ASGI middleware with Litestar's ``set_session`` / ``clear_session`` mapped."""
+
+    @staticmethod
+    def current_session(scope: Scope, session: object) -> object:
+        value = scope.get("session")
+        if value is Empty or value is None:
+            return None
+        if value is session or not isinstance(session, SessionBase):
+            return value
+        session.clear()
+        session.update(_as_mapping(value))
+        scope["session"] = session
+        return session
+
+
+class SessionwareConfig:
+    """The middleware definition for ``Litestar(middleware=[config.middleware])``.
+
+    Options are the middleware's; ``unset`` is ``"destroy"`` (``clear_session()`` logs out).
+    """
+
+    def __init__(self, **options: Unpack[SessionOptionsDict]) -> None:
+        settings: dict[str, Any] = dict(options)
+        if settings.get("store") is None:
+            settings["store"] = MemoryStore()
+        settings.setdefault("unset", "destroy")
+        self.options = settings
+        self.store = settings["store"]
+        self.middleware = DefineMiddleware(LitestarSessionMiddleware, **settings)  # type: ignore[arg-type]

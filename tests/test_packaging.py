@@ -1,0 +1,69 @@
+"""The package builds (wheel and sdist), installs in a fresh venv with no other package, and
+serves a session there."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tarfile
+import venv
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SMOKE = """
+import asyncio
+from sessionware import SessionMiddleware
+
+async def app(scope, receive, send):
+    scope["session"]["n"] = 1
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+sent = []
+
+async def main():
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "path": "/", "headers": [], "scheme": "http"}
+    await SessionMiddleware(app, secret="s" * 32)(scope, receive, send)
+
+asyncio.run(main())
+headers = dict(sent[0]["headers"])
+assert headers[b"set-cookie"].startswith(b"connect.sid=s%3A"), headers
+print("smoke ok")
+"""
+
+
+def test_wheel_and_sdist_build_install_and_serve(tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    subprocess.run(
+        [sys.executable, "-m", "build", "--outdir", str(dist), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    wheel = next(dist.glob("sessionware-*.whl"))
+    sdist = next(dist.glob("sessionware-*.tar.gz"))
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+    assert "sessionware/py.typed" in names
+    assert any(name.endswith("licenses/LICENSE") for name in names)
+    with tarfile.open(sdist) as archive:
+        assert any(name.endswith("/LICENSE") for name in archive.getnames())
+    environment = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True).create(environment)
+    python = environment / "bin" / "python"
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "--no-deps", str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    result = subprocess.run(
+        [str(python), "-c", SMOKE], check=True, capture_output=True, text=True, cwd=tmp_path
+    )
+    assert result.stdout.strip() == "smoke ok"
