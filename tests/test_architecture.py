@@ -20,7 +20,8 @@ LAYERS = [
     ["stores.redis", "stores"],
     ["_runtime"],
     ["asgi", "wsgi"],
-    ["integrations", "integrations.flask", "integrations.fastapi", ""],
+    ["integrations", "integrations._interface", "integrations.fastapi", ""],
+    ["integrations.flask", "integrations.quart", "integrations.litestar"],
     ["demo"],
     ["cli"],
 ]
