@@ -21,6 +21,8 @@ from ..options import COOKIE_FIELDS, CookieAttributes
 from ..session import SessionBase
 
 NO_SESSION = "the session is unavailable here (store down, outside its path, or skipped)"
+FAILED = "_sessionware_request_failed"
+"""Set on the framework's ``g`` when the view raised: the end of that request saves nothing."""
 
 
 class UnavailableSession(NullSession):
@@ -100,6 +102,18 @@ def cookie_defaults(config: Any) -> dict[str, Any]:
         cookie[name] = value
     cookie["path"] = cookie.get("path") or config.get("APPLICATION_ROOT") or "/"
     return cookie
+
+
+class InterfaceBase:
+    """The constructor of both frameworks' session interfaces."""
+
+    session_class: type[FrameworkSession]
+
+    def __init__(self, app: Any, **settings: Any) -> None:
+        self.runtime = interface_runtime(app, settings, self.session_class)
+        self.options = self.runtime.options
+        self.store = self.runtime.store
+        self.driver = self.runtime.driver
 
 
 def interface_runtime(

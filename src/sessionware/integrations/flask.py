@@ -20,23 +20,13 @@ from flask.sessions import SessionInterface, SessionMixin
 from .._records import run_steps
 from ..options import SessionSettings
 from ..session import SyncSession
-from ._interface import (
-    FrameworkSession,
-    UnavailableSession,
-    interface_runtime,
-    open_steps,
-    refuses,
-    render,
-    save_steps,
-)
+from . import _interface as shared
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-_FAILED = "_sessionware_request_failed"
 
-
-class FlaskSession(SyncSession, FrameworkSession, SessionMixin):  # type: ignore[misc,override]
+class FlaskSession(SyncSession, shared.FrameworkSession, SessionMixin):  # type: ignore[misc,override]
     """A sessionware session with Flask's session attributes (``permanent``, ``new``...)."""
 
     __slots__ = ()
@@ -46,20 +36,15 @@ session = cast(FlaskSession, flask.session)
 """``flask.session``, typed: what ``init_app`` makes it."""
 
 
-class SessionwareInterface(SessionInterface):
+class SessionwareInterface(shared.InterfaceBase, SessionInterface):
     """Flask's hook into sessionware: open loads (or starts) a session, save stores it."""
 
-    def __init__(self, app: Flask, **settings: Unpack[SessionSettings]) -> None:
-        self.runtime = interface_runtime(app, dict(settings), FlaskSession)
-        self.options = self.runtime.options
-        self.store = self.runtime.store
-        self.driver = self.runtime.driver
-        self.engine = self.runtime.engine
+    session_class = FlaskSession
 
     def open_session(self, app: Flask, request: Request) -> SessionMixin:
         environ = request.environ
         opened = run_steps(
-            open_steps(
+            shared.open_steps(
                 self.runtime,
                 environ,
                 path=(environ.get("SCRIPT_NAME") or "") + (environ.get("PATH_INFO") or ""),
@@ -69,24 +54,22 @@ class SessionwareInterface(SessionInterface):
             ),
             self.driver.call,
         )
-        return UnavailableSession() if opened is None else cast(FlaskSession, opened)
+        return shared.UnavailableSession() if opened is None else cast(FlaskSession, opened)
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         if not isinstance(session, FlaskSession):
             return
-        failed = bool(g.get(_FAILED, False))
-        render(
-            response, run_steps(save_steps(self.runtime, session, failed=failed), self.driver.call)
-        )
+        steps = shared.save_steps(self.runtime, session, failed=bool(g.get(shared.FAILED, False)))
+        shared.render(response, run_steps(steps, self.driver.call))
 
     def refuse_when_unavailable(self) -> None:
         """With ``store_unavailable="error"``, answer 503 rather than run a view sessionless."""
-        if refuses(self.runtime, flask.session):
+        if shared.refuses(self.runtime, flask.session):
             abort(503)
 
 
 def _note_failure(sender: Flask, **extra: Any) -> None:
-    g.setdefault(_FAILED, True)
+    g.setdefault(shared.FAILED, True)
 
 
 def init_app(app: Flask, **settings: Unpack[SessionSettings]) -> SessionwareInterface:

@@ -21,46 +21,28 @@ from .._records import arun_steps
 from ..asgi import original_path, read_headers
 from ..options import SessionSettings
 from ..session import Session
-from ._interface import (
-    FrameworkSession,
-    UnavailableSession,
-    interface_runtime,
-    open_steps,
-    refuses,
-    render,
-    save_steps,
-)
+from . import _interface as shared
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-_FAILED = "_sessionware_request_failed"
 
-
-class QuartSession(Session, FrameworkSession, SessionMixin):  # type: ignore[misc,override]
+class QuartSession(Session, shared.FrameworkSession, SessionMixin):  # type: ignore[misc,override]
     """A sessionware session with Quart's (Flask's) session attributes."""
 
     __slots__ = ()
 
 
-session = cast(QuartSession, quart.session)
-"""``quart.session``, typed: what ``init_app`` makes it."""
-
-
-class SessionwareInterface(SessionInterface):
+class SessionwareInterface(shared.InterfaceBase, SessionInterface):
     """Quart's hook into sessionware: open loads (or starts) a session, save stores it."""
 
-    def __init__(self, app: Quart, **settings: Unpack[SessionSettings]) -> None:
-        self.runtime = interface_runtime(app, dict(settings), QuartSession)
-        self.options = self.runtime.options
-        self.store = self.runtime.store
-        self.driver = self.runtime.driver
+    session_class = QuartSession
 
     async def open_session(self, app: Quart, request: Any) -> SessionMixin:
         scope = request.scope
         cookie_header, forwarded_proto = read_headers(scope["headers"])
         opened = await arun_steps(
-            open_steps(
+            shared.open_steps(
                 self.runtime,
                 scope,
                 path=original_path(scope),
@@ -71,7 +53,7 @@ class SessionwareInterface(SessionInterface):
             self.driver.acall,
         )
         if opened is None:
-            return UnavailableSession()
+            return shared.UnavailableSession()
         quart_session = cast(QuartSession, opened)
         quart_session.attach_loop(asyncio.get_running_loop())
         return quart_session
@@ -79,22 +61,22 @@ class SessionwareInterface(SessionInterface):
     async def save_session(self, app: Quart, session: SessionMixin, response: Any) -> None:
         if not isinstance(session, QuartSession):
             return
-        steps = save_steps(self.runtime, session, failed=bool(g.get(_FAILED, False)))
+        steps = shared.save_steps(self.runtime, session, failed=bool(g.get(shared.FAILED, False)))
         result = await arun_steps(steps, self.driver.acall)
         if response is not None:
-            render(response, result)
+            shared.render(response, result)
 
     def is_null_session(self, instance: object) -> bool:
         return isinstance(instance, NullSession)
 
     async def refuse_when_unavailable(self) -> None:
         """With ``store_unavailable="error"``, answer 503 rather than run a view sessionless."""
-        if refuses(self.runtime, quart.session):
+        if shared.refuses(self.runtime, quart.session):
             quart.abort(503)
 
 
 def _note_failure(sender: Quart, **extra: Any) -> None:
-    g._sessionware_request_failed = True
+    setattr(g, shared.FAILED, True)
 
 
 def init_app(app: Quart, **settings: Unpack[SessionSettings]) -> SessionwareInterface:
@@ -106,3 +88,7 @@ def init_app(app: Quart, **settings: Unpack[SessionSettings]) -> SessionwareInte
     got_request_exception.connect(_note_failure, app)
     got_websocket_exception.connect(_note_failure, app)
     return interface
+
+
+session = cast(QuartSession, quart.session)
+"""``quart.session``, typed: what ``init_app`` makes it."""
