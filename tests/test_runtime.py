@@ -167,3 +167,54 @@ def test_a_store_that_built_its_client_closes_it() -> None:
     assert [c._sock is not None for c in connections] == [True]
     store.close()
     assert [c._sock is not None for c in connections] == [False]
+
+
+def _path_of(request: Any) -> str:
+    return str(request.get("path") or request.get("PATH_INFO"))
+
+
+@pytest.mark.parametrize("transport", ["asgi", "wsgi"])
+@pytest.mark.parametrize(
+    "skip",
+    [["/static", "/health"], lambda request: _path_of(request).startswith(("/static/", "/health"))],
+    ids=["prefixes", "predicate"],
+)
+def test_skipped_requests_get_no_session_and_cost_no_store_call(transport: str, skip: Any) -> None:
+    from .harness import SpyStore
+
+    def handler(req: Req) -> None:
+        if req.session is None:
+            req.end("none")
+            return
+        req.session["seen"] = True
+        req.end("session")
+
+    store = SpyStore()
+    app = middleware_for(transport, handler, secret=SECRET, store=store, skip=skip)
+    client = Client(app, transport)
+    cookie = client.get("/page").cookie()
+    store.reset()
+    assert client.get("/static/app.css", cookie=cookie).text == "none"
+    assert client.get("/health", cookie=cookie).text == "none"
+    assert store.calls == []
+    assert client.get("/page", cookie=cookie).text == "session"
+    assert store.count("get") == 1
+
+
+def test_path_prefixes_match_whole_segments() -> None:
+    from .harness import SpyStore
+
+    def handler(req: Req) -> None:
+        req.end("none" if req.session is None else "session")
+
+    app = middleware_for("asgi", handler, secret=SECRET, store=SpyStore(), skip=["/static"])
+    client = Client(app, "asgi")
+    assert client.get("/static").text == "none"
+    assert client.get("/staticfiles").text == "session"
+
+
+def test_skip_rejects_what_it_cannot_use() -> None:
+    with pytest.raises(TypeError, match="skip"):
+        SessionMiddleware(lambda *a: None, secret=SECRET, skip="/static")
+    with pytest.raises(TypeError, match="skip"):
+        SessionMiddleware(lambda *a: None, secret=SECRET, skip=["static"])
