@@ -11,6 +11,7 @@ from .asgi import SessionMiddleware
 from .cookie import Cookie
 from .errors import (
     HeadersAlreadySent,
+    SessionConflict,
     SessionCorrupt,
     SessionDestroyed,
     SessionError,
@@ -31,6 +32,7 @@ __all__ = [
     "RecordStore",
     "Session",
     "SessionBase",
+    "SessionConflict",
     "SessionCorrupt",
     "SessionDestroyed",
     "SessionError",

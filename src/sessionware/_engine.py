@@ -17,7 +17,7 @@ import secrets as _secrets
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from ._records import Destroy, Get, SessionRecord, Set, StoreCall, Touch, encode_json
+from ._records import Base, Destroy, Get, SessionRecord, Set, StoreCall, Touch, encode_json
 from ._wire import (
     decode_cookie_value,
     encode_uri_component,
@@ -183,6 +183,7 @@ class Flow:
     """One request's session state and express-session's decisions about it."""
 
     __slots__ = (
+        "base_json",
         "cookie_id",
         "cookie_options",
         "engine",
@@ -190,6 +191,7 @@ class Flow:
         "force_save",
         "from_store",
         "headers_sent",
+        "loaded_token",
         "original_fingerprint",
         "original_id",
         "request",
@@ -221,6 +223,8 @@ class Flow:
         self.force_save = False
         self.from_store = False
         self.headers_sent = False
+        self.loaded_token: str | bytes | None = None
+        self.base_json = "{}"
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -245,8 +249,10 @@ class Flow:
         self.original_id = session.id
         if isinstance(data, SessionRecord):
             self.original_fingerprint = data.data_json
+            self.loaded_token = data.token
         else:
             self.original_fingerprint = self.fingerprint(session)
+        self.base_json = self.original_fingerprint
         if not self.engine.options.resave:
             self.saved = (session.id, self.original_fingerprint)
         self.session = session
@@ -316,7 +322,15 @@ class Flow:
         return record
 
     def save_call(self, session: SessionBase) -> Set:
-        return Set(session.id, self.record(session, check_size=True))
+        return Set(session.id, self.record(session, check_size=True), self.base(session.id))
+
+    def base(self, sid: str) -> Base | None:
+        """What a save of ``sid`` merges onto: only a session this request loaded, under the
+        id it loaded (a new or regenerated session has nothing to merge with)."""
+        options = self.engine.options
+        if not options.merge or not self.from_store or sid != self.original_id:
+            return None
+        return Base(self.loaded_token, self.base_json, options.on_conflict)
 
     def check_headers_not_sent(self, action: str) -> None:
         if self.headers_sent:
@@ -326,8 +340,12 @@ class Flow:
             )
 
     def mark_saved(self, sid: str, data_json: str) -> None:
+        """After a save, a later one in the same request merges what changed since, onto a
+        stored value it no longer knows exactly (the save may have merged others' keys)."""
         self.saved = (sid, data_json)
         self.force_save = False
+        self.base_json = data_json
+        self.loaded_token = None
 
     def reload(self, session: SessionBase, data: SessionRecord | Mapping[str, Any]) -> None:
         fresh = self.inflate(session.id, data)
@@ -410,9 +428,9 @@ class Flow:
         else:
             should_save = self.force_save or self.saved != (sid, fingerprint)
         if should_save:
-            record = self.record(session, fingerprint, check_size=True)
+            save = Set(sid, self.record(session, fingerprint, check_size=True), self.base(sid))
             self.mark_saved(sid, fingerprint)
-            return Outcome(set_cookie, Set(sid, record), vary)
+            return Outcome(set_cookie, save, vary)
         if not is_new and self.engine.has_touch:
             record = self.record(session, fingerprint, check_size=False)
             return Outcome(set_cookie, Touch(sid, record), vary)

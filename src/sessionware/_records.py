@@ -17,7 +17,7 @@ from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-
 from typing import Any, TypeVar
 
 from .cookie import Cookie, ms_from_iso
-from .errors import SessionCorrupt
+from .errors import SessionConflict, SessionCorrupt
 
 Y = TypeVar("Y")
 R = TypeVar("R")
@@ -29,9 +29,21 @@ class Get:
 
 
 @dataclass(frozen=True, slots=True)
+class Base:
+    """What a save of a loaded session is based on, so a store can merge instead of overwrite:
+    the stored value as loaded (an opaque ``token`` the store compares against; ``None`` when
+    unknown) and the data as loaded (this request's changes are the difference from it)."""
+
+    token: str | bytes | None
+    data_json: str
+    on_conflict: str = "last_writer_wins"
+
+
+@dataclass(frozen=True, slots=True)
 class Set:
     sid: str
     record: SessionRecord
+    base: Base | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +175,7 @@ class SessionRecord:
     plain dicts (``as_dict()``).
     """
 
-    __slots__ = ("_cookie", "_cookie_json", "_cookie_object", "data", "data_json")
+    __slots__ = ("_cookie", "_cookie_json", "_cookie_object", "data", "data_json", "token")
 
     def __init__(
         self,
@@ -171,12 +183,15 @@ class SessionRecord:
         data: dict[str, Any],
         data_json: str,
         cookie_json: str | None = None,
+        token: str | bytes | None = None,
     ) -> None:
         self._cookie_object = cookie if isinstance(cookie, Cookie) else None
         self._cookie = None if isinstance(cookie, Cookie) else cookie
         self.data = data
         self.data_json = data_json
         self._cookie_json = cookie_json
+        self.token = token
+        """The stored value this record was loaded from, for a later compare-and-set."""
 
     @classmethod
     def from_dict(cls, stored: dict[str, Any]) -> SessionRecord:
@@ -243,6 +258,35 @@ class SessionRecord:
         if cookie is None:
             return dict(self.data)
         return {"cookie": cookie, **self.data}
+
+
+def merged_data(current: dict[str, Any], base: Base, record: SessionRecord) -> dict[str, Any]:
+    """What is stored now (``current``, data without the cookie) with this request's changes
+    applied: the top-level keys it set, changed (nested changes included) or deleted since it
+    loaded ``base``. A key both changed goes to this request (the last writer), or raises
+    ``SessionConflict`` when ``base.on_conflict == "error"``."""
+    before = decode_own_json(base.data_json)
+    after = record.data
+    result = dict(current)
+    strict = base.on_conflict == "error"
+    for key in before.keys() - after.keys():
+        if strict:
+            _check_untouched(key, before, current)
+        result.pop(key, None)
+    for key, value in after.items():
+        if key in before and encode_json(before[key]) == encode_json(value):
+            continue
+        if strict:
+            _check_untouched(key, before, current)
+        result[key] = value
+    return result
+
+
+def _check_untouched(key: str, before: dict[str, Any], current: dict[str, Any]) -> None:
+    if (key in before) != (key in current) or (
+        key in before and encode_json(before[key]) != encode_json(current[key])
+    ):
+        raise SessionConflict(f"session key {key!r} was changed by another request meanwhile")
 
 
 def join_json(cookie_json: str, data_json: str) -> str:

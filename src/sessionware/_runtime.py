@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from ._engine import Engine, Flow
 from ._records import Destroy, Get, SessionRecord, Set, StoreCall, Touch
-from .errors import SessionCorrupt, SessionNotFound, StoreUnavailable
+from .errors import SessionConflict, SessionCorrupt, SessionNotFound, StoreUnavailable
 from .options import SessionOptions, session_options
 from .session import Session, SessionBase, SyncSession
 from .stores.base import implements, speaks_records
@@ -67,6 +67,7 @@ class Failure(NamedTuple):
 
 
 SERVER_ERROR = Failure(500, "Internal Server Error")
+CONFLICT = Failure(409, "Conflict")
 UNAVAILABLE = Failure(503, "Service Unavailable")
 
 
@@ -136,6 +137,10 @@ class StoreDriver:
         self._set = getattr(store, "set_record" if self.records else "set")
         self._touch = getattr(store, "touch_record" if self.records else "touch")
         self._destroy = store.destroy
+        self._merge = (
+            store.merge_record if self.records and implements(store, "merge_record") else None
+        )
+        self.merges = self._merge is not None
         self.inline = not self.blocking and not self.is_async
         """Plain calls are fine from async code too: a sync store that does no I/O."""
         self._loop_thread: _EventLoopThread | None = None
@@ -159,6 +164,8 @@ class StoreDriver:
             return self._get(call.sid)
         if kind is Destroy:
             return self._destroy(call.sid)
+        if isinstance(call, Set) and call.base is not None and self._merge is not None:
+            return self._merge(call.sid, call.record, call.base)
         assert isinstance(call, (Set, Touch))
         payload = call.record if self.records else call.record.as_dict()
         return (self._set if kind is Set else self._touch)(call.sid, payload)
@@ -285,6 +292,9 @@ class SessionRuntime:
         if isinstance(error, StoreUnavailable):
             logger.warning("session store unavailable while saving a session: %s", error)
             return UNAVAILABLE
+        if isinstance(error, SessionConflict):
+            logger.warning("session not saved: %s", error)
+            return CONFLICT
         logger.error("could not store the session", exc_info=error)
         return SERVER_ERROR
 

@@ -36,6 +36,11 @@ class HeadersAlreadySent(SessionError):
     learn the new cookie, so the call is refused instead of silently half-done."""
 
 
+class SessionConflict(SessionError):
+    """Another request changed a key this request changed too, and the app asked for an error
+    (``on_conflict="error"``) rather than the last writer winning."""
+
+
 class StoreUnavailable(SessionError):
     """The store reported ``disconnect`` (or timed out) and the middleware was told to fail."""
 

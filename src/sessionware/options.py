@@ -368,6 +368,8 @@ class SessionOptions:
     store_unavailable: Literal["pass", "error"] = "pass"
     require_strong_secret: bool = False
     skip: tuple[str, ...] | Callable[[Any], bool] | None = None
+    merge: bool = True
+    on_conflict: Literal["last_writer_wins", "error"] = "last_writer_wins"
 
 
 class _Options(TypedDict, total=False):
@@ -386,6 +388,8 @@ class _Options(TypedDict, total=False):
     store_unavailable: Literal["pass", "error"]
     require_strong_secret: bool
     skip: Skip | None
+    merge: bool
+    on_conflict: Literal["last_writer_wins", "error"]
 
 
 class SessionOptionsDict(_Options, total=False):
@@ -439,7 +443,11 @@ def session_options(options: Mapping[str, Any]) -> SessionOptions:
         isinstance(max_size, bool) or not isinstance(max_size, int) or max_size <= 0
     ):
         raise ValueError(f"max_size must be a positive number of bytes or None, got {max_size!r}")
-    for flag in ("resave", "save_uninitialized", "rolling", "require_strong_secret"):
+    if merged["on_conflict"] not in ("last_writer_wins", "error"):
+        raise ValueError(
+            f"on_conflict must be 'last_writer_wins' or 'error', got {merged['on_conflict']!r}"
+        )
+    for flag in ("resave", "save_uninitialized", "rolling", "require_strong_secret", "merge"):
         check_flag(merged[flag], flag)
     merged["skip"] = skip_option(merged["skip"])
     cookie = merged["cookie"]

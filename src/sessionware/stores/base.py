@@ -15,7 +15,21 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from .._records import SessionRecord
+from .._records import Base, SessionRecord, merged_data
+
+__all__ = [
+    "Base",
+    "EventEmitter",
+    "RecordStore",
+    "SessionData",
+    "SessionRecord",
+    "Store",
+    "SyncRecordStore",
+    "SyncStore",
+    "implements",
+    "merged_data",
+    "speaks_records",
+]
 
 logger = logging.getLogger("sessionware")
 
@@ -120,6 +134,11 @@ class RecordStore(Store):
     async def touch_record(self, sid: str, record: SessionRecord) -> None:
         raise NotImplementedError
 
+    async def merge_record(self, sid: str, record: SessionRecord, base: Base) -> None:
+        """Optional: save only this request's changes onto what is stored now, atomically (see
+        ``merged_data``); a session gone since it was loaded stays gone."""
+        raise NotImplementedError
+
     async def get(self, sid: str) -> SessionData | None:
         record = await self.get_record(sid)
         return None if record is None else record.as_dict()
@@ -141,6 +160,11 @@ class SyncRecordStore(SyncStore):
         raise NotImplementedError
 
     def touch_record(self, sid: str, record: SessionRecord) -> None:
+        raise NotImplementedError
+
+    def merge_record(self, sid: str, record: SessionRecord, base: Base) -> None:
+        """Optional: save only this request's changes onto what is stored now, atomically (see
+        ``merged_data``); a session gone since it was loaded stays gone."""
         raise NotImplementedError
 
     def get(self, sid: str) -> SessionData | None:

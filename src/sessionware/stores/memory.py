@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from .._records import SessionRecord, decode_own_json
+from .._records import Base, SessionRecord, decode_own_json, encode_json, merged_data
 from ..cookie import Cookie
 from .base import SessionData, SyncRecordStore
 
@@ -71,22 +71,39 @@ class MemoryStore(SyncRecordStore):
                 self._live(sid, self._now())
             return None
         _, cookie, data_json = entry
-        return SessionRecord(cookie, decode_own_json(data_json), data_json)
+        return SessionRecord(cookie, decode_own_json(data_json), data_json, token=data_json)
 
     def set_record(self, sid: str, record: SessionRecord) -> None:
         entry = (record.expires_ms, record.cookie_copy(), record.data_json)
         with self._lock:
-            entries = self._entries
+            self._write(sid, entry, self._now())
+
+    def merge_record(self, sid: str, record: SessionRecord, base: Base) -> None:
+        """Under the lock: write the record if the stored data is still what the request
+        loaded, else apply the request's changes onto what is stored now; a session destroyed
+        (or expired) meanwhile stays gone."""
+        with self._lock:
             now = self._now()
-            if sid in entries:
-                del entries[sid]
-            self._drop_expired(now, _DROPS_PER_WRITE)
-            if self.max_sessions is not None and len(entries) >= self.max_sessions:
-                self._drop_expired(now, None)
-                while len(entries) >= self.max_sessions:
-                    entries.popitem(last=False)
-            entries[sid] = entry
-            self._index(sid, entry[0])
+            stored = self._live(sid, now)
+            if stored is None:
+                return
+            data_json = record.data_json
+            if stored[2] != base.token:
+                data_json = encode_json(merged_data(decode_own_json(stored[2]), base, record))
+            self._write(sid, (record.expires_ms, record.cookie_copy(), data_json), now)
+
+    def _write(self, sid: str, entry: _Entry, now: int) -> None:
+        """Store ``entry`` as the most recently written; make room first. Lock held."""
+        entries = self._entries
+        if sid in entries:
+            del entries[sid]
+        self._drop_expired(now, _DROPS_PER_WRITE)
+        if self.max_sessions is not None and len(entries) >= self.max_sessions:
+            self._drop_expired(now, None)
+            while len(entries) >= self.max_sessions:
+                entries.popitem(last=False)
+        entries[sid] = entry
+        self._index(sid, entry[0])
 
     def touch_record(self, sid: str, record: SessionRecord) -> None:
         """Replace only the stored cookie of a live session; a gone session stays gone."""

@@ -13,6 +13,7 @@ and ``SyncRedisStore`` only execute commands. Outages go through the store toolk
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import select
 import time
@@ -25,6 +26,7 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.exceptions import (
     ClusterDownError,
+    NoScriptError,
     OutOfMemoryError,
     ReadOnlyError,
     ResponseError,
@@ -34,9 +36,17 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from .._records import SessionRecord, Steps, decode_stored, encode_json
+from .._records import (
+    Base,
+    SessionRecord,
+    Steps,
+    decode_stored,
+    encode_json,
+    join_json,
+    merged_data,
+)
 from .._wire import now_ms
-from ..errors import SessionCorrupt
+from ..errors import SessionConflict, SessionCorrupt
 from ..options import is_valid_sid
 from .base import SessionData
 from .toolkit import (
@@ -81,6 +91,33 @@ class Scan(NamedTuple):
     batch: int
 
 
+class Cas(NamedTuple):
+    """Set ``key`` to ``value`` (with ``ttl``, 0 for none) only if it holds ``expected``;
+    the script returns 1 when it wrote, nothing when the key is gone, else what it holds."""
+
+    key: str
+    expected: str | bytes
+    value: str | bytes
+    ttl: int
+
+
+_CAS_SCRIPT = """
+local current = redis.call('GET', KEYS[1])
+if not current then return false end
+if current ~= ARGV[1] then return current end
+if ARGV[3] == '0' then
+  redis.call('SET', KEYS[1], ARGV[2])
+else
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+end
+return 1
+"""
+_CAS_SHA = hashlib.sha1(_CAS_SCRIPT.encode(), usedforsecurity=False).hexdigest()
+_MERGE_ATTEMPTS = 1000
+"""Each failed compare-and-set means another writer succeeded, so N concurrent writers need at
+most N attempts; the cap only stops a runaway."""
+
+
 class Each(NamedTuple):
     """One ``command`` per key, pipelined (a cluster pipeline splits by slot)."""
 
@@ -88,7 +125,7 @@ class Each(NamedTuple):
     keys: list[str]
 
 
-RedisCommand = Command | Scan | Each
+RedisCommand = Command | Scan | Each | Cas
 
 
 def classify(error: BaseException) -> str | None:
@@ -174,6 +211,30 @@ class RedisSessions:
     def destroy(self, sid: str) -> Steps[RedisCommand, None]:
         yield self.destroy_command(sid)
 
+    def merge(self, sid: str, record: SessionRecord, base: Base) -> Steps[RedisCommand, None]:
+        """Compare-and-set against the value the request loaded: one script call when nobody
+        wrote since; else the request's changes go onto what the script returned, and again.
+        A key gone meanwhile (destroyed, expired) stays gone."""
+        command = self.set_command(sid, record)
+        if command[0] == "DEL":
+            yield command
+            return
+        ttl = 0 if self.disable_ttl else int(command[4])
+        key, value = self.key(sid), command[2]
+        expected = base.token if base.token is not None else b""
+        for _ in range(_MERGE_ATTEMPTS):
+            current = yield Cas(key, expected, value, ttl)
+            if current is None or current == 1:
+                return
+            try:
+                stored = self.parse(sid, current)
+            except SessionCorrupt:
+                stored = None
+            if stored is not None:
+                value = self.value_of(record, merged_data(stored.data, base, record))
+            expected = current
+        raise SessionConflict(f"session {sid!r}: {_MERGE_ATTEMPTS} concurrent writes in a row")
+
     def ids(self) -> Steps[RedisCommand, list[str]]:
         """Every sid under the prefix, without duplicates."""
         keys = yield Scan(self.match, self.scan_count)
@@ -214,13 +275,20 @@ class RedisSessions:
         if ttl <= 0:
             return ("DEL", key)
         self._remember_activity(sid, now_ms())
-        if self.serializer is None:
-            value: str | bytes = record.json
-        else:
-            value = self.serializer.dumps(record.as_dict())
+        value = self.value_of(record)
         if self.disable_ttl:
             return ("SET", key, value)
         return ("SET", key, value, "EX", ttl)
+
+    def value_of(self, record: SessionRecord, data: SessionData | None = None) -> str | bytes:
+        """What is stored for ``record`` (with ``data`` instead of its own, after a merge)."""
+        if self.serializer is not None:
+            return self.serializer.dumps(
+                {"cookie": record.cookie, **(record.data if data is None else data)}
+            )
+        if data is None:
+            return record.json
+        return join_json(record.cookie_json, encode_json(data))
 
     def touch_command(self, sid: str, record: SessionRecord) -> Command | None:
         """``EXPIRE`` with the new lifetime, or nothing (touch disabled, or touched recently)."""
@@ -257,7 +325,10 @@ class RedisSessions:
             raise SessionCorrupt(f"session {sid!r} holds {type(stored).__name__}, not an object")
         cookie = stored.pop("cookie", None)
         record = SessionRecord(
-            cookie if isinstance(cookie, dict) else None, stored, encode_json(stored)
+            cookie if isinstance(cookie, dict) else None,
+            stored,
+            encode_json(stored),
+            token=value,
         )
         if self.touch_after_ms and isinstance(cookie, dict):
             original = cookie.get("originalMaxAge")
@@ -521,6 +592,13 @@ class RedisStore(_RedisStoreBase, CommandStore[RedisCommand]):
         return result
 
     async def _send(self, command: RedisCommand) -> Any:
+        if isinstance(command, Cas):
+            if self.cache is not None:
+                self.cache.entries.pop(command.key.encode(), None)
+            try:
+                return await self.client.evalsha(_CAS_SHA, 1, *command)
+            except NoScriptError:
+                return await self.client.eval(_CAS_SCRIPT, 1, *command)
         if isinstance(command, Scan):
             return [
                 key async for key in self.client.scan_iter(match=command.match, count=command.batch)
@@ -567,6 +645,11 @@ class SyncRedisStore(_RedisStoreBase, SyncCommandStore[RedisCommand]):
         return result
 
     def _send(self, command: RedisCommand) -> Any:
+        if isinstance(command, Cas):
+            try:
+                return self.client.evalsha(_CAS_SHA, 1, *command)
+            except NoScriptError:
+                return self.client.eval(_CAS_SCRIPT, 1, *command)
         if isinstance(command, Scan):
             return list(self.client.scan_iter(match=command.match, count=command.batch))
         if isinstance(command, Each):
@@ -583,4 +666,4 @@ class SyncRedisStore(_RedisStoreBase, SyncCommandStore[RedisCommand]):
 def _sid_of_command(sessions: RedisSessions, command: RedisCommand) -> str | None:
     if isinstance(command, (Scan, Each)) or len(command) < 2:
         return None
-    return sessions.sid_of(command[1])
+    return sessions.sid_of(command.key if isinstance(command, Cas) else command[1])

@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Generic, Protocol, TypeVar
 
-from .._records import SessionRecord, Steps, arun_steps, run_steps
+from .._records import Base, SessionRecord, Steps, arun_steps, run_steps
 from .._wire import now_ms
 from ..errors import SessionCorrupt, StoreUnavailable
 from .base import EventEmitter, RecordStore, SessionData, SyncRecordStore
@@ -234,6 +234,8 @@ class StoreOps(Protocol[C_co]):
 
     def destroy(self, sid: str) -> Steps[C_co, None]: ...
 
+    def merge(self, sid: str, record: SessionRecord, base: Base) -> Steps[C_co, None]: ...
+
     def ids(self) -> Steps[C_co, list[str]]: ...
 
     def all(self) -> Steps[C_co, dict[str, SessionData]]: ...
@@ -297,6 +299,9 @@ class CommandStore(_Owned, RecordStore, Generic[C]):
     async def destroy(self, sid: str) -> None:
         await self._run(self.ops.destroy(sid))
 
+    async def merge_record(self, sid: str, record: SessionRecord, base: Base) -> None:
+        await self._run(self.ops.merge(sid, record, base))
+
     async def ids(self) -> list[str]:
         return await self._run(self.ops.ids())
 
@@ -357,6 +362,9 @@ class SyncCommandStore(_Owned, SyncRecordStore, Generic[C]):
 
     def destroy(self, sid: str) -> None:
         self._run(self.ops.destroy(sid))
+
+    def merge_record(self, sid: str, record: SessionRecord, base: Base) -> None:
+        self._run(self.ops.merge(sid, record, base))
 
     def ids(self) -> list[str]:
         return self._run(self.ops.ids())
