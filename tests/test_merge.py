@@ -68,9 +68,9 @@ class Harness:
         self.app = middleware(app, secret=SECRET, store=store, **options)
         self.loop = asyncio.new_event_loop()
         self.cookie = ""
-        self.cookie = self.run([("/set?key=start&value=1", 0)])[0].headers["set-cookie"].split(
-            ";"
-        )[0]
+        self.cookie = (
+            self.run([("/set?key=start&value=1", 0)])[0].headers["set-cookie"].split(";")[0]
+        )
 
     def run(self, requests: list[tuple[str, float]]) -> list[httpx.Response]:
         """Each request (path, seconds before it starts) at once, with the shared cookie."""
@@ -126,7 +126,19 @@ def _redis(transport: str, prefix: str) -> Any:
     return store_class(url=require_redis(), prefix=prefix)
 
 
-STORES: dict[str, Callable[[str, str], Any]] = {"memory": _memory, "redis": _redis}
+def _sqlite(transport: str, prefix: str) -> Any:
+    import tempfile
+
+    from sessionware.stores.sqlite import SQLiteStore
+
+    return SQLiteStore(tempfile.mkdtemp() + "/sessions.db")
+
+
+STORES: dict[str, Callable[[str, str], Any]] = {
+    "memory": _memory,
+    "redis": _redis,
+    "sqlite": _sqlite,
+}
 
 
 @pytest.fixture(params=["asgi", "wsgi"])

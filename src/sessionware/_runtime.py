@@ -13,6 +13,7 @@ import contextlib
 import inspect
 import logging
 import threading
+import weakref
 from collections.abc import Callable, Coroutine, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
@@ -34,6 +35,7 @@ logger = logging.getLogger("sessionware")
 
 App = TypeVar("App")
 DEFAULT_STORE_THREADS = 16
+THREAD_WAIT = 0.25
 
 
 class Failure(NamedTuple):
@@ -94,30 +96,35 @@ class _EventLoopThread:
 
 class _BoundedThreads:
     """The worker threads a blocking store gets under ASGI: its own (``store.max_threads``, 16
-    by default), so a stalled store never queues behind (or starves) the default executor; and
-    no queue, so that when every thread is stuck a request fails fast with ``StoreUnavailable``
-    instead of waiting behind all of them."""
+    by default), so a stalled store never queues behind (or starves) the default executor. A
+    call waits at most ``THREAD_WAIT`` seconds for a free thread, then fails with
+    ``StoreUnavailable``: a burst of fast calls queues briefly, a stall fails fast instead of
+    making every request wait behind all the stuck ones."""
 
     def __init__(self, threads: int) -> None:
-        self.limit = threads
+        self.threads = threads
         self.executor = concurrent.futures.ThreadPoolExecutor(
             threads, thread_name_prefix="sessionware-store"
         )
-        self.in_flight = 0
-        self.lock = threading.Lock()
+        self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def run(self, function: Callable[..., Any], *args: Any) -> Any:
-        with self.lock:
-            if self.in_flight >= self.limit:
-                raise StoreUnavailable(f"the store's {self.limit} worker threads are all busy")
-            self.in_flight += 1
+        loop = asyncio.get_running_loop()
+        slots = self._slots.get(loop)
+        if slots is None:
+            slots = self._slots[loop] = asyncio.Semaphore(self.threads)
         try:
-            return await asyncio.get_running_loop().run_in_executor(
-                self.executor, partial(function, *args)
-            )
+            await asyncio.wait_for(slots.acquire(), THREAD_WAIT)
+        except asyncio.TimeoutError:
+            raise StoreUnavailable(
+                f"the store's {self.threads} worker threads stayed busy for {THREAD_WAIT} s"
+            ) from None
+        try:
+            return await loop.run_in_executor(self.executor, partial(function, *args))
         finally:
-            with self.lock:
-                self.in_flight -= 1
+            slots.release()
 
 
 class StoreDriver:

@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -120,12 +123,33 @@ def _redis(store_class_name: str) -> Harness:
     return harness
 
 
+def sqlite(tmp: Path) -> Harness:
+    from sessionware.stores.sqlite import SQLiteStore
+
+    clock = FakeClock()
+    path = tmp / "sessions.db"
+    store = SQLiteStore(str(path), clock=clock)
+    harness = Harness(store, clock.advance)
+
+    def plant(sid: str, raw: bytes) -> None:
+        with sqlite3.connect(path) as connection:
+            connection.execute(
+                "INSERT OR REPLACE INTO sessions (sid, expired, sess) VALUES (?, ?, ?)",
+                (sid, int(clock() * 1000) + 60_000, raw.decode()),
+            )
+
+    store.length()
+    harness.plant = plant
+    return harness
+
+
 FACTORIES: dict[str, Callable[[], Harness]] = {
     "memory": memory,
     "redis-async": lambda: _redis("RedisStore"),
     "redis-sync": lambda: _redis("SyncRedisStore"),
+    "sqlite": lambda: sqlite(Path(tempfile.mkdtemp())),
 }
-PLANTABLE = ("redis-async", "redis-sync")
+PLANTABLE = ("redis-async", "redis-sync", "sqlite")
 
 
 @contextmanager

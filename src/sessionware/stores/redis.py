@@ -245,6 +245,10 @@ class RedisSessions:
                 found[sid] = None
         return list(found)
 
+    def length(self) -> Steps[RedisCommand, int]:
+        sids = yield from self.ids()
+        return len(sids)
+
     def all(self) -> Steps[RedisCommand, dict[str, SessionData]]:
         sids = yield from self.ids()
         values = (yield Each("GET", sids)) if sids else []
@@ -549,6 +553,11 @@ class _RedisStoreBase:
             asynchronous=isinstance(self, CommandStore),
         )
 
+    def _sid_of(self, command: RedisCommand) -> str | None:
+        if isinstance(command, (Scan, Each)) or len(command) < 2:
+            return None
+        return self.sessions.sid_of(command.key if isinstance(command, Cas) else command[1])
+
     def _pipeline(self, each: Each) -> Any:
         pipe = (
             self.client.pipeline() if self.is_cluster else self.client.pipeline(transaction=False)
@@ -582,16 +591,7 @@ class RedisStore(_RedisStoreBase, CommandStore[RedisCommand]):
             raise ValueError("client_cache is not available with Redis Cluster")
         self.cache = _TrackedCache(self.client, client_cache_size) if client_cache else None
 
-    async def _perform(self, command: RedisCommand) -> Any:
-        try:
-            result = await self._send(command)
-        except Exception as exc:
-            self.guard.check(exc, _sid_of_command(self.sessions, command))
-            raise
-        self.health.succeeded()
-        return result
-
-    async def _send(self, command: RedisCommand) -> Any:
+    async def _execute(self, command: RedisCommand) -> Any:
         if isinstance(command, Cas):
             if self.cache is not None:
                 self.cache.entries.pop(command.key.encode(), None)
@@ -635,16 +635,7 @@ class SyncRedisStore(_RedisStoreBase, SyncCommandStore[RedisCommand]):
     cluster_class = redis.RedisCluster
     retry_class = Retry
 
-    def _perform(self, command: RedisCommand) -> Any:
-        try:
-            result = self._send(command)
-        except Exception as exc:
-            self.guard.check(exc, _sid_of_command(self.sessions, command))
-            raise
-        self.health.succeeded()
-        return result
-
-    def _send(self, command: RedisCommand) -> Any:
+    def _execute(self, command: RedisCommand) -> Any:
         if isinstance(command, Cas):
             try:
                 return self.client.evalsha(_CAS_SHA, 1, *command)
@@ -661,9 +652,3 @@ class SyncRedisStore(_RedisStoreBase, SyncCommandStore[RedisCommand]):
 
     def _close_client(self) -> None:
         self.client.close()
-
-
-def _sid_of_command(sessions: RedisSessions, command: RedisCommand) -> str | None:
-    if isinstance(command, (Scan, Each)) or len(command) < 2:
-        return None
-    return sessions.sid_of(command.key if isinstance(command, Cas) else command[1])

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import random
 import threading
 from collections.abc import Awaitable, Callable
 from types import TracebackType
@@ -63,8 +64,65 @@ def check_client(client: object, store: str) -> None:
         )
 
 
-class _Ping(Protocol):
+class _Action(Protocol):
     def __call__(self) -> Any: ...
+
+
+class Background:
+    """Runs a loop of steps in a daemon thread (sync store) or a task on the running loop
+    (async store): each step is a number of seconds to wait, or ``None`` to call ``action``
+    (a function, or a coroutine function for an async store), whose error, if any, is sent
+    back into the steps. Written once for the probe and the pruner."""
+
+    def __init__(self, name: str, action: _Action, *, asynchronous: bool) -> None:
+        self.name = name
+        self.action = action
+        self.asynchronous = asynchronous
+        self.closed = False
+        self._wake = threading.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, steps: Steps[float | None, None]) -> bool:
+        """Run ``steps`` in the background; ``False`` when there is nowhere to run them (an
+        async store outside a running loop)."""
+        if self.asynchronous:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                steps.close()
+                return False
+            self._task = loop.create_task(arun_steps(steps, self._perform_async))
+            return True
+        threading.Thread(
+            target=run_steps, args=(steps, self._perform), name=self.name, daemon=True
+        ).start()
+        return True
+
+    def close(self) -> None:
+        self.closed = True
+        self._wake.set()
+        if self._task is not None:
+            self._task.cancel()
+
+    def _perform(self, step: float | None) -> BaseException | None:
+        if step is not None:
+            self._wake.wait(step)
+            return None
+        try:
+            self.action()
+        except Exception as exc:
+            return exc
+        return None
+
+    async def _perform_async(self, step: float | None) -> BaseException | None:
+        if step is not None:
+            await asyncio.sleep(step)
+            return None
+        try:
+            await self.action()
+        except Exception as exc:
+            return exc
+        return None
 
 
 class Health:
@@ -85,13 +143,15 @@ class Health:
         self.asynchronous = asynchronous
         self.up = True
         self.probing = False
-        self.closed = False
-        self.ping: _Ping | None = None
+        self.ping: _Action | None = None
         self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._thread: threading.Thread | None = None
+        self._background: Background | None = None
+        self._closed = False
         self._last_reason: str | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def failed(self, error: BaseException) -> None:
         """A command failed as if the server were gone: confirm with a probe (one at a time)."""
@@ -114,24 +174,17 @@ class Health:
             self._mark_up()
 
     def close(self) -> None:
-        self.closed = True
-        self._wake.set()
-        if self._task is not None:
-            self._task.cancel()
+        self._closed = True
+        if self._background is not None:
+            self._background.close()
 
     def _start_probe(self) -> bool:
-        if self.asynchronous:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                return False
-            self._task = loop.create_task(self._run_async())
-            return True
-        self._thread = threading.Thread(
-            target=self._run_sync, name=f"sessionware-{self.name}-probe", daemon=True
-        )
-        self._thread.start()
-        return True
+        if self._background is None:
+            assert self.ping is not None
+            self._background = Background(
+                f"sessionware-{self.name}-probe", self.ping, asynchronous=self.asynchronous
+            )
+        return self._background.start(self._probe_steps())
 
     def _probe_steps(self) -> Steps[float | None, None]:
         """Yield ``None`` to ping (the ping's error, or ``None``, comes back) or a number of
@@ -152,34 +205,6 @@ class Health:
                 self._note(error)
         finally:
             self.probing = False
-
-    def _run_sync(self) -> None:
-        def perform(step: float | None) -> BaseException | None:
-            if step is not None:
-                self._wake.wait(step)
-                return None
-            try:
-                assert self.ping is not None
-                self.ping()
-            except Exception as exc:
-                return exc
-            return None
-
-        run_steps(self._probe_steps(), perform)
-
-    async def _run_async(self) -> None:
-        async def perform(step: float | None) -> BaseException | None:
-            if step is not None:
-                await asyncio.sleep(step)
-                return None
-            try:
-                assert self.ping is not None
-                await self.ping()
-            except Exception as exc:
-                return exc
-            return None
-
-        await arun_steps(self._probe_steps(), perform)
 
     def _mark_down(self, error: BaseException) -> None:
         with self._lock:
@@ -202,6 +227,40 @@ class Health:
         if reason != self._last_reason:
             self._last_reason = reason
             logger.warning("%s session store still unreachable: %s", self.name, reason)
+
+
+class Periodic:
+    """Calls ``job`` every ``interval`` seconds, each wait drawn from 50-150 % of it so that many
+    instances do not all run together, from the first ``ensure_started()``; errors are logged,
+    never raised. ``close()`` stops it."""
+
+    def __init__(
+        self, name: str, interval: float | None, job: _Action, *, asynchronous: bool
+    ) -> None:
+        if interval is not None and (
+            isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0
+        ):
+            raise ValueError(f"an interval is a positive number of seconds or None: {interval!r}")
+        self.interval = interval
+        self.background = Background(name, job, asynchronous=asynchronous)
+        self.started = interval is None
+
+    def ensure_started(self) -> None:
+        if not self.started and not self.background.closed:
+            self.started = self.background.start(self._steps())
+
+    def close(self) -> None:
+        self.background.close()
+
+    def _steps(self) -> Steps[float | None, None]:
+        assert self.interval is not None
+        while not self.background.closed:
+            yield self.interval * random.uniform(0.5, 1.5)
+            if self.background.closed:
+                return
+            error = yield None
+            if error is not None:
+                logger.warning("%s failed: %s", self.background.name, error)
 
 
 class OutageGuard:
@@ -240,6 +299,8 @@ class StoreOps(Protocol[C_co]):
 
     def all(self) -> Steps[C_co, dict[str, SessionData]]: ...
 
+    def length(self) -> Steps[C_co, int]: ...
+
     def clear(self) -> Steps[C_co, None]: ...
 
 
@@ -250,6 +311,15 @@ class _Owned:
     health: Health
     guard: OutageGuard
     owns_client: bool
+
+    def _attempts(self, command: Any) -> Steps[Any, Any]:
+        """How a command is tried: once, unless a store retries some errors (written as steps
+        so both sides share it)."""
+        return (yield command)
+
+    def _sid_of(self, command: Any) -> str | None:
+        """The session a command is about, for the guard's messages."""
+        return None
 
     def _setup(
         self,
@@ -270,13 +340,22 @@ class _Owned:
 
 
 class CommandStore(_Owned, RecordStore, Generic[C]):
-    """An async store: its ops performed with ``await``. Subclasses implement ``_perform`` (one
-    command), ``_ping`` and ``_close_client``; an async context manager."""
+    """An async store: its ops performed with ``await``. Subclasses implement ``_execute`` (one
+    command on the client), ``_ping`` and ``_close_client``; an async context manager."""
 
     ops: StoreOps[C]
 
-    async def _perform(self, command: C) -> Any:
+    async def _execute(self, command: C) -> Any:
         raise NotImplementedError
+
+    async def _perform(self, command: C) -> Any:
+        try:
+            result = await arun_steps(self._attempts(command), self._execute)
+        except Exception as exc:
+            self.guard.check(exc, self._sid_of(command))
+            raise
+        self.health.succeeded()
+        return result
 
     async def _ping(self) -> None:
         raise NotImplementedError
@@ -309,7 +388,7 @@ class CommandStore(_Owned, RecordStore, Generic[C]):
         return await self._run(self.ops.all())
 
     async def length(self) -> int:
-        return len(await self.ids())
+        return await self._run(self.ops.length())
 
     async def clear(self) -> None:
         await self._run(self.ops.clear())
@@ -339,8 +418,17 @@ class SyncCommandStore(_Owned, SyncRecordStore, Generic[C]):
 
     ops: StoreOps[C]
 
-    def _perform(self, command: C) -> Any:
+    def _execute(self, command: C) -> Any:
         raise NotImplementedError
+
+    def _perform(self, command: C) -> Any:
+        try:
+            result = run_steps(self._attempts(command), self._execute)
+        except Exception as exc:
+            self.guard.check(exc, self._sid_of(command))
+            raise
+        self.health.succeeded()
+        return result
 
     def _ping(self) -> None:
         raise NotImplementedError
@@ -373,7 +461,7 @@ class SyncCommandStore(_Owned, SyncRecordStore, Generic[C]):
         return self._run(self.ops.all())
 
     def length(self) -> int:
-        return len(self.ids())
+        return self._run(self.ops.length())
 
     def clear(self) -> None:
         self._run(self.ops.clear())

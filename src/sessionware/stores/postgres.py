@@ -1,0 +1,158 @@
+"""PostgreSQL store, compatible with connect-pg-simple: a Node app and a Python app share one table.
+
+``PostgresStore(url="postgresql://...")`` (asyncio) and ``SyncPostgresStore(...)`` use psycopg 3
+with a connection pool (or a pool you pass). The table is connect-pg-simple's: ``session(sid
+varchar primary key, sess json, expire timestamp(6))`` with an index on ``expire``; table and
+schema names are options, validated as identifiers. Expiry is written and compared as
+``to_timestamp(epoch) AT TIME ZONE 'UTC'``, so the connection's time zone never matters (a Node app
+sharing the table must run its connections in UTC, the server default here).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
+
+from .._records import Steps
+from .sql import POSTGRES, Sql, SqlStore, SyncSqlStore, bound, fetched, identifier
+from .toolkit import UNAVAILABLE, check_client
+
+DEFAULT_URL = "postgresql://127.0.0.1:5432/postgres"
+DEFAULT_TIMEOUT = 5.0
+_OUTAGES = (
+    psycopg.OperationalError,
+    psycopg.errors.ReadOnlySqlTransaction,
+    PoolTimeout,
+    OSError,
+)
+
+
+def classify(error: BaseException) -> str | None:
+    """Lost or refused connections, a full pool, a read-only server: the store is unavailable."""
+    return UNAVAILABLE if isinstance(error, _OUTAGES) else None
+
+
+def _quoted(schema: str | None, table: str) -> str:
+    name = '"' + identifier(table, "table") + '"'
+    return name if schema is None else '"' + identifier(schema, "schema") + '".' + name
+
+
+class _PostgresOptions:
+    """The constructor both stores share; each names its pool class."""
+
+    pool_class: Any
+
+    def _attempts(self, command: Sql) -> Steps[Sql, Any]:
+        """A pooled connection the server or a proxy cut (``pg_terminate_backend``, a restart)
+        is retried once on a fresh one; a connection that cannot be made is not."""
+        try:
+            return (yield command)
+        except psycopg.OperationalError as exc:
+            text = str(exc).lower()
+            if "refused" in text or "timeout" in text or "could not" in text:
+                raise
+        return (yield command)
+
+    def __init__(
+        self,
+        pool: Any = None,
+        *,
+        url: str | None = None,
+        table: str = "session",
+        schema: str | None = None,
+        ttl: int = 86400,
+        disable_touch: bool = False,
+        create_table: bool = True,
+        prune_interval: float | None = 900,
+        prune_batch: int = 1000,
+        min_size: int = 1,
+        max_size: int = 10,
+        timeout: float = DEFAULT_TIMEOUT,
+        retry_interval: float = 0.5,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        check_client(pool, type(self).__name__)
+        owns_pool = pool is None
+        if pool is None:
+            pool = self.pool_class(
+                url or DEFAULT_URL,
+                min_size=min_size,
+                max_size=max_size,
+                timeout=timeout,
+                kwargs={"autocommit": True, "connect_timeout": max(1, round(timeout))},
+                open=False,
+            )
+        elif url is not None:
+            raise TypeError("pass a pool or url=, not both")
+        self.pool = pool
+        self.timeout = timeout
+        self._opened = not owns_pool
+        assert isinstance(self, (SqlStore, SyncSqlStore))
+        self._setup_sql(
+            bound(POSTGRES, _quoted(schema, table), table),
+            name="postgres",
+            classify=classify,
+            owns_client=owns_pool,
+            asynchronous=isinstance(self, SqlStore),
+            retry_interval=retry_interval,
+            prune_interval=prune_interval,
+            ttl=ttl,
+            disable_touch=disable_touch,
+            create_table=create_table,
+            prune_batch=prune_batch,
+            clock=clock,
+        )
+
+
+class SyncPostgresStore(_PostgresOptions, SyncSqlStore):
+    """PostgreSQL for WSGI apps (psycopg 3, ``ConnectionPool``)."""
+
+    pool_class = ConnectionPool
+
+    def _execute(self, command: Sql) -> Any:
+        if not self._opened:
+            self.pool.open()
+            self._opened = True
+        with self.pool.connection() as connection:
+            return fetched(connection.execute(command.text, command.params), command.fetch)
+
+    def _ping(self) -> None:
+        with psycopg.connect(self.pool.conninfo, connect_timeout=max(1, round(self.timeout))) as c:
+            c.execute("SELECT 1")
+
+    def _close_client(self) -> None:
+        self.pool.close()
+
+
+class PostgresStore(_PostgresOptions, SqlStore):
+    """PostgreSQL for ASGI apps (psycopg 3 asyncio, ``AsyncConnectionPool``)."""
+
+    pool_class = AsyncConnectionPool
+
+    async def _execute(self, command: Sql) -> Any:
+        if not self._opened:
+            await self.pool.open()
+            self._opened = True
+        async with self.pool.connection() as connection:
+            cursor = await connection.execute(command.text, command.params)
+            if command.fetch == "one":
+                return await cursor.fetchone()
+            if command.fetch == "all":
+                return await cursor.fetchall()
+            return cursor.rowcount if command.fetch == "rowcount" else None
+
+    async def _ping(self) -> None:
+        connection = await psycopg.AsyncConnection.connect(
+            self.pool.conninfo, connect_timeout=max(1, round(self.timeout))
+        )
+        try:
+            await connection.execute("SELECT 1")
+        finally:
+            await connection.close()
+
+    async def _close_client(self) -> None:
+        await self.pool.close()

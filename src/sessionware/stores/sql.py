@@ -1,0 +1,469 @@
+"""What every SQL store shares: the rules, written once as generators of statements.
+
+A dialect says how its Node store lays the table out and spells each statement (SQLite:
+connect-sqlite3; PostgreSQL: connect-pg-simple; MySQL/MariaDB: express-mysql-session); the rules
+below decide what to run, and each store only executes statements on its driver.
+
+- ``get`` never returns an expired row; ``touch`` moves only the expiry of a live row.
+- A save of a loaded session is a conditional UPDATE against the text it loaded (one statement
+  when nobody wrote since); otherwise this request's changes go onto the current row, again.
+  A row gone meanwhile stays gone.
+- ``prune`` deletes expired rows in batches through the expiry index, so its cost follows the
+  number of expired rows, and no statement holds locks for long.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple, TypeVar
+
+from .._records import Base, SessionRecord, Steps, encode_json, join_json, merged_data
+from ..errors import SessionConflict, SessionCorrupt
+from ..options import is_valid_sid
+from .base import SessionData
+from .toolkit import Classify, CommandStore, Periodic, SyncCommandStore
+
+Fetch = Literal["one", "all", "rowcount", "none"]
+T = TypeVar("T")
+DEFAULT_TTL = 86400
+DEFAULT_PRUNE_BATCH = 1000
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_MERGE_ATTEMPTS = 1000
+
+
+class Sql(NamedTuple):
+    """One statement with its parameters, and what to bring back."""
+
+    text: str
+    params: dict[str, Any]
+    fetch: Fetch
+
+
+def identifier(name: str, what: str) -> str:
+    """A table or schema name, validated: it is written into SQL, so only plain names pass."""
+    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+        raise ValueError(
+            f"{what} must be a plain SQL identifier (letters, digits, underscore), got {name!r}"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """A Node store's table, spelled in one SQL dialect.
+
+    Statements use ``{table}`` for the quoted table name and named parameters in the driver's
+    style; ``expire_value`` turns an expiry in epoch ms into what the expiry column holds.
+    """
+
+    name: str
+    create: tuple[str, ...]
+    get: str
+    upsert: str
+    touch: str
+    cas: str
+    delete: str
+    ids: str
+    all: str
+    count: str
+    clear: str
+    prune: str
+    expire_value: Callable[[int], Any]
+    now_value: Callable[[int], Any]
+
+    def bind(self, table: str) -> Dialect:
+        """The same dialect with ``{table}`` filled in (names were validated)."""
+        fields = {
+            key: value.format(table=table) if isinstance(value, str) else value
+            for key, value in self.__dict__.items()
+            if key not in ("name", "create", "expire_value", "now_value")
+        }
+        create = tuple(statement.format(table=table) for statement in self.create)
+        return Dialect(
+            self.name,
+            create,
+            expire_value=self.expire_value,
+            now_value=self.now_value,
+            **fields,
+        )
+
+
+class SqlSessions:
+    """The rules of a SQL session table, with no I/O."""
+
+    def __init__(
+        self,
+        dialect: Dialect,
+        *,
+        ttl: int = DEFAULT_TTL,
+        disable_touch: bool = False,
+        prune_batch: int = DEFAULT_PRUNE_BATCH,
+        create_table: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0:
+            raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}")
+        if isinstance(prune_batch, bool) or not isinstance(prune_batch, int) or prune_batch < 1:
+            raise ValueError(f"prune_batch must be a positive int, got {prune_batch!r}")
+        self.dialect = dialect
+        self.ttl = ttl
+        self.disable_touch = disable_touch
+        self.prune_batch = prune_batch
+        self.clock = clock
+        self.created = not create_table
+
+    def _ensure_table(self) -> Steps[Sql, None]:
+        """Create the table (idempotent) before the first statement that needs it."""
+        if self.created:
+            return
+        self.created = True
+        try:
+            yield from self.create()
+        except BaseException:
+            self.created = False
+            raise
+
+    def _now(self) -> int:
+        return int(self.clock() * 1000)
+
+    def _expiry_ms(self, record: SessionRecord, now: int) -> int:
+        """When the row expires: the cookie's expiry (as the Node stores write it), else
+        ``ttl`` from now."""
+        expires = record.expires_ms
+        return now + self.ttl * 1000 if expires is None else expires
+
+    def _params(self, now: int, **values: Any) -> dict[str, Any]:
+        return {"now": self.dialect.now_value(now), **values}
+
+    def parse(self, sid: str, text: Any) -> SessionRecord | None:
+        if isinstance(text, (bytes, bytearray, memoryview)):
+            text = bytes(text).decode()
+        if not isinstance(text, str):
+            raise SessionCorrupt(f"session {sid!r} holds {type(text).__name__}, not JSON text")
+        record = SessionRecord.from_stored(sid, text)
+        if record is not None:
+            record.token = text
+        return record
+
+    # -- the operations ----------------------------------------------------------------------
+
+    def create(self) -> Steps[Sql, None]:
+        for statement in self.dialect.create:
+            yield Sql(statement, {}, "none")
+
+    def get(self, sid: str) -> Steps[Sql, SessionRecord | None]:
+        yield from self._ensure_table()
+        row = yield Sql(self.dialect.get, self._params(self._now(), sid=sid), "one")
+        return None if row is None else self.parse(sid, row[0])
+
+    def set(self, sid: str, record: SessionRecord) -> Steps[Sql, None]:
+        yield from self._ensure_table()
+        now = self._now()
+        expiry = self._expiry_ms(record, now)
+        if expiry <= now:
+            yield from self.destroy(sid)
+            return
+        params = self._params(
+            now, sid=sid, sess=record.json, expire=self.dialect.expire_value(expiry)
+        )
+        yield Sql(self.dialect.upsert, params, "none")
+
+    def touch(self, sid: str, record: SessionRecord) -> Steps[Sql, None]:
+        yield from self._ensure_table()
+        if self.disable_touch:
+            return
+        now = self._now()
+        expire = self.dialect.expire_value(self._expiry_ms(record, now))
+        yield Sql(self.dialect.touch, self._params(now, sid=sid, expire=expire), "none")
+
+    def merge(self, sid: str, record: SessionRecord, base: Base) -> Steps[Sql, None]:
+        yield from self._ensure_table()
+        now = self._now()
+        expiry = self._expiry_ms(record, now)
+        if expiry <= now:
+            yield from self.destroy(sid)
+            return
+        expire = self.dialect.expire_value(expiry)
+        value = record.json
+        expected = base.token if isinstance(base.token, str) else None
+        for _ in range(_MERGE_ATTEMPTS):
+            if expected is not None:
+                params = self._params(now, sid=sid, sess=value, expire=expire, expected=expected)
+                if (yield Sql(self.dialect.cas, params, "rowcount")):
+                    return
+            row = yield Sql(self.dialect.get, self._params(now, sid=sid), "one")
+            if row is None:
+                return
+            try:
+                current = self.parse(sid, row[0])
+            except SessionCorrupt:
+                current = None
+            if current is not None:
+                data = merged_data(current.data, base, record)
+                value = join_json(record.cookie_json, encode_json(data))
+            expected = str(row[0]) if current is None else str(current.token)
+        raise SessionConflict(f"session {sid!r}: {_MERGE_ATTEMPTS} concurrent writes in a row")
+
+    def destroy(self, sid: str) -> Steps[Sql, None]:
+        yield from self._ensure_table()
+        yield Sql(self.dialect.delete, {"sid": sid}, "none")
+
+    def ids(self) -> Steps[Sql, list[str]]:
+        yield from self._ensure_table()
+        rows = yield Sql(self.dialect.ids, self._params(self._now()), "all")
+        return [str(row[0]) for row in rows if is_valid_sid(row[0])]
+
+    def all(self) -> Steps[Sql, dict[str, SessionData]]:
+        yield from self._ensure_table()
+        rows = yield Sql(self.dialect.all, self._params(self._now()), "all")
+        result: dict[str, SessionData] = {}
+        for sid, text in rows:
+            try:
+                record = self.parse(sid, text)
+            except SessionCorrupt:
+                continue
+            if record is not None:
+                result[sid] = record.as_dict()
+        return result
+
+    def length(self) -> Steps[Sql, int]:
+        yield from self._ensure_table()
+        row = yield Sql(self.dialect.count, self._params(self._now()), "one")
+        count: int = row[0]
+        return count
+
+    def clear(self) -> Steps[Sql, None]:
+        yield from self._ensure_table()
+        yield Sql(self.dialect.clear, {}, "none")
+
+    def prune(self) -> Steps[Sql, int]:
+        """Delete every expired row, ``prune_batch`` at a time; how many went."""
+        yield from self._ensure_table()
+        total = 0
+        while True:
+            params = self._params(self._now(), batch=self.prune_batch)
+            deleted: int = yield Sql(self.dialect.prune, params, "rowcount")
+            total += deleted
+            if deleted < self.prune_batch:
+                return total
+
+
+def seconds_ceil(epoch_ms: int) -> int:
+    return math.ceil(epoch_ms / 1000)
+
+
+def seconds_round(epoch_ms: int) -> int:
+    return round(epoch_ms / 1000)
+
+
+def milliseconds(epoch_ms: int) -> int:
+    return epoch_ms
+
+
+SQLITE = Dialect(
+    "sqlite",
+    create=(
+        "CREATE TABLE IF NOT EXISTS {table} (sid PRIMARY KEY, expired, sess)",
+        'CREATE INDEX IF NOT EXISTS "{bare}_expired" ON {table} (expired)',
+    ),
+    get="SELECT sess FROM {table} WHERE sid = :sid AND :now <= expired",
+    upsert="INSERT OR REPLACE INTO {table} (sid, expired, sess) VALUES (:sid, :expire, :sess)",
+    touch="UPDATE {table} SET expired = :expire WHERE sid = :sid AND :now <= expired",
+    cas=(
+        "UPDATE {table} SET sess = :sess, expired = :expire"
+        " WHERE sid = :sid AND sess = :expected AND :now <= expired"
+    ),
+    delete="DELETE FROM {table} WHERE sid = :sid",
+    ids="SELECT sid FROM {table} WHERE :now <= expired",
+    all="SELECT sid, sess FROM {table} WHERE :now <= expired",
+    count="SELECT COUNT(*) FROM {table} WHERE :now <= expired",
+    clear="DELETE FROM {table}",
+    prune=(
+        "DELETE FROM {table} WHERE sid IN"
+        " (SELECT sid FROM {table} WHERE expired < :now LIMIT :batch)"
+    ),
+    expire_value=milliseconds,
+    now_value=milliseconds,
+)
+
+_PG_NOW = "(to_timestamp(%(now)s) AT TIME ZONE 'UTC')"
+_PG_EXPIRE = "(to_timestamp(%(expire)s) AT TIME ZONE 'UTC')"
+POSTGRES = Dialect(
+    "postgres",
+    create=(
+        'CREATE TABLE IF NOT EXISTS {table} ("sid" varchar NOT NULL COLLATE "default",'
+        ' "sess" json NOT NULL, "expire" timestamp(6) NOT NULL, PRIMARY KEY ("sid"))',
+        'CREATE INDEX IF NOT EXISTS "IDX_{bare}_expire" ON {table} ("expire")',
+    ),
+    get=f"SELECT sess::text FROM {{table}} WHERE sid = %(sid)s AND expire >= {_PG_NOW}",
+    upsert=(
+        f"INSERT INTO {{table}} (sid, sess, expire) VALUES (%(sid)s, %(sess)s, {_PG_EXPIRE})"
+        " ON CONFLICT (sid) DO UPDATE SET sess = EXCLUDED.sess, expire = EXCLUDED.expire"
+    ),
+    touch=f"UPDATE {{table}} SET expire = {_PG_EXPIRE} WHERE sid = %(sid)s AND expire >= {_PG_NOW}",
+    cas=(
+        f"UPDATE {{table}} SET sess = %(sess)s, expire = {_PG_EXPIRE} WHERE sid = %(sid)s"
+        f" AND sess::text = %(expected)s AND expire >= {_PG_NOW}"
+    ),
+    delete="DELETE FROM {table} WHERE sid = %(sid)s",
+    ids=f"SELECT sid FROM {{table}} WHERE expire >= {_PG_NOW}",
+    all=f"SELECT sid, sess::text FROM {{table}} WHERE expire >= {_PG_NOW}",
+    count=f"SELECT COUNT(*) FROM {{table}} WHERE expire >= {_PG_NOW}",
+    clear="DELETE FROM {table}",
+    prune=(
+        "DELETE FROM {table} WHERE sid IN"
+        f" (SELECT sid FROM {{table}} WHERE expire < {_PG_NOW} LIMIT %(batch)s)"
+    ),
+    expire_value=seconds_ceil,
+    now_value=seconds_ceil,
+)
+
+MYSQL = Dialect(
+    "mysql",
+    create=(
+        "CREATE TABLE IF NOT EXISTS {table} ("
+        "`session_id` varchar(128) COLLATE utf8mb4_bin NOT NULL,"
+        " `expires` int(11) unsigned NOT NULL,"
+        " `data` mediumtext COLLATE utf8mb4_bin,"
+        " PRIMARY KEY (`session_id`), KEY `{bare}_expires` (`expires`)"
+        ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+    ),
+    get="SELECT data FROM {table} WHERE session_id = %(sid)s AND expires >= %(now)s",
+    upsert=(
+        "INSERT INTO {table} (session_id, expires, data) VALUES (%(sid)s, %(expire)s, %(sess)s)"
+        " ON DUPLICATE KEY UPDATE expires = VALUES(expires), data = VALUES(data)"
+    ),
+    touch=(
+        "UPDATE {table} SET expires = %(expire)s WHERE session_id = %(sid)s AND expires >= %(now)s"
+    ),
+    cas=(
+        "UPDATE {table} SET data = %(sess)s, expires = %(expire)s WHERE session_id = %(sid)s"
+        " AND data = %(expected)s AND expires >= %(now)s"
+    ),
+    delete="DELETE FROM {table} WHERE session_id = %(sid)s",
+    ids="SELECT session_id FROM {table} WHERE expires >= %(now)s",
+    all="SELECT session_id, data FROM {table} WHERE expires >= %(now)s",
+    count="SELECT COUNT(*) FROM {table} WHERE expires >= %(now)s",
+    clear="DELETE FROM {table}",
+    prune="DELETE FROM {table} WHERE expires < %(now)s LIMIT %(batch)s",
+    expire_value=seconds_round,
+    now_value=seconds_round,
+)
+
+
+def bound(dialect: Dialect, quoted_table: str, bare_table: str) -> Dialect:
+    """``dialect`` for one table: ``quoted_table`` in statements, ``bare_table`` in index
+    names."""
+    template = Dialect(
+        dialect.name,
+        tuple(statement.replace("{bare}", bare_table) for statement in dialect.create),
+        **{key: value for key, value in dialect.__dict__.items() if key not in ("name", "create")},
+    )
+    return template.bind(quoted_table)
+
+
+class _Pruning:
+    """What both SQL bases share: the rules, the health, and a background prune."""
+
+    pruner: Periodic
+
+    @property
+    def rules(self) -> SqlSessions:
+        assert isinstance(self, (CommandStore, SyncCommandStore))
+        assert isinstance(self.ops, SqlSessions)
+        return self.ops
+
+    def _setup_sql(
+        self,
+        dialect: Dialect,
+        *,
+        name: str,
+        classify: Classify,
+        owns_client: bool,
+        asynchronous: bool,
+        retry_interval: float,
+        prune_interval: float | None,
+        **rules: Any,
+    ) -> None:
+        assert isinstance(self, (CommandStore, SyncCommandStore))
+        self._setup(
+            SqlSessions(dialect, **rules),
+            name=name,
+            classify=classify,
+            retry_interval=retry_interval,
+            owns_client=owns_client,
+            asynchronous=asynchronous,
+        )
+        self.pruner = Periodic(
+            f"sessionware-{name}-prune", prune_interval, self.prune, asynchronous=asynchronous
+        )
+
+    def prune(self) -> Any:
+        raise NotImplementedError
+
+    def _sid_of(self, command: Sql) -> str | None:
+        sid = command.params.get("sid")
+        return sid if isinstance(sid, str) else None
+
+
+class SqlStore(_Pruning, CommandStore[Sql]):
+    """An async SQL store: prunes in the background from its first statement on."""
+
+    def _run(self, steps: Steps[Sql, T]) -> Awaitable[T]:
+        self.pruner.ensure_started()
+        return super()._run(steps)
+
+    async def prune(self) -> int:
+        """Delete the expired rows now, in batches; how many went."""
+        return await self._run(self.rules.prune())
+
+    async def aclose(self) -> None:
+        self.pruner.close()
+        await super().aclose()
+
+    close = aclose
+
+
+class SyncSqlStore(_Pruning, SyncCommandStore[Sql]):
+    """A sync SQL store: prunes in a background thread from its first statement on."""
+
+    def _run(self, steps: Steps[Sql, T]) -> T:
+        self.pruner.ensure_started()
+        return super()._run(steps)
+
+    def prune(self) -> int:
+        """Delete the expired rows now, in batches; how many went."""
+        return self._run(self.rules.prune())
+
+    def close(self) -> None:
+        self.pruner.close()
+        super().close()
+
+
+def fetched(cursor: Any, fetch: Fetch) -> Any:
+    """What a statement brings back, from a DB-API cursor."""
+    if fetch == "one":
+        return cursor.fetchone()
+    if fetch == "all":
+        return cursor.fetchall()
+    if fetch == "rowcount":
+        return cursor.rowcount
+    return None
+
+
+__all__ = [
+    "MYSQL",
+    "POSTGRES",
+    "SQLITE",
+    "Dialect",
+    "Sql",
+    "SqlSessions",
+    "SqlStore",
+    "SyncSqlStore",
+    "fetched",
+    "identifier",
+]
