@@ -43,6 +43,32 @@ def require_redis() -> str:
     return REDIS_URL
 
 
+POSTGRES_URL = os.environ.get(
+    "SESSIONWARE_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+MYSQL_URL = os.environ.get("SESSIONWARE_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
+
+
+def require_postgres() -> str:
+    require_port(
+        "127.0.0.1",
+        5432,
+        "PostgreSQL",
+        "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+    )
+    return POSTGRES_URL
+
+
+def require_mysql() -> str:
+    require_port(
+        "127.0.0.1",
+        3306,
+        "MariaDB",
+        "start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd",
+    )
+    return MYSQL_URL
+
+
 def require_binary(name: str, package: str) -> str:
     path = shutil.which(name)
     if path is None:

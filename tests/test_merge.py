@@ -108,7 +108,7 @@ class Harness:
 
     def stored(self) -> dict[str, Any] | None:
         sid = self.cookie.split("s%3A", 1)[1].split(".", 1)[0]
-        if isinstance(self.store, RedisStore):
+        if asyncio.iscoroutinefunction(self.store.get):
             result: dict[str, Any] | None = self.loop.run_until_complete(self.store.get(sid))
             self.loop.run_until_complete(self.store.aclose())
             self.loop.close()
@@ -134,10 +134,36 @@ def _sqlite(transport: str, prefix: str) -> Any:
     return SQLiteStore(tempfile.mkdtemp() + "/sessions.db")
 
 
+def _postgres(transport: str, prefix: str) -> Any:
+    from sessionware.stores.postgres import PostgresStore, SyncPostgresStore
+
+    from .services import require_postgres
+
+    store_class = PostgresStore if transport == "asgi" else SyncPostgresStore
+    return store_class(url=require_postgres(), table=_table(prefix), max_size=20)
+
+
+def _mysql(transport: str, prefix: str) -> Any:
+    from sessionware.stores.mysql import MySQLStore, SyncMySQLStore
+
+    from .services import require_mysql
+
+    store_class = MySQLStore if transport == "asgi" else SyncMySQLStore
+    return store_class(url=require_mysql(), table=_table(prefix), max_size=20)
+
+
+def _table(prefix: str) -> str:
+    import uuid
+
+    return f"sw_merge_{uuid.uuid4().hex[:10]}"
+
+
 STORES: dict[str, Callable[[str, str], Any]] = {
     "memory": _memory,
     "redis": _redis,
     "sqlite": _sqlite,
+    "postgres": _postgres,
+    "mysql": _mysql,
 }
 
 
@@ -149,7 +175,40 @@ def transport(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(params=list(STORES))
 def make(request: pytest.FixtureRequest, transport: str) -> Iterator[Callable[..., Harness]]:
     prefix = request.getfixturevalue("redis_prefix") if request.param == "redis" else ""
-    yield lambda **options: Harness(transport, STORES[request.param](transport, prefix), **options)
+    harnesses: list[Harness] = []
+
+    def build(**options: Any) -> Harness:
+        harness = Harness(transport, STORES[request.param](transport, prefix), **options)
+        harnesses.append(harness)
+        return harness
+
+    yield build
+    for harness in harnesses:
+        _drop_table(harness.store)
+
+
+def _drop_table(store: Any) -> None:
+    """SQL stores here each got a table of their own: drop it."""
+    table = getattr(getattr(store, "ops", None), "dialect", None)
+    if table is None or store.ops.dialect.name == "sqlite":
+        return
+    name = store.ops.dialect.clear.removeprefix("DELETE FROM ")
+    if store.ops.dialect.name == "postgres":
+        import psycopg
+
+        from .services import require_postgres
+
+        with psycopg.connect(require_postgres(), autocommit=True) as connection:
+            connection.execute(f"DROP TABLE IF EXISTS {name}")
+    else:
+        import pymysql
+
+        from sessionware.stores.mysql import connection_options
+
+        from .services import require_mysql
+
+        with pymysql.connect(**connection_options(require_mysql(), 5)) as connection:
+            connection.cursor().execute(f"DROP TABLE IF EXISTS {name}")
 
 
 def test_concurrent_requests_each_setting_a_key_keep_every_key(

@@ -16,7 +16,7 @@ import redis
 
 from sessionware import MemoryStore
 
-from ..services import require_redis
+from ..services import require_mysql, require_postgres, require_redis
 
 
 class Harness:
@@ -143,13 +143,89 @@ def sqlite(tmp: Path) -> Harness:
     return harness
 
 
+def _sql_table() -> str:
+    return f"sw_contract_{uuid.uuid4().hex[:10]}"
+
+
+def postgres(store_class_name: str) -> Harness:
+    import psycopg
+
+    from sessionware.stores import postgres as module
+
+    url = require_postgres()
+    table = _sql_table()
+    clock = FakeClock()
+    store = getattr(module, store_class_name)(url=url, table=table, clock=clock)
+    harness = Harness(store, clock.advance)
+
+    def plant(sid: str, raw: bytes) -> None:
+        with psycopg.connect(url, autocommit=True) as connection:
+            connection.execute(
+                f'INSERT INTO "{table}" (sid, sess, expire) VALUES (%s, %s,'
+                " to_timestamp(%s) AT TIME ZONE 'UTC')",
+                (sid, raw.decode(), clock() + 60),
+            )
+
+    def drop() -> None:
+        with psycopg.connect(url, autocommit=True) as connection:
+            connection.execute(f'DROP TABLE IF EXISTS "{table}"')
+
+    harness.call("length")
+    harness.plant = plant
+    harness.cleanup.append(drop)
+    return harness
+
+
+def mysql(store_class_name: str) -> Harness:
+    import pymysql
+
+    from sessionware.stores import mysql as module
+
+    url = require_mysql()
+    table = _sql_table()
+    clock = FakeClock()
+    store = getattr(module, store_class_name)(url=url, table=table, clock=clock)
+    harness = Harness(store, clock.advance)
+    options = module.connection_options(url, 5)
+
+    def plant(sid: str, raw: bytes) -> None:
+        with pymysql.connect(**options) as connection, connection.cursor() as cursor:
+            cursor.execute(
+                f"REPLACE INTO `{table}` (session_id, expires, data) VALUES (%s, %s, %s)",
+                (sid, round(clock()) + 60, raw.decode()),
+            )
+
+    def drop() -> None:
+        with pymysql.connect(**options) as connection, connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS `{table}`")
+
+    harness.call("length")
+    harness.plant = plant
+    harness.cleanup.append(drop)
+    return harness
+
+
 FACTORIES: dict[str, Callable[[], Harness]] = {
     "memory": memory,
     "redis-async": lambda: _redis("RedisStore"),
     "redis-sync": lambda: _redis("SyncRedisStore"),
     "sqlite": lambda: sqlite(Path(tempfile.mkdtemp())),
+    "postgres-async": lambda: postgres("PostgresStore"),
+    "postgres-sync": lambda: postgres("SyncPostgresStore"),
+    "mysql-async": lambda: mysql("MySQLStore"),
+    "mysql-sync": lambda: mysql("SyncMySQLStore"),
 }
-PLANTABLE = ("redis-async", "redis-sync", "sqlite")
+PLANTABLE = (
+    "redis-async",
+    "redis-sync",
+    "sqlite",
+    "postgres-async",
+    "postgres-sync",
+    "mysql-async",
+    "mysql-sync",
+)
+JSON_COLUMNS = ("postgres-async", "postgres-sync")
+"""Stores whose column only holds valid JSON: only JSON that is not a session can be planted."""
 
 
 @contextmanager

@@ -10,16 +10,17 @@ sharing the table must run its connections in UTC, the server default here).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from .._records import Steps
-from .sql import POSTGRES, Sql, SqlStore, SyncSqlStore, bound, fetched, identifier
+from .sql import POSTGRES, Sql, SqlOptions, SqlStore, SyncSqlStore, bound, fetched, identifier
 from .toolkit import UNAVAILABLE, check_client
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 DEFAULT_URL = "postgresql://127.0.0.1:5432/postgres"
 DEFAULT_TIMEOUT = 5.0
@@ -64,16 +65,10 @@ class _PostgresOptions:
         url: str | None = None,
         table: str = "session",
         schema: str | None = None,
-        ttl: int = 86400,
-        disable_touch: bool = False,
-        create_table: bool = True,
-        prune_interval: float | None = 900,
-        prune_batch: int = 1000,
         min_size: int = 1,
         max_size: int = 10,
         timeout: float = DEFAULT_TIMEOUT,
-        retry_interval: float = 0.5,
-        clock: Callable[[], float] = time.time,
+        **options: Unpack[SqlOptions],
     ) -> None:
         check_client(pool, type(self).__name__)
         owns_pool = pool is None
@@ -98,13 +93,7 @@ class _PostgresOptions:
             classify=classify,
             owns_client=owns_pool,
             asynchronous=isinstance(self, SqlStore),
-            retry_interval=retry_interval,
-            prune_interval=prune_interval,
-            ttl=ttl,
-            disable_touch=disable_touch,
-            create_table=create_table,
-            prune_batch=prune_batch,
-            clock=clock,
+            options=options,
         )
 
 

@@ -55,6 +55,7 @@ from .toolkit import (
     CommandStore,
     SyncCommandStore,
     check_client,
+    positive_int,
     ttl_seconds,
 )
 
@@ -173,15 +174,13 @@ class RedisSessions:
             or touch_after < 0
         ):
             raise ValueError(f"touch_after must be a number of seconds >= 0, got {touch_after!r}")
-        if isinstance(scan_count, bool) or not isinstance(scan_count, int) or scan_count < 1:
-            raise ValueError(f"scan_count must be a positive int, got {scan_count!r}")
+        self.scan_count = positive_int(scan_count, "scan_count")
         self.prefix = prefix
         self.ttl = ttl
         self.disable_ttl = disable_ttl
         self.disable_touch = disable_touch
         self.touch_after_ms = round(touch_after * 1000)
         self.serializer = serializer
-        self.scan_count = scan_count
         self.match = _escape_glob(prefix) + "*"
         self._last_activity: dict[str, int] = {}
 

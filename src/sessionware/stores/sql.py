@@ -19,13 +19,13 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple, TypeVar
+from typing import Any, Literal, NamedTuple, TypedDict, TypeVar
 
 from .._records import Base, SessionRecord, Steps, encode_json, join_json, merged_data
 from ..errors import SessionConflict, SessionCorrupt
 from ..options import is_valid_sid
 from .base import SessionData
-from .toolkit import Classify, CommandStore, Periodic, SyncCommandStore
+from .toolkit import Classify, CommandStore, Periodic, SyncCommandStore, positive_int
 
 Fetch = Literal["one", "all", "rowcount", "none"]
 T = TypeVar("T")
@@ -105,14 +105,10 @@ class SqlSessions:
         create_table: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0:
-            raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}")
-        if isinstance(prune_batch, bool) or not isinstance(prune_batch, int) or prune_batch < 1:
-            raise ValueError(f"prune_batch must be a positive int, got {prune_batch!r}")
         self.dialect = dialect
-        self.ttl = ttl
+        self.ttl = positive_int(ttl, "ttl")
         self.disable_touch = disable_touch
-        self.prune_batch = prune_batch
+        self.prune_batch = positive_int(prune_batch, "prune_batch")
         self.clock = clock
         self.created = not create_table
 
@@ -160,17 +156,22 @@ class SqlSessions:
         row = yield Sql(self.dialect.get, self._params(self._now(), sid=sid), "one")
         return None if row is None else self.parse(sid, row[0])
 
-    def set(self, sid: str, record: SessionRecord) -> Steps[Sql, None]:
-        yield from self._ensure_table()
-        now = self._now()
+    def _live_expiry(self, sid: str, record: SessionRecord, now: int) -> Steps[Sql, Any]:
+        """The row's expiry in the column's unit; ``None`` (and the row deleted) when the
+        session is already expired."""
         expiry = self._expiry_ms(record, now)
         if expiry <= now:
             yield from self.destroy(sid)
-            return
-        params = self._params(
-            now, sid=sid, sess=record.json, expire=self.dialect.expire_value(expiry)
-        )
-        yield Sql(self.dialect.upsert, params, "none")
+            return None
+        return self.dialect.expire_value(expiry)
+
+    def set(self, sid: str, record: SessionRecord) -> Steps[Sql, None]:
+        yield from self._ensure_table()
+        now = self._now()
+        expire = yield from self._live_expiry(sid, record, now)
+        if expire is not None:
+            params = self._params(now, sid=sid, sess=record.json, expire=expire)
+            yield Sql(self.dialect.upsert, params, "none")
 
     def touch(self, sid: str, record: SessionRecord) -> Steps[Sql, None]:
         yield from self._ensure_table()
@@ -183,11 +184,9 @@ class SqlSessions:
     def merge(self, sid: str, record: SessionRecord, base: Base) -> Steps[Sql, None]:
         yield from self._ensure_table()
         now = self._now()
-        expiry = self._expiry_ms(record, now)
-        if expiry <= now:
-            yield from self.destroy(sid)
+        expire = yield from self._live_expiry(sid, record, now)
+        if expire is None:
             return
-        expire = self.dialect.expire_value(expiry)
         value = record.json
         expected = base.token if isinstance(base.token, str) else None
         for _ in range(_MERGE_ATTEMPTS):
@@ -366,6 +365,18 @@ def bound(dialect: Dialect, quoted_table: str, bare_table: str) -> Dialect:
     return template.bind(quoted_table)
 
 
+class SqlOptions(TypedDict, total=False):
+    """The options every SQL store takes."""
+
+    ttl: int
+    disable_touch: bool
+    create_table: bool
+    prune_interval: float | None
+    prune_batch: int
+    retry_interval: float
+    clock: Callable[[], float]
+
+
 class _Pruning:
     """What both SQL bases share: the rules, the health, and a background prune."""
 
@@ -385,11 +396,12 @@ class _Pruning:
         classify: Classify,
         owns_client: bool,
         asynchronous: bool,
-        retry_interval: float,
-        prune_interval: float | None,
-        **rules: Any,
+        options: SqlOptions,
     ) -> None:
         assert isinstance(self, (CommandStore, SyncCommandStore))
+        rules: dict[str, Any] = dict(options)
+        retry_interval = rules.pop("retry_interval", 0.5)
+        prune_interval = rules.pop("prune_interval", 900)
         self._setup(
             SqlSessions(dialect, **rules),
             name=name,
@@ -461,6 +473,7 @@ __all__ = [
     "SQLITE",
     "Dialect",
     "Sql",
+    "SqlOptions",
     "SqlSessions",
     "SqlStore",
     "SyncSqlStore",

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
-from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .sql import SQLITE, Sql, SyncSqlStore, bound, fetched, identifier
+from .sql import SQLITE, Sql, SqlOptions, SyncSqlStore, bound, fetched, identifier
 from .toolkit import UNAVAILABLE
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 DEFAULT_TIMEOUT = 5.0
 
@@ -51,14 +52,8 @@ class SQLiteStore(SyncSqlStore):
         path: str = "sessions.db",
         *,
         table: str = "sessions",
-        ttl: int = 86400,
-        disable_touch: bool = False,
-        create_table: bool = True,
-        prune_interval: float | None = 900,
-        prune_batch: int = 1000,
         timeout: float = DEFAULT_TIMEOUT,
-        retry_interval: float = 0.5,
-        clock: Callable[[], float] = time.time,
+        **options: Unpack[SqlOptions],
     ) -> None:
         if not isinstance(path, str) or not path:
             raise TypeError(f"path must be a file name or ':memory:', got {path!r}")
@@ -76,13 +71,7 @@ class SQLiteStore(SyncSqlStore):
             classify=classify,
             owns_client=True,
             asynchronous=False,
-            retry_interval=retry_interval,
-            prune_interval=prune_interval,
-            ttl=ttl,
-            disable_touch=disable_touch,
-            create_table=create_table,
-            prune_batch=prune_batch,
-            clock=clock,
+            options=options,
         )
 
     def _connect(self) -> sqlite3.Connection:

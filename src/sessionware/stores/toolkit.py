@@ -55,6 +55,12 @@ def ttl_seconds(record: SessionRecord, default: int, now: int | None = None) -> 
     return math.ceil((expires - (now_ms() if now is None else now)) / 1000)
 
 
+def positive_int(value: object, option: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{option} must be a positive int, got {value!r}")
+    return value
+
+
 def check_client(client: object, store: str) -> None:
     """A URL where the client goes is a common slip; say what to write instead."""
     if isinstance(client, (str, bytes)):
