@@ -2,5 +2,6 @@
 
 from .base import RecordStore, Store, SyncRecordStore, SyncStore
 from .memory import MemoryStore
+from .urls import from_url
 
-__all__ = ["MemoryStore", "RecordStore", "Store", "SyncRecordStore", "SyncStore"]
+__all__ = ["MemoryStore", "RecordStore", "Store", "SyncRecordStore", "SyncStore", "from_url"]
