@@ -3,92 +3,22 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import threading
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
 
 from sessionware.stores.redis import RedisStore
 
-from .harness import Client, Req, middleware_for
-from .services import free_port, require_binary, require_redis, unavailable
-
-NODE_DIR = Path(__file__).parent / "node"
-SECRET = "shared secret between node and python"
-
-
-class NodeApp:
-    def __init__(self, port: int) -> None:
-        self.port = port
-
-    def get(self, path: str, cookie: str | None = None) -> tuple[dict[str, Any], str | None]:
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}")
-        if cookie:
-            request.add_header("Cookie", cookie)
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            body = json.loads(response.read())
-            set_cookie = response.headers.get("Set-Cookie")
-        return body, set_cookie
+from .harness import Client, middleware_for
+from .node_app import SECRET, NodeApp, cookie_pair, node_app_on, python_handler
+from .services import require_redis
 
 
 @pytest.fixture
 def node_app(redis_prefix: str) -> Iterator[NodeApp]:
-    node = require_binary("node", "nodejs")
-    if not (NODE_DIR / "node_modules" / "express-session").exists():
-        unavailable("the Node test app's packages are missing; run: npm ci --prefix tests/node")
-    port = free_port()
-    env = {
-        **os.environ,
-        "PORT": str(port),
-        "REDIS_URL": require_redis(),
-        "SECRET": SECRET,
-        "PREFIX": redis_prefix,
-    }
-    process = subprocess.Popen(
-        [node, "server.js"],
-        cwd=NODE_DIR,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        ready = threading.Event()
-        output: list[str] = []
-
-        def watch() -> None:
-            assert process.stdout is not None
-            for line in process.stdout:
-                output.append(line)
-                if "listening" in line:
-                    ready.set()
-
-        threading.Thread(target=watch, daemon=True).start()
-        if not ready.wait(20):
-            raise RuntimeError("the Node app did not start: " + "".join(output))
-        yield NodeApp(port)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-def python_handler(req: Req) -> None:
-    session = req.session
-    if req.path == "/inc":
-        session["count"] = session.get("count", 0) + 1
-        session["by"] = "python"
-    body = {"count": session.get("count"), "by": session.get("by"), "id": session.id}
-    req.header("Content-Type", "application/json")
-    req.end(json.dumps(body))
+    with node_app_on(STORE="redis", REDIS_URL=require_redis(), PREFIX=redis_prefix) as app:
+        yield app
 
 
 @pytest.fixture
@@ -105,11 +35,6 @@ def python_app(redis_prefix: str) -> Iterator[Client]:
     client = Client(app, "asgi")
     yield client
     client.close()
-
-
-def cookie_pair(set_cookie: str | None) -> str:
-    assert set_cookie, "expected a Set-Cookie header"
-    return set_cookie.split(";", 1)[0]
 
 
 def test_a_node_session_is_read_and_changed_by_python(

@@ -1,0 +1,86 @@
+"""SQLite: several processes on one file at once, and a process SIGKILLed mid-write leaves the
+file intact with every acknowledged save in it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sessionware.stores.sqlite import SQLiteStore
+
+WRITER = """
+import sys, time
+from sessionware.stores.sqlite import SQLiteStore
+store = SQLiteStore(sys.argv[1])
+prefix = sys.argv[2]
+index = 0
+while True:
+    store.set(f"{prefix}{index}", {"cookie": {"originalMaxAge": None, "expires": None}, "n": index})
+    print(index, flush=True)
+    index += 1
+    time.sleep(0.002)  # a request's own work between two saves
+"""
+
+
+def _writers(path: Path, prefixes: list[str]) -> list[subprocess.Popen[str]]:
+    return [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(path), prefix],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        for prefix in prefixes
+    ]
+
+
+def test_processes_killed_mid_write_lose_no_acknowledged_save(tmp_path: Path) -> None:
+    path = tmp_path / "sessions.db"
+    SQLiteStore(str(path)).length()  # the table exists before the writers race to create it
+    writers = _writers(path, ["a", "b", "c"])
+    try:
+        time.sleep(1.5)
+    finally:
+        for writer in writers:
+            writer.send_signal(signal.SIGKILL)
+    acknowledged: dict[str, int] = {}
+    for writer, prefix in zip(writers, "abc", strict=True):
+        writer.wait(timeout=10)
+        assert writer.stdout is not None
+        assert writer.stderr is not None
+        assert writer.stderr.read() == "", "a writer failed before it was killed"
+        lines = writer.stdout.read().split()
+        acknowledged[prefix] = int(lines[-1]) if lines else -1
+    assert all(count > 10 for count in acknowledged.values()), acknowledged
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    store = SQLiteStore(str(path))
+    for prefix, last in acknowledged.items():
+        missing = [i for i in range(last + 1) if store.get(f"{prefix}{i}") is None]
+        assert missing == [], f"acknowledged saves of {prefix} lost: {missing[:5]}"
+    store.close()
+
+
+def test_a_memory_database_is_one_database_for_every_thread() -> None:
+    import threading
+
+    store = SQLiteStore(":memory:")
+    threads = [
+        threading.Thread(
+            target=store.set,
+            args=(f"s{index}", {"cookie": {"originalMaxAge": None, "expires": None}}),
+        )
+        for index in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert store.length() == 8
+    store.close()
