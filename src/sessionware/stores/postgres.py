@@ -22,6 +22,8 @@ from .toolkit import UNAVAILABLE, check_client
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
+CHECK_POOL = Sql("", {}, "none")
+"""Not a statement: asks the executor to check the pool's idle connections."""
 DEFAULT_URL = "postgresql://127.0.0.1:5432/postgres"
 DEFAULT_TIMEOUT = 5.0
 _OUTAGES = (
@@ -49,13 +51,15 @@ class _PostgresOptions:
 
     def _attempts(self, command: Sql) -> Steps[Sql, Any]:
         """A pooled connection the server or a proxy cut (``pg_terminate_backend``, a restart)
-        is retried once on a fresh one; a connection that cannot be made is not."""
+        is retried once, after the pool has replaced every idle connection that is dead too; a
+        connection that cannot be made is not retried."""
         try:
             return (yield command)
         except psycopg.OperationalError as exc:
             text = str(exc).lower()
             if "refused" in text or "timeout" in text or "could not" in text:
                 raise
+        yield CHECK_POOL
         return (yield command)
 
     def __init__(
@@ -106,6 +110,9 @@ class SyncPostgresStore(_PostgresOptions, SyncSqlStore):
         if not self._opened:
             self.pool.open()
             self._opened = True
+        if command is CHECK_POOL:
+            self.pool.check()
+            return None
         with self.pool.connection() as connection:
             return fetched(connection.execute(command.text, command.params), command.fetch)
 
@@ -126,6 +133,9 @@ class PostgresStore(_PostgresOptions, SqlStore):
         if not self._opened:
             await self.pool.open()
             self._opened = True
+        if command is CHECK_POOL:
+            await self.pool.check()
+            return None
         async with self.pool.connection() as connection:
             cursor = await connection.execute(command.text, command.params)
             if command.fetch == "one":
