@@ -18,7 +18,7 @@ LAYERS = [
     ["_engine"],
     ["stores.memory", "stores.toolkit"],
     ["stores.sql"],
-    ["stores.redis", "stores.sqlite", "stores.postgres", "stores.mysql"],
+    ["stores.redis", "stores.sqlite", "stores.postgres", "stores.mysql", "stores.sqlalchemy"],
     ["stores.urls", "stores"],
     ["_runtime"],
     ["asgi", "wsgi"],

@@ -158,12 +158,27 @@ def _table(prefix: str) -> str:
     return f"sw_merge_{uuid.uuid4().hex[:10]}"
 
 
+def _sqlalchemy(transport: str, prefix: str) -> Any:
+    import tempfile
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from sessionware.stores.sqlalchemy import AsyncSQLAlchemyStore, SQLAlchemyStore
+
+    path = tempfile.mkdtemp() + "/sa.db"
+    if transport == "asgi":
+        return AsyncSQLAlchemyStore(create_async_engine(f"sqlite+aiosqlite:///{path}"))
+    return SQLAlchemyStore(create_engine(f"sqlite:///{path}"))
+
+
 STORES: dict[str, Callable[[str, str], Any]] = {
     "memory": _memory,
     "redis": _redis,
     "sqlite": _sqlite,
     "postgres": _postgres,
     "mysql": _mysql,
+    "sqlalchemy": _sqlalchemy,
 }
 
 

@@ -205,6 +205,49 @@ def mysql(store_class_name: str) -> Harness:
     return harness
 
 
+def sqlalchemy(kind: str) -> Harness:
+    """A store on an engine of the test's own, on its own table (dropped afterwards)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from sessionware.stores.sqlalchemy import AsyncSQLAlchemyStore, SQLAlchemyStore
+
+    database, mode = kind.rsplit("-", 1)
+    table = _sql_table()
+    urls = {
+        "sqlite": f"sqlite:///{tempfile.mkdtemp()}/sa.db",
+        "postgres": require_postgres().replace("postgresql://", "postgresql+psycopg://"),
+        "mysql": require_mysql().replace("mysql://", "mysql+pymysql://") + "?charset=utf8mb4",
+    }
+    url = urls[database]
+    clock = FakeClock()
+    if mode == "async":
+        async_url = url.replace("sqlite://", "sqlite+aiosqlite://").replace(
+            "mysql+pymysql://", "mysql+asyncmy://"
+        )
+        engine: Any = create_async_engine(async_url)
+        store: Any = AsyncSQLAlchemyStore(engine, table=table, clock=clock)
+    else:
+        engine = create_engine(url)
+        store = SQLAlchemyStore(engine, table=table, clock=clock)
+    harness = Harness(store, clock.advance)
+    harness.call("length")
+    sync_engine = create_engine(url)
+    quote = "`" if database == "mysql" else '"'
+
+    def drop() -> None:
+        with sync_engine.begin() as connection:
+            connection.execute(text(f"DROP TABLE IF EXISTS {quote}{table}{quote}"))
+        sync_engine.dispose()
+        if mode == "async":
+            harness.call_coroutine(engine.dispose())
+        else:
+            engine.dispose()
+
+    harness.cleanup.append(drop)
+    return harness
+
+
 FACTORIES: dict[str, Callable[[], Harness]] = {
     "memory": memory,
     "redis-async": lambda: _redis("RedisStore"),
@@ -214,6 +257,11 @@ FACTORIES: dict[str, Callable[[], Harness]] = {
     "postgres-sync": lambda: postgres("SyncPostgresStore"),
     "mysql-async": lambda: mysql("MySQLStore"),
     "mysql-sync": lambda: mysql("SyncMySQLStore"),
+    **{
+        f"sqlalchemy-{database}-{mode}": (lambda kind=f"{database}-{mode}": sqlalchemy(kind))
+        for database in ("sqlite", "postgres", "mysql")
+        for mode in ("sync", "async")
+    },
 }
 PLANTABLE = (
     "redis-async",

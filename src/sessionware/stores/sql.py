@@ -74,6 +74,10 @@ class Dialect:
     prune: str
     expire_value: Callable[[int], Any]
     now_value: Callable[[int], Any]
+    insert: str = ""
+    """With no ``upsert`` (a database without one), a save is ``touch``-like UPDATE of both
+    columns, then this INSERT when no row matched."""
+    update: str = ""
 
     def bind(self, table: str) -> Dialect:
         """The same dialect with ``{table}`` filled in (names were validated)."""
@@ -169,9 +173,22 @@ class SqlSessions:
         yield from self._ensure_table()
         now = self._now()
         expire = yield from self._live_expiry(sid, record, now)
-        if expire is not None:
-            params = self._params(now, sid=sid, sess=record.json, expire=expire)
+        if expire is None:
+            return
+        params = self._params(now, sid=sid, sess=record.json, expire=expire)
+        if self.dialect.upsert:
             yield Sql(self.dialect.upsert, params, "none")
+            return
+        for _ in range(_MERGE_ATTEMPTS):
+            if (yield Sql(self.dialect.update, params, "rowcount")):
+                return
+            try:
+                yield Sql(self.dialect.insert, params, "none")
+            except SessionConflict:
+                raise
+            except Exception:  # noqa: S112 - a concurrent insert won: update it instead
+                continue
+            return
 
     def touch(self, sid: str, record: SessionRecord) -> Steps[Sql, None]:
         yield from self._ensure_table()
@@ -352,6 +369,46 @@ MYSQL = Dialect(
     expire_value=seconds_round,
     now_value=seconds_round,
 )
+
+
+GENERIC = Dialect(
+    "generic",
+    create=(
+        "CREATE TABLE {table} (sid VARCHAR(255) NOT NULL PRIMARY KEY, expired BIGINT NOT NULL,"
+        " sess TEXT NOT NULL)",
+        'CREATE INDEX "{bare}_expired" ON {table} (expired)',
+    ),
+    get=SQLITE.get,
+    upsert="",
+    update="UPDATE {table} SET sess = :sess, expired = :expire WHERE sid = :sid",
+    insert="INSERT INTO {table} (sid, expired, sess) VALUES (:sid, :expire, :sess)",
+    touch=SQLITE.touch,
+    cas=SQLITE.cas,
+    delete=SQLITE.delete,
+    ids=SQLITE.ids,
+    all=SQLITE.all,
+    count=SQLITE.count,
+    clear=SQLITE.clear,
+    prune=(
+        "DELETE FROM {table} WHERE sid IN (SELECT sid FROM"
+        " (SELECT sid FROM {table} WHERE expired < :now ORDER BY expired) AS batch)"
+    ),
+    expire_value=milliseconds,
+    now_value=milliseconds,
+)
+"""For databases no Node store covers: the connect-sqlite3 layout in portable SQL (no upsert,
+no LIMIT in DELETE; a prune then removes every expired row in one statement)."""
+
+
+def named_parameters(dialect: Dialect) -> Dialect:
+    """``dialect`` with ``%(name)s`` parameters written ``:name`` (SQLAlchemy's ``text()``)."""
+
+    def convert(value: Any) -> Any:
+        return re.sub(r"%\((\w+)\)s", r":\1", value) if isinstance(value, str) else value
+
+    fields = {key: convert(value) for key, value in dialect.__dict__.items()}
+    fields["create"] = tuple(convert(statement) for statement in dialect.create)
+    return Dialect(**fields)
 
 
 def bound(dialect: Dialect, quoted_table: str, bare_table: str) -> Dialect:
