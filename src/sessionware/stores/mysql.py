@@ -23,7 +23,17 @@ import pymysql
 from pymysql.constants import CLIENT
 
 from .._records import Steps
-from .sql import MYSQL, Sql, SqlOptions, SqlStore, SyncSqlStore, bound, fetched, identifier
+from .sql import (
+    MYSQL,
+    Sql,
+    SqlOptions,
+    SqlStore,
+    SyncSqlStore,
+    afetched,
+    bound,
+    fetched,
+    identifier,
+)
 from .toolkit import UNAVAILABLE
 
 if TYPE_CHECKING:
@@ -172,11 +182,7 @@ class MySQLStore(_MySQLOptions, SqlStore):
             )
         async with self.pool.acquire() as connection, connection.cursor() as cursor:
             await cursor.execute(command.text, command.params)
-            if command.fetch == "one":
-                return await cursor.fetchone()
-            if command.fetch == "all":
-                return await cursor.fetchall()
-            return cursor.rowcount if command.fetch == "rowcount" else None
+            return await afetched(cursor, command.fetch)
 
     async def _ping(self) -> None:
         connection = await asyncmy.connect(**self.connect_options)

@@ -16,13 +16,13 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from .._records import Steps
-from .sql import POSTGRES, Sql, SqlOptions, SqlStore, SyncSqlStore, bound, fetched, identifier
+from . import sql
 from .toolkit import UNAVAILABLE, check_client
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-CHECK_POOL = Sql("", {}, "none")
+CHECK_POOL = sql.Sql("", {}, "none")
 """Not a statement: asks the executor to check the pool's idle connections."""
 DEFAULT_URL = "postgresql://127.0.0.1:5432/postgres"
 DEFAULT_TIMEOUT = 5.0
@@ -40,8 +40,8 @@ def classify(error: BaseException) -> str | None:
 
 
 def _quoted(schema: str | None, table: str) -> str:
-    name = '"' + identifier(table, "table") + '"'
-    return name if schema is None else '"' + identifier(schema, "schema") + '".' + name
+    name = '"' + sql.identifier(table, "table") + '"'
+    return name if schema is None else '"' + sql.identifier(schema, "schema") + '".' + name
 
 
 class _PostgresOptions:
@@ -49,7 +49,7 @@ class _PostgresOptions:
 
     pool_class: Any
 
-    def _attempts(self, command: Sql) -> Steps[Sql, Any]:
+    def _attempts(self, command: sql.Sql) -> Steps[sql.Sql, Any]:
         """A pooled connection the server or a proxy cut (``pg_terminate_backend``, a restart)
         is retried once, after the pool has replaced every idle connection that is dead too; a
         connection that cannot be made is not retried."""
@@ -72,7 +72,7 @@ class _PostgresOptions:
         min_size: int = 1,
         max_size: int = 10,
         timeout: float = DEFAULT_TIMEOUT,
-        **options: Unpack[SqlOptions],
+        **options: Unpack[sql.SqlOptions],
     ) -> None:
         check_client(pool, type(self).__name__)
         owns_pool = pool is None
@@ -90,23 +90,23 @@ class _PostgresOptions:
         self.pool = pool
         self.timeout = timeout
         self._opened = not owns_pool
-        assert isinstance(self, (SqlStore, SyncSqlStore))
+        assert isinstance(self, (sql.SqlStore, sql.SyncSqlStore))
         self._setup_sql(
-            bound(POSTGRES, _quoted(schema, table), table),
+            sql.bound(sql.POSTGRES, _quoted(schema, table), table),
             name="postgres",
             classify=classify,
             owns_client=owns_pool,
-            asynchronous=isinstance(self, SqlStore),
+            asynchronous=isinstance(self, sql.SqlStore),
             options=options,
         )
 
 
-class SyncPostgresStore(_PostgresOptions, SyncSqlStore):
+class SyncPostgresStore(_PostgresOptions, sql.SyncSqlStore):
     """PostgreSQL for WSGI apps (psycopg 3, ``ConnectionPool``)."""
 
     pool_class = ConnectionPool
 
-    def _execute(self, command: Sql) -> Any:
+    def _execute(self, command: sql.Sql) -> Any:
         if not self._opened:
             self.pool.open()
             self._opened = True
@@ -114,7 +114,7 @@ class SyncPostgresStore(_PostgresOptions, SyncSqlStore):
             self.pool.check()
             return None
         with self.pool.connection() as connection:
-            return fetched(connection.execute(command.text, command.params), command.fetch)
+            return sql.fetched(connection.execute(command.text, command.params), command.fetch)
 
     def _ping(self) -> None:
         with psycopg.connect(self.pool.conninfo, connect_timeout=max(1, round(self.timeout))) as c:
@@ -124,12 +124,12 @@ class SyncPostgresStore(_PostgresOptions, SyncSqlStore):
         self.pool.close()
 
 
-class PostgresStore(_PostgresOptions, SqlStore):
+class PostgresStore(_PostgresOptions, sql.SqlStore):
     """PostgreSQL for ASGI apps (psycopg 3 asyncio, ``AsyncConnectionPool``)."""
 
     pool_class = AsyncConnectionPool
 
-    async def _execute(self, command: Sql) -> Any:
+    async def _execute(self, command: sql.Sql) -> Any:
         if not self._opened:
             await self.pool.open()
             self._opened = True
@@ -138,11 +138,7 @@ class PostgresStore(_PostgresOptions, SqlStore):
             return None
         async with self.pool.connection() as connection:
             cursor = await connection.execute(command.text, command.params)
-            if command.fetch == "one":
-                return await cursor.fetchone()
-            if command.fetch == "all":
-                return await cursor.fetchall()
-            return cursor.rowcount if command.fetch == "rowcount" else None
+            return await sql.afetched(cursor, command.fetch)
 
     async def _ping(self) -> None:
         connection = await psycopg.AsyncConnection.connect(

@@ -524,6 +524,15 @@ def fetched(cursor: Any, fetch: Fetch) -> Any:
     return None
 
 
+async def afetched(cursor: Any, fetch: Fetch) -> Any:
+    """What a statement brings back, from an asyncio cursor (psycopg, asyncmy)."""
+    if fetch == "one":
+        return await cursor.fetchone()
+    if fetch == "all":
+        return await cursor.fetchall()
+    return cursor.rowcount if fetch == "rowcount" else None
+
+
 __all__ = [
     "MYSQL",
     "POSTGRES",
@@ -534,6 +543,7 @@ __all__ = [
     "SqlSessions",
     "SqlStore",
     "SyncSqlStore",
+    "afetched",
     "fetched",
     "identifier",
 ]
