@@ -1,67 +1,111 @@
-"""The demo app that `python3 dev.py demo` serves: counter, login, logout."""
+"""The demo app: counter, login (the id changes, and the page says why), logout, the live sessions
+page and revoking, the secret kept once with mode 0600, and sessions that survive a restart."""
 
 from __future__ import annotations
 
 import asyncio
-import json
+import re
+import stat
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
-from sessionware.cli import main
 from sessionware.demo import create_app
 
 
-def test_the_demo_counts_visits_and_logs_in_and_out() -> None:
-    async def scenario() -> list[str]:
-        transport = httpx.ASGITransport(app=create_app(secret="demo secret"))
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            pages = [(await client.get("/")).text for _ in range(2)]
-            await client.post("/login", data={"user": "ann"}, follow_redirects=True)
-            pages.append((await client.get("/")).text)
-            await client.post("/logout", follow_redirects=True)
-            pages.append((await client.get("/")).text)
-            return pages
-
-    first, second, logged_in, logged_out = asyncio.run(scenario())
-    assert 'id="visits">1<' in first
-    assert 'id="visits">2<' in second
-    assert 'id="visits">4<' in logged_in
-    assert "Signed in as: <strong>ann</strong>" in logged_in
-    assert "Signed in as: <strong>nobody</strong>" in logged_out
+@pytest.fixture(autouse=True)
+def cache(tmp_path: Path, monkeypatch: Any) -> Path:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("SESSION_SECRET", raising=False)
+    return tmp_path / "sessionware"
 
 
-def test_the_cli_refuses_unknown_commands() -> None:
-    import pytest
+def visits(page: str) -> int:
+    found = re.search(r'id="visits">(\d+)<', page)
+    assert found, page
+    return int(found.group(1))
 
-    with pytest.raises(SystemExit):
-        main(["nonsense"])
+
+def sid(page: str) -> str:
+    found = re.search(r'id="sid">([^<]+)<', page)
+    assert found
+    return found.group(1)
 
 
-def test_store_commands(redis_prefix: str, capsys: Any) -> None:
-    from sessionware.stores.redis import SyncRedisStore
+async def browse(app: Any, steps: Any) -> Any:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", follow_redirects=True
+    ) as client:
+        return await steps(client)
 
-    from .services import require_redis
 
-    url = require_redis()
-    store = SyncRedisStore(url=url, prefix=redis_prefix)
-    cookie = {"originalMaxAge": None, "expires": None, "httpOnly": True, "path": "/"}
-    for sid in ("a1", "b2"):
-        store.set(sid, {"cookie": cookie, "user": sid})
-    base = ["store", "--redis", url, "--prefix", redis_prefix]
+def test_counter_login_logout(cache: Path) -> None:
+    async def steps(client: httpx.AsyncClient) -> list[str]:
+        pages = [(await client.get("/")).text for _ in range(2)]
+        pages.append((await client.post("/login", data={"user": "ann"})).text)
+        pages.append((await client.get("/")).text)
+        pages.append((await client.post("/logout")).text)
+        return pages
 
-    def run(*words: str) -> tuple[int, str]:
-        code = main([*base, *words])
-        return code, capsys.readouterr().out
+    first, second, after_login, again, after_logout = asyncio.run(browse(create_app(), steps))
+    assert (visits(first), visits(second)) == (1, 2)
+    assert "id='logout'" not in second and "id='login'" in second
+    assert sid(after_login) != sid(second)
+    assert "session fixation protection" in after_login
+    assert "Signed in as <strong id='user'>ann</strong>" in after_login
+    assert visits(after_login) == 3, "the data is kept at login"
+    assert "id='login'" not in after_login and "id='logout'" in after_login
+    assert "session fixation" not in again
+    assert visits(after_logout) == 1, "logout ends the session"
+    assert "Not signed in" in after_logout
+    assert "HttpOnly (hidden from JavaScript)" in first
 
-    assert run("count") == (0, "2\n")
-    assert run("ids") == (0, "a1\nb2\n")
-    code, shown = run("show", "a1")
-    assert code == 0
-    assert json.loads(shown)["user"] == "a1"
-    assert run("show", "missing")[0] == 1
-    assert run("destroy", "a1") == (0, "")
-    assert run("clear")[0] == 2
-    assert run("count") == (0, "1\n")
-    assert run("clear", "--yes") == (0, "")
-    assert run("count") == (0, "0\n")
+
+def test_sessions_page_lists_and_revokes(cache: Path) -> None:
+    app = create_app()
+
+    async def other(client: httpx.AsyncClient) -> str:
+        return sid((await client.post("/login", data={"user": "bob"})).text)
+
+    bobs = asyncio.run(browse(app, other))
+
+    async def steps(client: httpx.AsyncClient) -> tuple[str, str]:
+        await client.get("/")
+        listing = (await client.get("/sessions")).text
+        revoked = (await client.post("/sessions/revoke", data={"sid": bobs})).text
+        return listing, revoked
+
+    listing, revoked = asyncio.run(browse(app, steps))
+    assert bobs[:10] in listing and "bob" in listing and "(you)" in listing
+    assert bobs[:10] not in revoked
+
+
+def test_the_secret_is_made_once_with_mode_0600_and_sessions_survive_a_restart(
+    cache: Path,
+) -> None:
+    async def first(client: httpx.AsyncClient) -> tuple[str, str]:
+        page = (await client.post("/login", data={"user": "ann"})).text
+        return page, client.cookies["connect.sid"]
+
+    page, cookie = asyncio.run(browse(create_app(), first))
+    secret = cache / "demo.secret"
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    assert (cache / "demo.db").exists()
+
+    async def after_restart(client: httpx.AsyncClient) -> str:
+        client.cookies.set("connect.sid", cookie)
+        return (await client.get("/")).text
+
+    restarted = asyncio.run(browse(create_app(), after_restart))
+    assert sid(restarted) == sid(page)
+    assert "Signed in as <strong id='user'>ann</strong>" in restarted
+    assert secret.read_text() == (cache / "demo.secret").read_text()
+
+
+def test_session_secret_overrides_the_file(cache: Path, monkeypatch: Any) -> None:
+    monkeypatch.setenv("SESSION_SECRET", "x" * 40)
+    create_app()
+    assert not (cache / "demo.secret").exists()

@@ -1,16 +1,34 @@
-"""The ``sessionware`` command: the demo app, and a look into a session store.
+"""The ``sessionware`` command: the demo app, and an operator's look into any session store.
 
-sessionware demo [--host 127.0.0.1] [--port 8000]
-sessionware store --redis URL [--prefix sess:] [--cluster] count | ids | show SID |
-                  destroy SID | clear --yes
+    sessionware demo [--store URL] [--host 127.0.0.1] [--port 8000]
+    sessionware store --url URL [--json] ACTION      (or SESSIONWARE_STORE=URL; --redis URL too)
+
+    ACTION: count | ids | list [--user U] | show SID... | destroy SID... | clear [--yes] | gc
+
+Exit codes: 0 done; 1 an id that is not in the store; 2 a bad URL, an unreachable store or a
+refused command (one line on stderr, never a traceback).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
+from collections.abc import Callable, Sequence
 from typing import Any
+
+USER_KEYS = ("user", "user_id", "userId", "_user_id", "_auth_user_id", "username", "email")
+"""Where a session usually keeps its signed-in user (Flask-Login, Django, common app code)."""
+
+
+class CommandError(Exception):
+    """A one-line failure: the message is printed, the exit code returned."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -19,73 +37,245 @@ def _demo(args: argparse.Namespace) -> int:
 
         from .demo import create_app
     except ImportError:
-        print("the demo needs: pip install 'sessionware[demo]'", file=sys.stderr)
-        return 2
+        raise CommandError("the demo needs: pip install 'sessionware[demo]'") from None
+    app = create_app(store_url=args.store)
     print(f"sessionware demo on http://{args.host}:{args.port}", flush=True)
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def _open_store(args: argparse.Namespace) -> Any:
+    from .stores.urls import from_url
+
+    url = args.url or args.redis or os.environ.get("SESSIONWARE_STORE")
+    if not url:
+        raise CommandError("no store: pass --url URL or set SESSIONWARE_STORE")
+    options: dict[str, Any] = {}
+    if args.prefix is not None:
+        options["prefix"] = args.prefix
+    if args.cluster and url.startswith(("redis://", "rediss://")):
+        url = url.replace("://", "+cluster://", 1)
+    try:
+        store = from_url(url, sync=True, **options)
+    except (ValueError, TypeError, ImportError) as exc:
+        raise CommandError(f"bad store URL {url!r}: {exc}") from None
+    store.cli_url = url
+    return store
+
+
+def _user_of(data: dict[str, Any], user_key: str | None) -> Any:
+    if user_key is not None:
+        return data.get(user_key)
+    return next((data[key] for key in USER_KEYS if data.get(key) is not None), None)
+
+
+def _rows(store: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
+    rows = []
+    for sid, data in sorted(store.all().items()):
+        user = _user_of(data, args.user_key)
+        if args.user is not None and str(user) != args.user:
+            continue
+        cookie = data.get("cookie") if isinstance(data.get("cookie"), dict) else {}
+        rows.append(
+            {
+                "id": sid,
+                "user": user,
+                "expires": cookie.get("expires"),
+                "size": len(json.dumps(data, separators=(",", ":"), ensure_ascii=False)),
+            }
+        )
+    return rows
+
+
+def _table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+    cells = [[("-" if row[c] is None else str(row[c])) for c in columns] for row in rows]
+    widths = [max([len(c), *(len(line[i]) for line in cells)]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)) for line in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _progress(total: int) -> Callable[[int], None]:
+    """A progress bar on stderr when it is a terminal (and nothing otherwise)."""
+    if not sys.stderr.isatty() or total < 1000:
+        return lambda done: None
+
+    def show(done: int) -> None:
+        filled = int(30 * done / max(total, 1))
+        end = "\n" if done >= total else ""
+        sys.stderr.write(f"\r[{'#' * filled}{' ' * (30 - filled)}] {done}/{total}{end}")
+        sys.stderr.flush()
+
+    return show
+
+
+def _emit(args: argparse.Namespace, value: Any, text: str) -> None:
+    print(json.dumps(value, ensure_ascii=False) if args.json else text)
+
+
+def _store_command(store: Any, args: argparse.Namespace) -> int:
+    action = args.action
+    if action == "count":
+        count = store.length()
+        _emit(args, {"count": count}, str(count))
+    elif action == "ids":
+        ids = sorted(store.ids())
+        _emit(args, ids, "\n".join(ids))
+    elif action == "list":
+        rows = _rows(store, args)
+        _emit(args, rows, _table(rows, ("id", "user", "expires", "size")) if rows else "")
+    elif action == "show":
+        return _show(store, args)
+    elif action == "destroy":
+        return _destroy(store, args)
+    elif action == "clear":
+        return _clear(store, args)
+    elif action == "gc":
+        prune = getattr(store, "prune", None)
+        if prune is None:
+            _emit(args, {"pruned": 0}, "nothing to prune: this store expires sessions itself")
+        else:
+            pruned = prune()
+            _emit(args, {"pruned": pruned}, f"pruned {pruned} expired sessions")
+    return 0
+
+
+def _sids(args: argparse.Namespace) -> list[str]:
+    sids = [sid for sid in args.sids if sid != "--"]
+    if not sids:
+        raise CommandError(f"{args.action} needs at least one session id")
+    return sids
+
+
+def _show(store: Any, args: argparse.Namespace) -> int:
+    found, missing = {}, []
+    for sid in _sids(args):
+        data = store.get(sid)
+        if data is None:
+            missing.append(sid)
+        else:
+            found[sid] = data
+    if found:
+        value = found if len(found) > 1 else next(iter(found.values()))
+        print(json.dumps(value, indent=None if args.json else 2, ensure_ascii=False))
+    for sid in missing:
+        print(f"no session {sid!r}", file=sys.stderr)
+    return 1 if missing else 0
+
+
+def _destroy(store: Any, args: argparse.Namespace) -> int:
+    destroyed, missing = [], []
+    for sid in _sids(args):
+        if store.get(sid) is None:
+            missing.append(sid)
+            continue
+        store.destroy(sid)
+        destroyed.append(sid)
+    for sid in missing:
+        print(f"no session {sid!r}", file=sys.stderr)
+    noun = "session" if len(destroyed) == 1 else "sessions"
+    _emit(args, {"destroyed": destroyed, "missing": missing}, f"destroyed {len(destroyed)} {noun}")
+    return 1 if missing else 0
+
+
+def _clear(store: Any, args: argparse.Namespace) -> int:
+    total = store.length()
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise CommandError("clear deletes every session in the store; add --yes")
+        answer = input(f"Delete all {total} sessions in {store.cli_url}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            raise CommandError("nothing deleted", code=1)
+    show = _progress(total)
+    if total >= 1000 and hasattr(store, "ids"):
+        sids = store.ids()
+        for done, sid in enumerate(sids, 1):
+            store.destroy(sid)
+            if done % 100 == 0 or done == len(sids):
+                show(done)
+    store.clear()
+    noun = "session" if total == 1 else "sessions"
+    _emit(args, {"cleared": total}, f"cleared {total} {noun}")
     return 0
 
 
 def _store(args: argparse.Namespace) -> int:
-    try:
-        from .stores.redis import SyncRedisStore
-    except ImportError:
-        print("the store commands need: pip install 'sessionware[redis]'", file=sys.stderr)
-        return 2
-    store = SyncRedisStore(url=args.redis, cluster=args.cluster, prefix=args.prefix)
+    store = _open_store(args)
     try:
         return _store_command(store, args)
+    except CommandError:
+        raise
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CommandError(f"cannot use the store at {store.cli_url}: {reason}") from None
     finally:
-        store.close()
-
-
-def _store_command(store: Any, args: argparse.Namespace) -> int:
-    if args.action == "count":
-        print(store.length())
-    elif args.action == "ids":
-        for sid in sorted(store.ids()):
-            print(sid)
-    elif args.action == "show":
-        data = store.get(args.sid)
-        if data is None:
-            print(f"no session {args.sid!r}", file=sys.stderr)
-            return 1
-        print(json.dumps(data, indent=2, ensure_ascii=False))
-    elif args.action == "destroy":
-        store.destroy(args.sid)
-    elif args.action == "clear":
-        if not args.yes:
-            print("clear deletes every session under the prefix; add --yes", file=sys.stderr)
-            return 2
-        store.clear()
-    return 0
+        with contextlib.suppress(Exception):  # closing an unreachable store may fail too
+            store.close()
 
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="sessionware", description="sessionware's command line")
     commands = root.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="run the demo app (needs the [demo] extra)")
+    demo.add_argument("--store", help="store URL (default: SQLite in the cache folder)")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
     demo.set_defaults(run=_demo)
-    store = commands.add_parser("store", help="inspect or clean a Redis session store")
-    store.add_argument("--redis", required=True, help="redis://, rediss:// or unix:// URL")
-    store.add_argument("--prefix", default="sess:")
-    store.add_argument("--cluster", action="store_true")
+    store = commands.add_parser("store", help="inspect or clean a session store")
+    store.add_argument("--url", help="store URL (or SESSIONWARE_STORE): redis://, sqlite:///...")
+    store.add_argument("--redis", help="same as --url (a redis:// URL)")
+    store.add_argument("--prefix", help="Redis key prefix (default sess:)")
+    store.add_argument("--cluster", action="store_true", help="the Redis URL is a cluster")
+    store.add_argument("--json", action="store_true", help="JSON output, for scripts")
+    store.add_argument("--user-key", help="the session key that holds the user")
     store.set_defaults(run=_store)
     actions = store.add_subparsers(dest="action", required=True)
     actions.add_parser("count", help="how many sessions there are")
     actions.add_parser("ids", help="every session id")
-    actions.add_parser("show", help="one session's JSON").add_argument("sid")
-    actions.add_parser("destroy", help="delete one session").add_argument("sid")
-    clear = actions.add_parser("clear", help="delete every session under the prefix")
-    clear.add_argument("--yes", action="store_true")
+    listing = actions.add_parser("list", help="sessions: id, user, expiry, size")
+    listing.add_argument("--user", help="only this user's sessions")
+    for name, text in (("show", "sessions' JSON"), ("destroy", "delete sessions (log out)")):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("sids", nargs="*", metavar="SID")
+    clear = actions.add_parser("clear", help="delete every session in the store")
+    clear.add_argument("--yes", action="store_true", help="do not ask")
+    actions.add_parser("gc", help="delete expired sessions now (SQL stores)")
     return root
 
 
+def _ids_are_positional(argv: list[str]) -> list[str]:
+    """Session ids may start with '-' (base64url ids do, 1 in 64): everything after ``show`` or
+    ``destroy`` is an id, so a ``--`` goes in before them."""
+    if "store" not in argv:
+        return argv
+    index = argv.index("store") + 1
+    while index < len(argv):
+        word = argv[index]
+        if word in ("--url", "--redis", "--prefix", "--user-key"):
+            index += 2
+            continue
+        if word in ("show", "destroy"):
+            rest = argv[index + 1 :]
+            return [*argv[: index + 1], *([] if rest[:1] == ["--"] else ["--"]), *rest]
+        index += 1
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    return int(args.run(args))
+    args = parser().parse_args(_ids_are_positional(list(sys.argv[1:] if argv is None else argv)))
+    if not hasattr(args, "user"):
+        args.user = None
+    try:
+        return int(args.run(args))
+    except CommandError as exc:
+        print(f"sessionware: {exc}", file=sys.stderr)
+        return exc.code
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

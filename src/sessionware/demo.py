@@ -1,10 +1,19 @@
-"""The demo app: a visit counter kept in the session, with login (regenerate) and logout."""
+"""The demo: what a server-side session is, shown in a browser.
+
+A visit counter kept in the session; log in (any name) and out; the session id changing at login,
+and why; the cookie the browser holds; the live sessions in the store, each one revocable. By
+default sessions live in SQLite under the user's cache folder, with a secret generated once beside
+it (mode 0600), so a restart logs nobody out; ``SESSION_SECRET`` overrides the secret, ``--store``
+the store.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import os
 import secrets
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -13,69 +22,197 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse
 from starlette.routing import Route
 
-from . import MemoryStore, Session, SessionMiddleware
+from . import Session, SessionMiddleware
+from .stores.urls import from_url
+
+STYLE = """
+:root{color-scheme:light dark;--accent:#2b6cb0}
+body{font:16px/1.5 system-ui,sans-serif;max-width:42rem;margin:0 auto;padding:1rem}
+h1{font-size:1.5rem}nav a{margin-right:1rem}
+.card{border:1px solid #8884;border-radius:.5rem;padding:1rem;margin:1rem 0}
+code{background:#8882;padding:0 .3em;border-radius:.2em;word-break:break-all}
+button{font:inherit;padding:.4rem .9rem;border-radius:.4rem;border:1px solid var(--accent);
+background:var(--accent);color:#fff;cursor:pointer}
+button.quiet{background:none;color:var(--accent)}
+input{font:inherit;padding:.35rem;border-radius:.4rem;border:1px solid #8886;max-width:12rem}
+table{border-collapse:collapse;width:100%}
+td,th{text-align:left;padding:.3rem;border-bottom:1px solid #8883}
+.note{color:#777;font-size:.9rem}.you{font-weight:bold}
+"""
 
 PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>sessionware demo</title>
-<style>body{{font:16px system-ui;max-width:36em;margin:3em auto}}
-button{{font:inherit;margin-right:.5em}}code{{background:#eee;padding:0 .3em}}</style></head>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>sessionware demo</title><style>{style}</style></head>
 <body><h1>sessionware demo</h1>
-<p>You have visited this page <strong id="visits">{visits}</strong> time{plural}.</p>
-<p>Signed in as: <strong>{user}</strong></p>
-<p>Session id: <code>{sid}</code></p>
-<form method="post" action="/login" style="display:inline">
-<input name="user" placeholder="your name" required> <button>Log in</button></form>
-<form method="post" action="/logout" style="display:inline"><button>Log out</button></form>
-<p>The counter lives in the server-side session (MemoryStore); the browser only holds the signed
-session id in the <code>connect.sid</code> cookie, in express-session's format.</p>
+<nav><a href="/">Your session</a><a href="/sessions">Live sessions</a></nav>
+{body}
 </body></html>"""
 
 
-def session_of(request: Request) -> Session:
+def _page(body: str) -> HTMLResponse:
+    return HTMLResponse(PAGE.format(style=STYLE, body=body))
+
+
+def _session(request: Request) -> Session:
     session = request.session
     assert isinstance(session, Session)
     return session
 
 
+async def _store_call(store: Any, method: str, *args: Any) -> Any:
+    """Call a store from this async app: awaited, or in a thread for a sync store."""
+    result = getattr(store, method)
+    if asyncio.iscoroutinefunction(result):
+        return await result(*args)
+    return await asyncio.to_thread(result, *args)
+
+
 async def home(request: Request) -> HTMLResponse:
-    session = session_of(request)
+    session = _session(request)
     visits = int(session.get("visits", 0)) + 1
     session["visits"] = visits
-    return HTMLResponse(
-        PAGE.format(
-            visits=visits,
-            plural="" if visits == 1 else "s",
-            user=html.escape(str(session.get("user", "nobody"))),
-            sid=html.escape(session.id),
+    user = session.get("user")
+    cookie = session.cookie
+    changed = session.pop("changed_from", None)
+    attributes = ", ".join(
+        part
+        for part in (
+            f"expires {cookie.expires:%Y-%m-%d %H:%M} UTC"
+            if cookie.expires
+            else "ends with the browser",
+            "HttpOnly (hidden from JavaScript)" if cookie.httponly else "readable by JavaScript",
+            f"SameSite={cookie.samesite}" if cookie.samesite else None,
+            "Secure" if cookie.secure else None,
+            f"Path={cookie.path}",
         )
+        if part
     )
+    if user:
+        account = (
+            f"<p>Signed in as <strong id='user'>{html.escape(str(user))}</strong>.</p>"
+            "<form method='post' action='/logout'><button id='logout'>Log out</button></form>"
+            "<p class='note'>Logging out destroys the session in the store and expires the "
+            "cookie: the counter starts again at 1.</p>"
+        )
+    else:
+        account = (
+            "<p>Not signed in.</p><form method='post' action='/login'>"
+            "<input name='user' placeholder='any name' required aria-label='name'> "
+            "<button id='login'>Log in</button></form>"
+        )
+    login_note = ""
+    if changed:
+        login_note = (
+            "<p class='note' id='changed'>At login your session id changed from "
+            f"<code>{html.escape(changed[:12])}…</code> to <code>{html.escape(session.id[:12])}…"
+            "</code>, the data kept. That is session fixation protection: an id someone "
+            "planted in your browser before you logged in is worth nothing after.</p>"
+        )
+    body = f"""
+<div class="card"><p>You have visited this page <strong id="visits">{visits}</strong>
+time{"" if visits == 1 else "s"}.</p>
+<p class="note">The counter lives on the server, in the session store. The browser holds only
+a signed session id.</p></div>
+<div class="card">{account}{login_note}</div>
+<div class="card"><p>Session id: <code id="sid">{html.escape(session.id)}</code></p>
+<p>Cookie <code>connect.sid</code>: {html.escape(attributes)}.</p>
+<p class="note">The id is signed with the server's secret (HMAC-SHA256), in express-session's
+format, so a Node app with the same secret and store shares this session.</p></div>"""
+    return _page(body)
 
 
 async def login(request: Request) -> RedirectResponse:
     form = parse_qs((await request.body()).decode("utf-8", "replace"))
-    session = session_of(request)
-    visits = session.get("visits", 0)
-    await session.regenerate()
-    session["user"] = form.get("user", [""])[0][:64] or "anonymous"
-    session["visits"] = visits
+    session = _session(request)
+    old = session.id
+    await session.regenerate(keep=True)
+    session["user"] = form.get("user", [""])[0].strip()[:64] or "anonymous"
+    session["changed_from"] = old
     return RedirectResponse("/", status_code=303)
 
 
 async def logout(request: Request) -> RedirectResponse:
-    await session_of(request).destroy()
+    await _session(request).destroy()
     return RedirectResponse("/", status_code=303)
 
 
-def create_app(**options: Any) -> Starlette:
+async def sessions(request: Request) -> HTMLResponse:
+    store = request.app.state.store
+    mine = _session(request).id
+    live = await _store_call(store, "all")
+    rows = []
+    for sid, data in sorted(live.items(), key=lambda item: str(item[1].get("cookie"))):
+        expires = (data.get("cookie") or {}).get("expires") or "with the browser"
+        you = sid == mine
+        user = html.escape(str(data.get("user") or "-"))
+        rows.append(
+            f"<tr class='{'you' if you else ''}'><td><code>{html.escape(sid[:10])}…</code>"
+            f"{' (you)' if you else ''}</td><td>{user}</td><td>{html.escape(str(expires))}</td>"
+            "<td><form method='post' action='/sessions/revoke'>"
+            f"<input type='hidden' name='sid' value='{html.escape(sid)}'>"
+            "<button class='quiet'>Revoke</button></form></td></tr>"
+        )
+    table = "".join(rows) or "<tr><td colspan='4'>No stored sessions.</td></tr>"
+    body = f"""
+<div class="card"><p>Every session the store holds now. Revoking one deletes it: that browser's
+next request starts a fresh, signed-out session.</p>
+<table><tr><th>Id</th><th>User</th><th>Expires</th><th></th></tr>{table}</table></div>"""
+    return _page(body)
+
+
+async def revoke(request: Request) -> RedirectResponse:
+    form = parse_qs((await request.body()).decode("utf-8", "replace"))
+    sid = form.get("sid", [""])[0]
+    session = _session(request)
+    if sid == session.id:
+        await session.destroy()
+    elif sid:
+        await _store_call(request.app.state.store, "destroy", sid)
+    return RedirectResponse("/sessions", status_code=303)
+
+
+def demo_folder() -> Path:
+    """Where the demo keeps its database and secret: the user's cache folder, or here."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    folder = Path(base) / "sessionware"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    except OSError:
+        return Path.cwd()
+
+
+def demo_secret(folder: Path) -> str:
+    """``SESSION_SECRET``, else a secret generated once and kept beside the database (0600)."""
+    configured = os.environ.get("SESSION_SECRET")
+    if configured:
+        return configured
+    path = folder / "demo.secret"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        secret = secrets.token_urlsafe(32)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secret)
+        return secret
+
+
+def create_app(*, store_url: str | None = None, **options: Any) -> Starlette:
+    folder = demo_folder()
+    store = options.pop("store", None) or from_url(store_url or f"sqlite:///{folder / 'demo.db'}")
     app = Starlette(
         routes=[
             Route("/", home),
             Route("/login", login, methods=["POST"]),
             Route("/logout", logout, methods=["POST"]),
+            Route("/sessions", sessions),
+            Route("/sessions/revoke", revoke, methods=["POST"]),
         ]
     )
-    options.setdefault("secret", os.environ.get("SESSION_SECRET") or secrets.token_urlsafe(32))
-    options.setdefault("store", MemoryStore(max_sessions=10_000))
+    app.state.store = store
+    options.setdefault("secret", demo_secret(folder))
     options.setdefault("cookie", {"max_age": 3600, "samesite": "lax", "secure": "auto"})
-    app.add_middleware(SessionMiddleware, **options)
+    app.add_middleware(SessionMiddleware, store=store, **options)
     return app

@@ -1,0 +1,138 @@
+"""The `sessionware store` command over any store URL: every command, --json, and the error paths
+(exit codes, one-line errors, ids that start with '-', a closed pipe)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sessionware.cli import main
+from sessionware.stores.sqlite import SQLiteStore
+
+COOKIE = {"originalMaxAge": 3600000, "expires": "2030-01-01T00:00:00.000Z", "path": "/"}
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    path = tmp_path / "s.db"
+    store = SQLiteStore(str(path))
+    store.set("a1", {"cookie": COOKIE, "user": "ann", "n": 1})
+    store.set("b2", {"cookie": COOKIE, "user_id": 7})
+    store.set("-dash", {"cookie": COOKIE})
+    store.close()
+    return f"sqlite:///{path}"
+
+
+def run(capsys: Any, *words: str) -> tuple[int, str, str]:
+    code = main(list(words))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_count_ids_and_list(url: str, capsys: Any) -> None:
+    assert run(capsys, "store", "--url", url, "count") == (0, "3\n", "")
+    assert run(capsys, "store", "--url", url, "ids")[1] == "-dash\na1\nb2\n"
+    code, table, _ = run(capsys, "store", "--url", url, "list")
+    lines = table.splitlines()
+    assert code == 0
+    assert lines[0].split() == ["ID", "USER", "EXPIRES", "SIZE"]
+    assert any(line.split()[:2] == ["a1", "ann"] for line in lines)
+    assert any(line.split()[:2] == ["b2", "7"] for line in lines)
+    code, out, _ = run(capsys, "store", "--url", url, "--json", "list", "--user", "ann")
+    assert [row["id"] for row in json.loads(out)] == ["a1"]
+    assert json.loads(run(capsys, "store", "--url", url, "--json", "count")[1]) == {"count": 3}
+
+
+def test_show_and_destroy_take_ids_that_start_with_a_dash(url: str, capsys: Any) -> None:
+    code, out, _ = run(capsys, "store", "--url", url, "show", "-dash")
+    assert (code, json.loads(out)["cookie"]["path"]) == (0, "/")
+    assert run(capsys, "store", "--url", url, "destroy", "-dash", "a1") == (
+        0,
+        "destroyed 2 sessions\n",
+        "",
+    )
+    assert run(capsys, "store", "--url", url, "count")[1] == "1\n"
+
+
+def test_an_option_value_that_looks_like_a_command_stays_a_value(capsys: Any) -> None:
+    from .services import require_redis
+
+    assert run(capsys, "store", "--redis", require_redis(), "--prefix", "show", "count")[0] == 0
+
+
+def test_unknown_ids_exit_1_and_say_so(url: str, capsys: Any) -> None:
+    code, _, err = run(capsys, "store", "--url", url, "show", "nope")
+    assert (code, err) == (1, "no session 'nope'\n")
+    code, out, err = run(capsys, "store", "--url", url, "--json", "destroy", "a1", "nope")
+    assert code == 1
+    assert json.loads(out) == {"destroyed": ["a1"], "missing": ["nope"]}
+    assert "nope" in err
+
+
+def test_clear_asks_and_gc_prunes(url: str, capsys: Any, tmp_path: Path) -> None:
+    code, _, err = run(capsys, "store", "--url", url, "clear")
+    assert code == 2 and "--yes" in err
+    assert run(capsys, "store", "--url", url, "clear", "--yes") == (0, "cleared 3 sessions\n", "")
+    store = SQLiteStore(str(tmp_path / "s.db"))
+    store.set("old", {"cookie": {**COOKIE, "expires": "2001-01-01T00:00:00.000Z"}})
+    store._connection().execute(
+        "INSERT INTO sessions (sid, expired, sess) VALUES ('gone', 1, '{}')"
+    )
+    store.close()
+    assert run(capsys, "store", "--url", url, "gc") == (0, "pruned 1 expired sessions\n", "")
+
+
+@pytest.mark.parametrize(
+    ("words", "message"),
+    [
+        (["--url", "nosuch://x", "count"], "bad store URL 'nosuch://x'"),
+        (
+            ["--url", "redis://127.0.0.1:1/0", "count"],
+            "cannot use the store at redis://127.0.0.1:1/0",
+        ),
+        (["count"], "no store: pass --url URL or set SESSIONWARE_STORE"),
+    ],
+)
+def test_errors_are_one_line_and_exit_2(
+    words: list[str], message: str, capsys: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.delenv("SESSIONWARE_STORE", raising=False)
+    code, _, err = run(capsys, "store", *words)
+    assert code == 2
+    assert err.startswith(f"sessionware: {message}")
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
+
+
+def test_the_environment_names_the_store_and_redis_stays_an_alias(
+    url: str, capsys: Any, monkeypatch: Any, redis_prefix: str
+) -> None:
+    from .services import require_redis
+
+    monkeypatch.setenv("SESSIONWARE_STORE", url)
+    assert run(capsys, "store", "count")[1] == "3\n"
+    redis_url = require_redis()
+    assert run(capsys, "store", "--redis", redis_url, "--prefix", redis_prefix, "count") == (
+        0,
+        "0\n",
+        "",
+    )
+
+
+def test_a_closed_pipe_is_quiet(url: str, tmp_path: Path) -> None:
+    store = SQLiteStore(str(tmp_path / "s.db"))
+    for index in range(3000):
+        store.set(f"s{index:05}", {"cookie": COOKIE})
+    store.close()
+    command = f"{sys.executable} -m sessionware store --url {url} ids | head -1"
+    result = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, check=False
+    )
+    assert result.stdout.strip() == "-dash"
+    assert result.stderr == ""
+    assert result.returncode == 0
