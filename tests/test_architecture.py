@@ -26,6 +26,7 @@ LAYERS = [
     ["integrations.flask", "integrations.quart", "integrations.litestar"],
     ["demo"],
     ["cli"],
+    ["__main__"],
 ]
 RANK = {module: rank for rank, layer in enumerate(LAYERS) for module in layer}
 

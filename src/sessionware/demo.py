@@ -35,7 +35,7 @@ button{font:inherit;padding:.4rem .9rem;border-radius:.4rem;border:1px solid var
 background:var(--accent);color:#fff;cursor:pointer}
 button.quiet{background:none;color:var(--accent)}
 input{font:inherit;padding:.35rem;border-radius:.4rem;border:1px solid #8886;max-width:12rem}
-table{border-collapse:collapse;width:100%}
+.scroll{overflow-x:auto}table{border-collapse:collapse;width:100%}
 td,th{text-align:left;padding:.3rem;border-bottom:1px solid #8883}
 .note{color:#777;font-size:.9rem}.you{font-weight:bold}
 """
@@ -143,11 +143,12 @@ async def sessions(request: Request) -> HTMLResponse:
     live = await _store_call(store, "all")
     rows = []
     for sid, data in sorted(live.items(), key=lambda item: str(item[1].get("cookie"))):
-        expires = (data.get("cookie") or {}).get("expires") or "with the browser"
+        expires = (data.get("cookie") or {}).get("expires")
+        expires = f"{expires[:10]} {expires[11:16]} UTC" if expires else "with the browser"
         you = sid == mine
         user = html.escape(str(data.get("user") or "-"))
         rows.append(
-            f"<tr class='{'you' if you else ''}'><td><code>{html.escape(sid[:10])}…</code>"
+            f"<tr class='{'you' if you else ''}'><td><code>{html.escape(sid[:8])}…</code>"
             f"{' (you)' if you else ''}</td><td>{user}</td><td>{html.escape(str(expires))}</td>"
             "<td><form method='post' action='/sessions/revoke'>"
             f"<input type='hidden' name='sid' value='{html.escape(sid)}'>"
@@ -157,7 +158,8 @@ async def sessions(request: Request) -> HTMLResponse:
     body = f"""
 <div class="card"><p>Every session the store holds now. Revoking one deletes it: that browser's
 next request starts a fresh, signed-out session.</p>
-<table><tr><th>Id</th><th>User</th><th>Expires</th><th></th></tr>{table}</table></div>"""
+<div class="scroll"><table><tr><th>Id</th><th>User</th><th>Expires</th><th></th></tr>{table}
+</table></div></div>"""
     return _page(body)
 
 

@@ -1,0 +1,147 @@
+"""The demo in a real browser: headless Chromium (Debian's) driven by Playwright, against
+``python -m sessionware demo`` served by uvicorn on a loopback port, with SQLite sessions.
+
+Set SESSIONWARE_SCREENSHOT=1 to write the README's screenshot (docs/demo.png) from this run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .services import free_port, unavailable
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+class Demo:
+    """The demo server in a process of its own; restartable on the same port and folder."""
+
+    def __init__(self, cache: Path) -> None:
+        self.cache = cache
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Demo:
+        env = {**os.environ, "XDG_CACHE_HOME": str(self.cache)}
+        env.pop("SESSION_SECRET", None)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "sessionware", "demo", "--port", str(self.port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("the demo did not start")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[Demo]:
+    server = Demo(tmp_path).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        unavailable("Chromium is not installed; install it with: apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def test_the_demo_in_a_real_browser(demo: Demo, browser: object, tmp_path: Path) -> None:
+    from playwright.sync_api import Browser
+
+    assert isinstance(browser, Browser)
+    ann = browser.new_context(viewport={"width": 900, "height": 900}).new_page()
+    ann.goto(demo.url)
+    assert ann.inner_text("#visits") == "1"
+    ann.reload()
+    assert ann.inner_text("#visits") == "2", "the counter survives reloads"
+    assert "connect.sid" not in ann.evaluate("document.cookie"), "the cookie is HttpOnly"
+    assert any(cookie["name"] == "connect.sid" for cookie in ann.context.cookies())
+
+    before = ann.inner_text("#sid")
+    ann.fill("input[name=user]", "ann")
+    ann.click("#login")
+    assert ann.inner_text("#user") == "ann"
+    assert ann.inner_text("#sid") != before, "login changes the session id"
+    assert "session fixation protection" in ann.inner_text("#changed")
+    assert ann.locator("#login").count() == 0 and ann.locator("#logout").count() == 1
+    screenshot = tmp_path / "demo.png"
+    ann.screenshot(path=str(screenshot), full_page=True)
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if os.environ.get("SESSIONWARE_SCREENSHOT"):
+        (ROOT / "docs").mkdir(exist_ok=True)
+        shutil.copy(screenshot, ROOT / "docs" / "demo.png")
+
+    ann.click("#logout")
+    assert "Not signed in" in ann.content()
+    assert ann.inner_text("#visits") == "1", "logout ends the session"
+
+    bob = browser.new_context().new_page()
+    bob.goto(demo.url)
+    bob.fill("input[name=user]", "bob")
+    bob.click("#login")
+    bobs_id = bob.inner_text("#sid")
+    ann.goto(demo.url + "/sessions")
+    row = ann.locator("tr", has_text=bobs_id[:8])
+    assert "bob" in row.inner_text()
+    row.locator("button").click()
+    assert bobs_id[:8] not in ann.content()
+    bob.reload()
+    assert "Not signed in" in bob.content(), "a revoked session is gone on its next request"
+    assert bob.inner_text("#sid") != bobs_id
+
+    ann.goto(demo.url)
+    ann.fill("input[name=user]", "ann")
+    ann.click("#login")
+    signed_in_as = ann.inner_text("#sid")
+    demo.stop()
+    demo.start()
+    ann.reload()
+    assert ann.inner_text("#user") == "ann", "the session survives a restart (SQLite)"
+    assert ann.inner_text("#sid") == signed_in_as
