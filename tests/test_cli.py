@@ -136,3 +136,38 @@ def test_a_closed_pipe_is_quiet(url: str, tmp_path: Path) -> None:
     assert result.stdout.strip() == "-dash"
     assert result.stderr == ""
     assert result.returncode == 0
+
+
+def test_gc_and_clear_show_progress_on_a_terminal(tmp_path: Path) -> None:
+    import os
+    import pty
+
+    path = tmp_path / "big.db"
+    store = SQLiteStore(str(path), prune_batch=100)
+    store.length()
+    store._connection().executemany(
+        "INSERT INTO sessions (sid, expired, sess) VALUES (?, ?, ?)",
+        [(f"x{i:05}", 1 if i < 1500 else 4102444800000, '{"cookie":{}}') for i in range(3000)],
+    )
+    store.close()
+
+    def on_a_terminal(*words: str) -> tuple[str, str]:
+        main_end, terminal = pty.openpty()
+        result = subprocess.run(
+            [sys.executable, "-m", "sessionware", "store", "--url", f"sqlite:///{path}", *words],
+            stderr=terminal,
+            stdout=subprocess.PIPE,
+            text=True,
+            check=True,
+        )
+        os.close(terminal)
+        shown = os.read(main_end, 65536).decode()
+        os.close(main_end)
+        return result.stdout, shown
+
+    out, shown = on_a_terminal("gc")
+    assert out == "pruned 1500 expired sessions\n"
+    assert "\rpruned 1000..." in shown and "\rpruned 1500..." in shown
+    out, shown = on_a_terminal("clear", "--yes")
+    assert out == "cleared 1500 sessions\n"
+    assert "] 1500/1500" in shown

@@ -109,6 +109,19 @@ def _progress(total: int) -> Callable[[int], None]:
     return show
 
 
+def _counter(verb: str) -> Callable[[int], None] | None:
+    """A running count on stderr for work whose total is not known in advance (a terminal
+    only)."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int) -> None:
+        sys.stderr.write(f"\r{verb} {done}...")
+        sys.stderr.flush()
+
+    return show
+
+
 def _emit(args: argparse.Namespace, value: Any, text: str) -> None:
     print(json.dumps(value, ensure_ascii=False) if args.json else text)
 
@@ -135,7 +148,7 @@ def _store_command(store: Any, args: argparse.Namespace) -> int:
         if prune is None:
             _emit(args, {"pruned": 0}, "nothing to prune: this store expires sessions itself")
         else:
-            pruned = prune()
+            pruned = prune(_counter("pruned"))
             _emit(args, {"pruned": pruned}, f"pruned {pruned} expired sessions")
     return 0
 
@@ -203,7 +216,7 @@ def _store(args: argparse.Namespace) -> int:
     store = _open_store(args)
     try:
         return _store_command(store, args)
-    except CommandError:
+    except (CommandError, BrokenPipeError):
         raise
     except Exception as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

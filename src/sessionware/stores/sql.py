@@ -256,14 +256,17 @@ class SqlSessions:
         yield from self._ensure_table()
         yield Sql(self.dialect.clear, {}, "none")
 
-    def prune(self) -> Steps[Sql, int]:
-        """Delete every expired row, ``prune_batch`` at a time; how many went."""
+    def prune(self, progress: Callable[[int], None] | None = None) -> Steps[Sql, int]:
+        """Delete every expired row, ``prune_batch`` at a time; how many went. ``progress`` is
+        told the running total after each batch."""
         yield from self._ensure_table()
         total = 0
         while True:
             params = self._params(self._now(), batch=self.prune_batch)
             deleted: int = yield Sql(self.dialect.prune, params, "rowcount")
             total += deleted
+            if progress is not None:
+                progress(total)
             if deleted < self.prune_batch:
                 return total
 
@@ -486,9 +489,9 @@ class SqlStore(_Pruning, CommandStore[Sql]):
         self.pruner.ensure_started()
         return super()._run(steps)
 
-    async def prune(self) -> int:
+    async def prune(self, progress: Callable[[int], None] | None = None) -> int:
         """Delete the expired rows now, in batches; how many went."""
-        return await self._run(self.rules.prune())
+        return await self._run(self.rules.prune(progress))
 
     async def aclose(self) -> None:
         self.pruner.close()
@@ -504,9 +507,9 @@ class SyncSqlStore(_Pruning, SyncCommandStore[Sql]):
         self.pruner.ensure_started()
         return super()._run(steps)
 
-    def prune(self) -> int:
+    def prune(self, progress: Callable[[int], None] | None = None) -> int:
         """Delete the expired rows now, in batches; how many went."""
-        return self._run(self.rules.prune())
+        return self._run(self.rules.prune(progress))
 
     def close(self) -> None:
         self.pruner.close()
