@@ -22,11 +22,17 @@ LAYERS = [
     ["stores.urls", "stores"],
     ["_runtime"],
     ["asgi", "wsgi"],
-    ["integrations", "integrations._interface", "integrations.fastapi", ""],
-    ["integrations.flask", "integrations.quart", "integrations.litestar"],
+    ["integrations", "integrations._steps", "integrations.fastapi", ""],
+    ["integrations._interface"],
+    ["integrations.flask", "integrations.quart", "integrations.litestar", "integrations.django"],
     ["demo"],
     ["cli"],
     ["__main__"],
+    [
+        "integrations.django.management",
+        "integrations.django.management.commands",
+        "integrations.django.management.commands.sessionware",
+    ],
 ]
 RANK = {module: rank for rank, layer in enumerate(LAYERS) for module in layer}
 

@@ -165,6 +165,11 @@ class Engine:
             return bool(skip(request))
         return any(path_matches(path or "/", prefix) for prefix in skip)
 
+    def flow_for(self, sid: str | None) -> Flow:
+        """A flow for session ``sid`` (or a new one) with no request: a framework's session
+        object built outside the middleware (Django's ``SessionStore``)."""
+        return Flow(self, None, self.static_cookie or CookieOptions(), sid, False)
+
     def detached_flow(self) -> Flow:
         """A flow with no request, for sessions a program loads from a store directly."""
         return Flow(self, None, self.static_cookie or CookieOptions(), None, False)

@@ -256,6 +256,23 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+def run_on_store(store: Any, words: list[str]) -> int:
+    """A ``store`` command on a store the caller already has (Django's ``manage.py sessionware``
+    passes the project's)."""
+    argv = _ids_are_positional(["store", "--url", "given://", *words])
+    try:
+        args = parser().parse_args(argv)
+        if not hasattr(args, "user"):
+            args.user = None
+        store.cli_url = type(store).__name__
+        return _store_command(store, args)
+    except CommandError as exc:
+        print(f"sessionware: {exc}", file=sys.stderr)
+        return exc.code
+    except SystemExit as exc:
+        return int(exc.code or 0)
+
+
 def _ids_are_positional(argv: list[str]) -> list[str]:
     """Session ids may start with '-' (base64url ids do, 1 in 64): everything after ``show`` or
     ``destroy`` is an id, so a ``--`` goes in before them."""

@@ -225,7 +225,7 @@ class Session(SessionBase):
     def _lifecycle(self, name: str, steps: LifecycleSteps) -> Awaitable[None]:
         loop: asyncio.AbstractEventLoop | None = getattr(self, "_loop", None)
         if loop is not None and _running_loop() is not loop:
-            asyncio.run_coroutine_threadsafe(arun_steps(steps, self._runner.acall), loop).result()
+            run_on_loop(loop, steps, self._runner)
             return _DONE
         unawaited: list[str] | None = getattr(self, "_unawaited", None)
         if unawaited is None:
@@ -245,6 +245,14 @@ class Session(SessionBase):
                 f"session.{unawaited[0]} was called but never awaited: write "
                 f"`await session.{unawaited[0]}` (or call it from a sync endpoint)"
             )
+
+
+def run_on_loop(
+    loop: asyncio.AbstractEventLoop, steps: LifecycleSteps, runner: StoreRunner
+) -> None:
+    """Run lifecycle steps from a worker thread on the request's event loop (where an async
+    store's connections live), and wait for them."""
+    asyncio.run_coroutine_threadsafe(arun_steps(steps, runner.acall), loop).result()
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

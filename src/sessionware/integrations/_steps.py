@@ -1,0 +1,52 @@
+"""A framework session interface's two moments, written once as steps (generators of store
+calls): open the request's session, and store it at the end. Flask and Django drive them with
+plain calls, Quart and Django's async path with ``await``."""
+
+from __future__ import annotations
+
+from .._engine import Outcome
+from .._records import Steps, StoreCall
+from .._runtime import Failure, SessionRuntime
+from ..session import SessionBase
+
+
+def open_steps(
+    runtime: SessionRuntime,
+    request: object,
+    *,
+    path: str,
+    cookie_header: str | None,
+    scheme: str,
+    forwarded_proto: str | None,
+) -> Steps[StoreCall, SessionBase | None]:
+    """The request's session, or ``None`` (store down, path outside the cookie path, skipped).
+    An error that is not an outage propagates: the framework answers 500."""
+    if not runtime.store_ready:
+        return None
+    try:
+        flow = runtime.engine.begin(request, path, cookie_header, scheme, forwarded_proto)
+        if flow is None:
+            return None
+        load = flow.load_call()
+        data = (yield load) if load is not None else None
+        return runtime.open(flow, data)
+    except Exception as exc:
+        failure = runtime.load_failed(exc)
+        if failure is not None and failure.status != 503:
+            raise
+        return None
+
+
+def save_steps(
+    runtime: SessionRuntime, session: SessionBase, *, failed: bool
+) -> Steps[StoreCall, Outcome | Failure | None]:
+    """Store the session at the end of the request; nothing when the view raised."""
+    if failed:
+        return None
+    try:
+        outcome = session._flow.finish(session)  # type: ignore[attr-defined]
+        if outcome.call is not None:
+            yield outcome.call
+    except Exception as exc:
+        return runtime.save_failed(exc)
+    return outcome  # type: ignore[no-any-return]

@@ -1,0 +1,397 @@
+"""Django integration: ``request.session`` is a sessionware session with Django's session API.
+
+Two settings::
+
+    # in place of Django's own SessionMiddleware:
+    MIDDLEWARE = [..., "sessionware.integrations.django.SessionMiddleware", ...]
+    # what the test client and clearsessions import:
+    SESSION_ENGINE = "sessionware.integrations.django"
+
+Django's own settings map as Django users expect: ``SECRET_KEY`` and ``SECRET_KEY_FALLBACKS``
+(rotation), ``SESSION_COOKIE_NAME`` / ``_AGE`` / ``_DOMAIN`` / ``_PATH`` / ``_SECURE`` /
+``_HTTPONLY`` / ``_SAMESITE``, ``SESSION_EXPIRE_AT_BROWSER_CLOSE`` and
+``SESSION_SAVE_EVERY_REQUEST``. The ``SESSIONWARE`` dict holds the store (an object, or a URL for
+``from_url``) and any sessionware option; it wins over the Django settings. Everything in Django
+that uses sessions works unchanged: ``auth.login`` / ``logout`` (and ``alogin``...), messages,
+``CSRF_USE_SESSIONS``, the admin, ``django.test.Client``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.conf import settings
+from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
+from django.core.signals import setting_changed
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.utils.cache import patch_vary_headers
+from django.utils.deprecation import MiddlewareMixin
+
+from ..._engine import Outcome
+from ..._records import Get, Steps, StoreCall, arun_steps, run_steps
+from ..._runtime import Failure, SessionRuntime, StoreDriver
+from ...session import SyncSession, run_on_loop
+from ...stores.urls import from_url
+from .._steps import open_steps, save_steps
+
+_state: dict[str, SessionRuntime] = {}
+TEST_COOKIE_NAME = "testcookie"
+TEST_COOKIE_VALUE = "worked"
+
+
+def settings_options() -> dict[str, Any]:
+    """The sessionware options Django's settings amount to; ``SESSIONWARE`` wins."""
+    overrides: dict[str, Any] = dict(getattr(settings, "SESSIONWARE", {}) or {})
+    store = overrides.pop("store", None)
+    cookie: dict[str, Any] = {
+        "max_age": None
+        if settings.SESSION_EXPIRE_AT_BROWSER_CLOSE
+        else settings.SESSION_COOKIE_AGE,
+        "path": settings.SESSION_COOKIE_PATH,
+        "domain": settings.SESSION_COOKIE_DOMAIN,
+        "secure": bool(settings.SESSION_COOKIE_SECURE),
+        "httponly": bool(settings.SESSION_COOKIE_HTTPONLY),
+        "samesite": settings.SESSION_COOKIE_SAMESITE or None,
+    }
+    cookie.update(overrides.pop("cookie", {}) or {})
+    every_request = bool(settings.SESSION_SAVE_EVERY_REQUEST)
+    options: dict[str, Any] = {
+        "secret": [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])],
+        "name": settings.SESSION_COOKIE_NAME,
+        "cookie": cookie,
+        "resave": every_request,
+        "rolling": every_request,
+        **overrides,
+    }
+    options["store"] = from_url(store) if isinstance(store, str) else store
+    return options
+
+
+def runtime() -> SessionRuntime:
+    """The runtime the settings describe, built once (again after a settings change)."""
+    found = _state.get("runtime")
+    if found is None:
+        found = _state["runtime"] = SessionRuntime.from_options(settings_options(), DjangoSession)
+    return found
+
+
+def _forget_runtime(*, setting: str, **kwargs: Any) -> None:
+    if setting.startswith(("SESSION", "SECRET_KEY")):
+        _state.pop("runtime", None)
+
+
+setting_changed.connect(_forget_runtime)
+
+
+class DjangoSession(SyncSession):
+    """A sessionware session that speaks Django's ``SessionBase`` API.
+
+    In a sync view the I/O methods are plain calls (``cycle_key()``, ``flush()``, ``save()``);
+    in an async view, their ``a``-prefixed twins (``await acycle_key()``...), as Django 5 calls
+    them. Under ASGI a plain call from a sync view runs on the request's event loop.
+    """
+
+    __slots__ = ("_loop",)
+    accessed = True
+    _loop: asyncio.AbstractEventLoop | None
+
+    def attach_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def _perform(self, steps: Steps[StoreCall, None]) -> None:
+        loop = getattr(self, "_loop", None)
+        if loop is not None:
+            run_on_loop(loop, steps, self._runner)
+        else:
+            run_steps(steps, self._runner.call)
+
+    async def _aperform(self, steps: Steps[StoreCall, None]) -> None:
+        await arun_steps(steps, self._runner.acall)
+
+    # -- the lifecycle, Django's names -------------------------------------------------------
+
+    def save(self, must_create: bool = False) -> None:
+        self._perform(self._save_steps())
+
+    def reload(self) -> None:
+        self._perform(self._reload_steps())
+
+    def destroy(self) -> None:
+        self._perform(self._destroy_steps())
+
+    def regenerate(self, *, keep: bool = False) -> None:
+        self._perform(self._regenerate_steps(keep))
+
+    def cycle_key(self) -> None:
+        """A new id, the data kept: what ``auth.login`` calls."""
+        self.regenerate(keep=True)
+
+    def flush(self) -> None:
+        """The data gone, the stored session destroyed, a new id: what ``auth.logout`` calls."""
+        self.regenerate()
+
+    def delete(self, session_key: str | None = None) -> None:
+        self.destroy()
+
+    def create(self) -> None:
+        self.regenerate()
+        self.save()
+
+    async def asave(self, must_create: bool = False) -> None:
+        await self._aperform(self._save_steps())
+
+    async def acycle_key(self) -> None:
+        await self._aperform(self._regenerate_steps(True))
+
+    async def aflush(self) -> None:
+        await self._aperform(self._regenerate_steps(False))
+
+    async def adelete(self, session_key: str | None = None) -> None:
+        await self._aperform(self._destroy_steps())
+
+    async def acreate(self) -> None:
+        await self.aflush()
+        await self.asave()
+
+    def exists(self, session_key: str) -> bool:
+        return SessionStore(session_key).session_key == session_key
+
+    async def aexists(self, session_key: str) -> bool:
+        return self.exists(session_key)
+
+    # -- what Django reads ----------------------------------------------------------------------
+
+    @property
+    def session_key(self) -> str:
+        """The cookie's value (signed): what the browser sends, and what the test client sets."""
+        return runtime().engine.cookie_value(self.id)
+
+    def is_empty(self) -> bool:
+        return not self and self._flow.cookie_id != self.id
+
+    def has_key(self, key: str) -> bool:
+        return key in self
+
+    def load(self) -> dict[str, Any]:
+        return dict(self)
+
+    def get_session_cookie_age(self) -> int:
+        return int(settings.SESSION_COOKIE_AGE)
+
+    def set_expiry(self, value: int | float | datetime | timedelta | None) -> None:
+        """Django's meanings: a number of seconds (0: when the browser closes), a datetime, a
+        timedelta, or ``None`` for the default."""
+        cookie = self.cookie
+        if value is None:
+            default = runtime().options.cookie
+            age = getattr(default, "max_age_ms", None)
+            cookie.max_age = None if age is None else age / 1000
+        elif isinstance(value, datetime):
+            cookie.expires = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        elif isinstance(value, timedelta) or value:
+            cookie.max_age = value
+        else:
+            cookie.max_age = None
+        self.modified = True
+
+    def get_expiry_age(self, **kwargs: Any) -> int:
+        age = self.cookie.max_age
+        return self.get_session_cookie_age() if age is None else max(0, round(age))
+
+    def get_expiry_date(self, **kwargs: Any) -> datetime:
+        expires = self.cookie.expires
+        if expires is not None:
+            return expires
+        return datetime.now(timezone.utc) + timedelta(seconds=self.get_session_cookie_age())
+
+    def get_expire_at_browser_close(self) -> bool:
+        return self.cookie.expires_ms is None
+
+    def set_test_cookie(self) -> None:
+        self[TEST_COOKIE_NAME] = TEST_COOKIE_VALUE
+
+    def test_cookie_worked(self) -> bool:
+        return self.get(TEST_COOKIE_NAME) == TEST_COOKIE_VALUE
+
+    def delete_test_cookie(self) -> None:
+        self.pop(TEST_COOKIE_NAME, None)
+
+    # -- the async twins of the mapping Django 5 calls -------------------------------------------
+
+    async def aget(self, key: str, default: Any = None) -> Any:
+        return self.get(key, default)
+
+    async def aset(self, key: str, value: Any) -> None:
+        self[key] = value
+
+    async def asetdefault(self, key: str, value: Any) -> Any:
+        return self.setdefault(key, value)
+
+    async def apop(self, key: str, *default: Any) -> Any:
+        return self.pop(key, *default)
+
+    async def ahas_key(self, key: str) -> bool:
+        return key in self
+
+    async def akeys(self) -> Any:
+        return self.keys()
+
+    async def avalues(self) -> Any:
+        return self.values()
+
+    async def aitems(self) -> Any:
+        return self.items()
+
+    async def aupdate(self, values: dict[str, Any]) -> None:
+        self.update(values)
+
+    async def aset_expiry(self, value: Any) -> None:
+        self.set_expiry(value)
+
+    async def aget_expiry_age(self, **kwargs: Any) -> int:
+        return self.get_expiry_age()
+
+    async def aget_expiry_date(self, **kwargs: Any) -> datetime:
+        return self.get_expiry_date()
+
+    async def aget_expire_at_browser_close(self) -> bool:
+        return self.get_expire_at_browser_close()
+
+    async def ais_empty(self) -> bool:
+        return self.is_empty()
+
+    async def aset_test_cookie(self) -> None:
+        self.set_test_cookie()
+
+    async def atest_cookie_worked(self) -> bool:
+        return self.test_cookie_worked()
+
+    async def adelete_test_cookie(self) -> None:
+        self.delete_test_cookie()
+
+
+class SessionStore:
+    """``SESSION_ENGINE``'s ``SessionStore``: a session outside a request, by its cookie value
+    (``SessionStore(key)``) or new (``SessionStore()``), as ``django.test.Client`` uses it."""
+
+    def __new__(cls, session_key: str | None = None) -> DjangoSession:  # type: ignore[misc]
+        current = runtime()
+        engine = current.engine
+        sid = engine.read_sid(f"{engine.name}={session_key}") if session_key else None
+        data = StoreDriver.for_store(current.store).call(Get(sid)) if sid else None
+        flow = engine.flow_for(sid)
+        session = current.open(flow, data)
+        assert isinstance(session, DjangoSession)
+        return session
+
+    @classmethod
+    def clear_expired(cls) -> None:
+        """``manage.py clearsessions``: prune where the store keeps expired rows."""
+        prune = getattr(runtime().store, "prune", None)
+        if prune is not None:
+            result = prune()
+            if asyncio.iscoroutine(result):
+                asyncio.run(result)
+
+
+def _request_facts(request: HttpRequest) -> dict[str, Any]:
+    meta = request.META
+    return {
+        "path": (meta.get("SCRIPT_NAME") or "") + request.path_info,
+        "cookie_header": meta.get("HTTP_COOKIE"),
+        "scheme": request.scheme,
+        "forwarded_proto": meta.get("HTTP_X_FORWARDED_PROTO"),
+    }
+
+
+def _render(response: HttpResponseBase, result: Outcome | Failure | None) -> HttpResponseBase:
+    if result is None:
+        return response
+    if isinstance(result, Failure):
+        return HttpResponse(
+            result.body, status=result.status, content_type="text/plain; charset=utf-8"
+        )
+    if result.set_cookie is not None:
+        _set_cookie(response, result.set_cookie)
+    if result.vary:
+        patch_vary_headers(response, ("Cookie",))
+    return response
+
+
+def _set_cookie(response: HttpResponseBase, header: str) -> None:
+    """Our Set-Cookie, through Django's cookie jar (where the test client reads cookies)."""
+    pair, *attributes = header.split("; ")
+    name, _, value = pair.partition("=")
+    options: dict[str, Any] = {"path": None, "httponly": False, "secure": False}
+    for attribute in attributes:
+        key, _, setting = attribute.partition("=")
+        key = key.lower()
+        if key in ("path", "domain", "expires", "samesite"):
+            options[key] = setting
+        elif key in ("httponly", "secure"):
+            options[key] = True
+    response.set_cookie(name, value, **options)
+
+
+class SessionMiddleware(DjangoSessionMiddleware):
+    """Replaces ``django.contrib.sessions.middleware.SessionMiddleware`` (and is a subclass of
+    it, for Django's checks): the session is loaded before the view and stored after it, with
+    native async I/O on the async path."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Any) -> None:
+        MiddlewareMixin.__init__(self, get_response)
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self.__acall__(request)
+        current = runtime()
+        opened = run_steps(
+            open_steps(current, request, **_request_facts(request)), current.driver.call
+        )
+        if opened is None:
+            return self._without_session(current, request)
+        request.session = opened  # type: ignore[assignment]
+        response = self.get_response(request)
+        assert isinstance(response, HttpResponseBase)
+        steps = save_steps(current, opened, failed=response.status_code >= 500)
+        return _render(response, run_steps(steps, current.driver.call))
+
+    async def __acall__(self, request: HttpRequest) -> Any:
+        current = runtime()
+        opened = await arun_steps(
+            open_steps(current, request, **_request_facts(request)), current.driver.acall
+        )
+        if opened is None:
+            return await self._awithout_session(current, request)
+        assert isinstance(opened, DjangoSession)
+        opened.attach_loop(asyncio.get_running_loop())
+        request.session = opened  # type: ignore[assignment]
+        response = await self._respond(request)
+        steps = save_steps(current, opened, failed=response.status_code >= 500)
+        return _render(response, await arun_steps(steps, current.driver.acall))
+
+    def _without_session(self, current: SessionRuntime, request: HttpRequest) -> Any:
+        failure = current.when_down()
+        if failure is not None:
+            return _render(HttpResponse(), failure)
+        return self.get_response(request)
+
+    async def _awithout_session(self, current: SessionRuntime, request: HttpRequest) -> Any:
+        failure = current.when_down()
+        if failure is not None:
+            return _render(HttpResponse(), failure)
+        return await self._respond(request)
+
+    async def _respond(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.get_response(request)
+        assert not isinstance(response, HttpResponseBase)
+        return await response

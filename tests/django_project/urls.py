@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("accounts/login/", auth_views.LoginView.as_view(template_name="login.html")),
+    path("accounts/logout/", auth_views.LogoutView.as_view(next_page="/whoami")),
+    path("whoami", views.whoami),
+    path("awhoami", views.awhoami),
+    path("alogin", views.alogin_view),
+    path("counter", views.counter),
+    path("acounter", views.acounter),
+    path("message-set", views.message_set),
+    path("message-get", views.message_get),
+    path("form", views.form),
+    path("post", views.post),
+    path("boom", views.boom),
+    path("expiry", views.expiry),
+]

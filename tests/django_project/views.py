@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import aget_user, alogin
+from django.contrib.auth.models import User
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+
+def whoami(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    return HttpResponse(user.get_username() if user.is_authenticated else "anonymous")
+
+
+async def awhoami(request: HttpRequest) -> HttpResponse:
+    user = await aget_user(request)
+    return HttpResponse(user.get_username() if user.is_authenticated else "anonymous")
+
+
+async def alogin_view(request: HttpRequest) -> HttpResponse:
+    user = await User.objects.aget(username=request.GET["user"])
+    await alogin(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    return HttpResponse(request.session.session_key)
+
+
+def counter(request: HttpRequest) -> HttpResponse:
+    request.session["n"] = request.session.get("n", 0) + 1
+    return HttpResponse(str(request.session["n"]))
+
+
+async def acounter(request: HttpRequest) -> HttpResponse:
+    value = await request.session.aget("n", 0) + 1
+    await request.session.aset("n", value)
+    return HttpResponse(str(value))
+
+
+def message_set(request: HttpRequest) -> HttpResponse:
+    messages.info(request, "saved in the session")
+    return HttpResponse("ok")
+
+
+def message_get(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(" | ".join(str(message) for message in messages.get_messages(request)))
+
+
+def form(request: HttpRequest) -> HttpResponse:
+    return render(request, "form.html")
+
+
+def post(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("posted " + request.POST.get("value", ""))
+
+
+def boom(request: HttpRequest) -> HttpResponse:
+    request.session["half"] = "done"
+    raise RuntimeError("the view failed")
+
+
+def expiry(request: HttpRequest) -> HttpResponse:
+    request.session.set_expiry(0)
+    request.session["browser"] = True
+    return HttpResponse(str(request.session.get_expire_at_browser_close()))

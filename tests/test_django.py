@@ -1,0 +1,246 @@
+"""Django: request.session is a sessionware session, and Django's own features on top of it work
+unchanged (auth login/logout, messages, CSRF_USE_SESSIONS, the admin, django.test.Client), sync
+and async, under the test client and real servers, on MemoryStore and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from collections.abc import Iterator
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+import httpx
+import pytest
+from django.conf import settings
+
+from .services import free_port, require_redis
+
+if not settings.configured:
+    from .django_project.settings import SETTINGS
+
+    settings.configure(**SETTINGS)
+    import django
+
+    django.setup()
+
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.test import AsyncClient, Client, override_settings
+from django.test.utils import setup_test_environment
+
+from sessionware.integrations.django import runtime
+
+PASSWORD = "a password for the tests"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def database() -> None:
+    setup_test_environment()
+    call_command("migrate", verbosity=0)
+    if not User.objects.filter(username="ann").exists():
+        User.objects.create_user("ann", password=PASSWORD)
+        User.objects.create_superuser("root", password=PASSWORD)
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store(request: pytest.FixtureRequest) -> Iterator[Any]:
+    if request.param == "memory":
+        from sessionware import MemoryStore
+
+        chosen: Any = MemoryStore()
+    else:
+        from sessionware.stores.redis import SyncRedisStore
+
+        chosen = SyncRedisStore(url=require_redis(), prefix=request.getfixturevalue("redis_prefix"))
+    with override_settings(SESSIONWARE={"store": chosen}):
+        yield chosen
+
+
+def sid_of(client: Client, name: str = "sessionid") -> str:
+    value = client.cookies[name].value
+    found = re.match(r"s%3A(.+)\.", value)
+    assert found, value
+    return found.group(1)
+
+
+def test_login_cycles_the_key_and_logout_ends_the_session(store: Any) -> None:
+    client = Client()
+    assert client.get("/counter").content == b"1"
+    before = sid_of(client)
+    login = client.post("/accounts/login/", {"username": "ann", "password": PASSWORD})
+    assert login.status_code == 302
+    after = sid_of(client)
+    assert after != before, "auth.login cycles the session key"
+    assert client.get("/whoami").content == b"ann"
+    assert client.get("/counter").content == b"2", "cycle_key keeps the data"
+    assert store.get(before) is None
+    client.post("/accounts/logout/")
+    assert client.get("/whoami").content == b"anonymous"
+    assert store.get(after) is None, "auth.logout flushes the stored session"
+
+
+def test_messages_live_in_the_session(store: Any) -> None:
+    client = Client()
+    client.get("/message-set")
+    assert client.get("/message-get").content == b"saved in the session"
+    assert client.get("/message-get").content == b""
+
+
+def test_csrf_tokens_kept_in_the_session(store: Any) -> None:
+    client = Client(enforce_csrf_checks=True)
+    page = client.get("/form").content.decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    assert token is not None
+    assert "csrftoken" not in client.cookies, "CSRF_USE_SESSIONS keeps it out of cookies"
+    assert client.post("/post", {"value": "x"}).status_code == 403
+    accepted = client.post("/post", {"value": "x", "csrfmiddlewaretoken": token.group(1)})
+    assert accepted.content == b"posted x"
+
+
+def test_the_admin_login(store: Any) -> None:
+    client = Client()
+    assert client.get("/admin/").status_code == 302
+    login = client.post("/admin/login/?next=/admin/", {"username": "root", "password": PASSWORD})
+    assert login.status_code == 302
+    assert client.get("/admin/").status_code == 200
+
+
+def test_the_test_clients_session_force_login_and_logout(store: Any) -> None:
+    client = Client()
+    session = client.session
+    session["n"] = 41
+    session.save()
+    assert client.get("/counter").content == b"42"
+    assert client.session["n"] == 42
+    client.force_login(User.objects.get(username="ann"))
+    assert client.get("/whoami").content == b"ann"
+    client.logout()
+    assert client.get("/whoami").content == b"anonymous"
+
+
+def test_async_views_and_alogin(store: Any) -> None:
+    async def scenario() -> list[bytes]:
+        client = AsyncClient()
+        first = (await client.get("/acounter")).content
+        second = (await client.get("/acounter")).content
+        before = client.cookies["sessionid"].value
+        await client.get("/alogin?user=ann")
+        assert client.cookies["sessionid"].value != before
+        return [first, second, (await client.get("/awhoami")).content]
+
+    assert asyncio.run(scenario()) == [b"1", b"2", b"ann"]
+
+
+def test_a_view_that_raises_saves_nothing(store: Any) -> None:
+    client = Client(raise_request_exception=False)
+    assert client.get("/boom").status_code == 500
+    assert "sessionid" not in client.cookies or not client.cookies["sessionid"].value
+
+
+def test_set_expiry_and_browser_session_cookies(store: Any) -> None:
+    client = Client()
+    assert client.get("/expiry").content == b"True"
+    assert client.cookies["sessionid"]["expires"] == ""
+
+
+def test_the_express_cookie_is_one_setting_away(store: Any) -> None:
+    with override_settings(SESSION_COOKIE_NAME="connect.sid", SESSIONWARE={"store": store}):
+        client = Client()
+        client.get("/counter")
+        value = client.cookies["connect.sid"].value
+        assert re.fullmatch(r"s%3A[\w-]{32}\.[A-Za-z0-9%]+", value)
+
+
+def test_clearsessions_and_the_management_command(tmp_path: Any, capsys: Any) -> None:
+    url = f"sqlite:///{tmp_path}/sessions.db"
+    with override_settings(SESSIONWARE={"store": url}):
+        client = Client()
+        client.get("/counter")
+        sqlite = runtime().store
+        sqlite._connection().execute(
+            "INSERT INTO sessions (sid, expired, sess) VALUES ('old', 1, '{}')"
+        )
+        call_command("clearsessions")
+        assert sqlite.ids() == [sid_of(client)]
+        call_command("sessionware", "count")
+        assert capsys.readouterr().out == "1\n"
+        from sessionware.integrations.django.management.commands.sessionware import Command
+
+        with pytest.raises(SystemExit) as exited:  # as `manage.py sessionware show -missing`
+            Command().run_from_argv(["manage.py", "sessionware", "show", "-missing"])
+        assert exited.value.code == 1
+        assert "no session '-missing'" in capsys.readouterr().err
+
+
+def _serve_wsgi(port: int) -> Any:
+    from django.core.wsgi import get_wsgi_application
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = make_server("127.0.0.1", port, get_wsgi_application(), handler_class=Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.mark.parametrize("interface", ["wsgi", "asgi"])
+def test_login_over_real_http(interface: str, redis_prefix: str) -> None:
+    port = free_port()
+    if interface == "wsgi":
+        store_setting: Any = {"store": "memory://"}
+        server = _serve_wsgi(port)
+        stop = server.shutdown
+    else:
+        import uvicorn
+        from django.core.asgi import get_asgi_application
+
+        store_setting = {"store": require_redis()}
+        config = uvicorn.Config(get_asgi_application(), port=port, log_level="warning")
+        uvicorn_server = uvicorn.Server(config)
+        thread = threading.Thread(target=uvicorn_server.run, daemon=True)
+        thread.start()
+
+        def stop() -> None:
+            uvicorn_server.should_exit = True
+            thread.join(10)
+
+    with override_settings(SESSIONWARE=store_setting):
+        try:
+            _wait(port)
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+                assert client.get("/counter").text == "1"
+                page = client.get("/accounts/login/").text
+                token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+                assert token is not None
+                before = client.cookies["sessionid"]
+                login = client.post(
+                    "/accounts/login/",
+                    data={
+                        "username": "ann",
+                        "password": PASSWORD,
+                        "csrfmiddlewaretoken": token.group(1),
+                    },
+                )
+                assert login.status_code == 302
+                assert client.cookies["sessionid"] != before
+                assert client.get("/whoami").text == "ann"
+                assert client.get("/awhoami").text == "ann"
+        finally:
+            stop()
+
+
+def _wait(port: int) -> None:
+    import socket
+    import time
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("the server did not start")
