@@ -244,3 +244,17 @@ def _wait(port: int) -> None:
         except OSError:
             time.sleep(0.05)
     raise RuntimeError("the server did not start")
+
+
+def test_exists_and_the_session_store_outside_a_request(store: Any) -> None:
+    from sessionware.integrations.django import SessionStore
+
+    client = Client()
+    client.get("/counter")
+    key = client.cookies["sessionid"].value
+    outside = SessionStore(key)
+    assert outside["n"] == 1
+    assert outside.exists(key)
+    assert not outside.exists("s%3Anot-a-signed-id.x")
+    fresh = SessionStore()
+    assert fresh.is_empty() and fresh.session_key != key

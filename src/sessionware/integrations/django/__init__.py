@@ -157,7 +157,7 @@ class DjangoSession(SyncSession):
         await self.asave()
 
     def exists(self, session_key: str) -> bool:
-        return SessionStore(session_key).session_key == session_key
+        return _stored(session_key)[1] is not None
 
     async def aexists(self, session_key: str) -> bool:
         return self.exists(session_key)
@@ -278,12 +278,9 @@ class SessionStore:
     (``SessionStore(key)``) or new (``SessionStore()``), as ``django.test.Client`` uses it."""
 
     def __new__(cls, session_key: str | None = None) -> DjangoSession:  # type: ignore[misc]
+        sid, data = _stored(session_key)
         current = runtime()
-        engine = current.engine
-        sid = engine.read_sid(f"{engine.name}={session_key}") if session_key else None
-        data = StoreDriver.for_store(current.store).call(Get(sid)) if sid else None
-        flow = engine.flow_for(sid)
-        session = current.open(flow, data)
+        session = current.open(current.engine.flow_for(sid), data)
         assert isinstance(session, DjangoSession)
         return session
 
@@ -295,6 +292,16 @@ class SessionStore:
             result = prune()
             if asyncio.iscoroutine(result):
                 asyncio.run(result)
+
+
+def _stored(session_key: str | None) -> tuple[str | None, Any]:
+    """The session id a cookie value carries (if its signature checks out) and what the store
+    holds for it."""
+    current = runtime()
+    engine = current.engine
+    sid = engine.read_sid(f"{engine.name}={session_key}") if session_key else None
+    data = StoreDriver.for_store(current.store).call(Get(sid)) if sid else None
+    return sid, data
 
 
 def _request_facts(request: HttpRequest) -> dict[str, Any]:
