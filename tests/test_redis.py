@@ -284,12 +284,57 @@ def test_one_command_per_store_operation(
     assert counts == {"set": 1}
     client.get("/", cookie=new.cookie())  # the first compare-and-set loads the script
     _, counts = counted("/", new.cookie())
-    # a write is GET then one command: SET, or the compare-and-set script (whose own GET and
-    # SET run inside Redis)
-    assert counts == ({"get": 2, "evalsha": 1, "set": 1} if merge else {"get": 1, "set": 1})
+    # a write is GETEX (the read, which also renews the expiry) then one command: SET, or the
+    # compare-and-set script (whose own GET and SET run inside Redis)
+    merged = {"getex": 1, "evalsha": 1, "get": 1, "set": 1}
+    assert counts == (merged if merge else {"getex": 1, "set": 1})
     read, counts = counted("/read", new.cookie())
     assert read.text == "3"
-    assert counts == ({"get": 1} if touch_after else {"get": 1, "expire": 1})
+    assert counts == {"getex": 1}, "a read-only request is one command"
+
+
+def test_a_server_without_getex_gets_get_and_expire(transport: str, tmp_path: Path) -> None:
+    """Redis before 6.2 (GETEX renamed away here): GET + EXPIRE, from the first refusal on."""
+    server = RedisServer(tmp_path / "old", "--rename-command", "GETEX", '""').start()
+    try:
+        store = redis_store_for(transport, server.url)
+        client = Client(
+            middleware_for(transport, _counter, secret=SECRET, store=store, cookie={"max_age": 60}),
+            transport,
+        )
+        stats = redis.Redis.from_url(server.url)
+        cookie = client.get("/").cookie()
+        assert client.get("/read", cookie=cookie).text == "1"
+        stats.config_resetstat()
+        assert client.get("/read", cookie=cookie).text == "1"
+        assert command_counts(stats) == {"get": 1, "expire": 1}
+        client.close()
+    finally:
+        server.stop()
+
+
+def test_a_session_with_its_own_lifetime_is_corrected_after_getex(
+    transport: str, private_redis: RedisServer
+) -> None:
+    def handler(req: Req) -> None:
+        if req.path == "/short":
+            req.session.cookie.max_age = 10
+            req.session["short"] = True
+        req.end("ok")
+
+    store = redis_store_for(transport, private_redis.url)
+    client = Client(
+        middleware_for(transport, handler, secret=SECRET, store=store, cookie={"max_age": 600}),
+        transport,
+    )
+    cookie = client.get("/short").cookie()
+    stats = redis.Redis.from_url(private_redis.url)
+    stats.config_resetstat()
+    client.get("/", cookie=cookie)
+    assert command_counts(stats) == {"getex": 1, "expire": 1}
+    key = next(iter(stats.scan_iter(match="sess:*")))
+    assert 0 < stats.ttl(key) <= 10, "the session's own lifetime wins over the static one"
+    client.close()
     client.close()
 
 

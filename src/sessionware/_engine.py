@@ -82,6 +82,11 @@ class Engine:
         self.static_cookie = options.cookie if isinstance(options.cookie, CookieOptions) else None
         self.has_touch = has_touch
         self.skip = options.skip
+        self.read_touch_ms = (
+            self.static_cookie.max_age_ms if has_touch and self.static_cookie is not None else None
+        )
+        """A static lifetime a store may apply as it reads (so a read-only request needs no
+        second store call); ``None`` when each session's lifetime comes from a function."""
         self._verified: dict[str, str] = {}
         self._signed: dict[str, str] = {}
 
@@ -199,6 +204,7 @@ class Flow:
         "loaded_token",
         "original_fingerprint",
         "original_id",
+        "pre_touched_ms",
         "request",
         "saved",
         "secure",
@@ -230,6 +236,7 @@ class Flow:
         self.headers_sent = False
         self.loaded_token: str | bytes | None = None
         self.base_json = "{}"
+        self.pre_touched_ms: int | None = None
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -237,7 +244,7 @@ class Flow:
         """The store read to perform, or ``None`` when there is no sid worth looking up."""
         if self.cookie_id is None:
             return None
-        return Get(self.cookie_id)
+        return Get(self.cookie_id, self.engine.read_touch_ms)
 
     def loaded(self, data: SessionRecord | Mapping[str, Any] | None) -> SessionBase:
         """Inflate the stored data, or generate a new session when the store had nothing.
@@ -255,6 +262,7 @@ class Flow:
         if isinstance(data, SessionRecord):
             self.original_fingerprint = data.data_json
             self.loaded_token = data.token
+            self.pre_touched_ms = data.touched_ms
         else:
             self.original_fingerprint = self.fingerprint(session)
         self.base_json = self.original_fingerprint
@@ -437,6 +445,11 @@ class Flow:
             self.mark_saved(sid, fingerprint)
             return Outcome(set_cookie, save, vary)
         if not is_new and self.engine.has_touch:
+            if (
+                self.pre_touched_ms is not None
+                and session.cookie.original_max_age_ms == self.pre_touched_ms
+            ):
+                return Outcome(set_cookie, None, vary)
             record = self.record(session, fingerprint, check_size=False)
             return Outcome(set_cookie, Touch(sid, record), vary)
         return Outcome(set_cookie, None, vary)

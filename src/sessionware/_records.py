@@ -26,6 +26,9 @@ R = TypeVar("R")
 @dataclass(frozen=True, slots=True)
 class Get:
     sid: str
+    touch_ms: int | None = None
+    """The lifetime a read-only request would give the session at its end: a store that can
+    reset the expiry as it reads (Redis ``GETEX``) does, and marks the record ``touched_ms``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +178,15 @@ class SessionRecord:
     plain dicts (``as_dict()``).
     """
 
-    __slots__ = ("_cookie", "_cookie_json", "_cookie_object", "data", "data_json", "token")
+    __slots__ = (
+        "_cookie",
+        "_cookie_json",
+        "_cookie_object",
+        "data",
+        "data_json",
+        "token",
+        "touched_ms",
+    )
 
     def __init__(
         self,
@@ -192,6 +203,8 @@ class SessionRecord:
         self._cookie_json = cookie_json
         self.token = token
         """The stored value this record was loaded from, for a later compare-and-set."""
+        self.touched_ms: int | None = None
+        """Set by a store that already gave the session this lifetime as it read it."""
 
     @classmethod
     def from_dict(cls, stored: dict[str, Any]) -> SessionRecord:

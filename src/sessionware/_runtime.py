@@ -148,6 +148,8 @@ class StoreDriver:
             store.merge_record if self.records and implements(store, "merge_record") else None
         )
         self.merges = self._merge is not None
+        self._touch_on_read = self.records and "touch_ms" in inspect.signature(self._get).parameters
+        """A record store whose ``get_record`` can apply a lifetime as it reads."""
         self.inline = not self.blocking and not self.is_async
         """Plain calls are fine from async code too: a sync store that does no I/O."""
         self._loop_thread: _EventLoopThread | None = None
@@ -167,7 +169,9 @@ class StoreDriver:
     def _invoke(self, call: StoreCall) -> Any:
         """Call the store method for ``call``: its result, or a coroutine for an async store."""
         kind = type(call)
-        if kind is Get:
+        if isinstance(call, Get):
+            if self._touch_on_read and call.touch_ms is not None:
+                return self._get(call.sid, call.touch_ms)
             return self._get(call.sid)
         if kind is Destroy:
             return self._destroy(call.sid)

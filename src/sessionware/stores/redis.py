@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import select
 import time
 from collections.abc import Callable
@@ -182,6 +183,8 @@ class RedisSessions:
         self.touch_after_ms = round(touch_after * 1000)
         self.serializer = serializer
         self.match = _escape_glob(prefix) + "*"
+        self.getex = True
+        """Whether the server knows GETEX; cleared at the first "unknown command"."""
         self._last_activity: dict[str, int] = {}
 
     def key(self, sid: str) -> str:
@@ -195,9 +198,36 @@ class RedisSessions:
 
     # -- the store's operations, as generators of commands --------------------------------
 
-    def get(self, sid: str) -> Steps[RedisCommand, SessionRecord | None]:
-        value = yield self.get_command(sid)
-        return self.parse(sid, value)
+    def get(
+        self, sid: str, touch_ms: int | None = None
+    ) -> Steps[RedisCommand, SessionRecord | None]:
+        """GET, or ``GETEX key EX ttl`` when the lifetime a read-only request would give the
+        session is known before reading (one command instead of GET + EXPIRE; Redis 6.2+, else
+        GET from then on)."""
+        ttl = self._read_ttl(touch_ms)
+        if ttl is None:
+            value = yield self.get_command(sid)
+            return self.parse(sid, value)
+        try:
+            value = yield ("GETEX", self.key(sid), "EX", ttl)
+        except ResponseError as exc:
+            if "unknown command" not in str(exc).lower():
+                raise
+            self.getex = False
+            value = yield self.get_command(sid)
+            return self.parse(sid, value)
+        record = self.parse(sid, value)
+        if record is not None:
+            record.touched_ms = touch_ms
+            self._remember_activity(sid, now_ms())
+        return record
+
+    def _read_ttl(self, touch_ms: int | None) -> int | None:
+        if touch_ms is None or not self.getex or self.disable_touch or self.disable_ttl:
+            return None
+        if callable(self.ttl) or touch_ms <= 0:
+            return None
+        return math.ceil(touch_ms / 1000)
 
     def set(self, sid: str, record: SessionRecord) -> Steps[RedisCommand, None]:
         yield self.set_command(sid, record)
@@ -589,6 +619,8 @@ class RedisStore(_RedisStoreBase, CommandStore[RedisCommand]):
         if client_cache and self.is_cluster:
             raise ValueError("client_cache is not available with Redis Cluster")
         self.cache = _TrackedCache(self.client, client_cache_size) if client_cache else None
+        if self.cache is not None:
+            self.sessions.getex = False  # a cached read costs no round trip; GETEX would
 
     async def _execute(self, command: RedisCommand) -> Any:
         if isinstance(command, Cas):

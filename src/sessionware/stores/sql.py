@@ -155,7 +155,7 @@ class SqlSessions:
         for statement in self.dialect.create:
             yield Sql(statement, {}, "none")
 
-    def get(self, sid: str) -> Steps[Sql, SessionRecord | None]:
+    def get(self, sid: str, touch_ms: int | None = None) -> Steps[Sql, SessionRecord | None]:
         yield from self._ensure_table()
         row = yield Sql(self.dialect.get, self._params(self._now(), sid=sid), "one")
         return None if row is None else self.parse(sid, row[0])

@@ -291,7 +291,7 @@ class OutageGuard:
 class StoreOps(Protocol[C_co]):
     """A store's rules, with no I/O: generators of its commands, one per store method."""
 
-    def get(self, sid: str) -> Steps[C_co, SessionRecord | None]: ...
+    def get(self, sid: str, touch_ms: int | None = None) -> Steps[C_co, SessionRecord | None]: ...
 
     def set(self, sid: str, record: SessionRecord) -> Steps[C_co, None]: ...
 
@@ -372,8 +372,8 @@ class CommandStore(_Owned, RecordStore, Generic[C]):
     def _run(self, steps: Steps[C, T]) -> Awaitable[T]:
         return arun_steps(steps, self._perform)
 
-    async def get_record(self, sid: str) -> SessionRecord | None:
-        return await self._run(self.ops.get(sid))
+    async def get_record(self, sid: str, touch_ms: int | None = None) -> SessionRecord | None:
+        return await self._run(self.ops.get(sid, touch_ms))
 
     async def set_record(self, sid: str, record: SessionRecord) -> None:
         await self._run(self.ops.set(sid, record))
@@ -445,8 +445,8 @@ class SyncCommandStore(_Owned, SyncRecordStore, Generic[C]):
     def _run(self, steps: Steps[C, T]) -> T:
         return run_steps(steps, self._perform)
 
-    def get_record(self, sid: str) -> SessionRecord | None:
-        return self._run(self.ops.get(sid))
+    def get_record(self, sid: str, touch_ms: int | None = None) -> SessionRecord | None:
+        return self._run(self.ops.get(sid, touch_ms))
 
     def set_record(self, sid: str, record: SessionRecord) -> None:
         self._run(self.ops.set(sid, record))
