@@ -1,0 +1,250 @@
+"""End-to-end HTTP benchmark: every contender on a loopback port in turn, loaded by wrk with an
+existing session cookie on a read route and a write route; requests/s and p99 per contender,
+each one's ratio to its bare app in the same run, and a PNG chart.
+
+    pip install '.[bench]' && apt-get install wrk nodejs npm
+    .venv/bin/python bench/http/run.py [--seconds 5] [--only sessionware-memory,starlette-bare]
+
+Contenders: sessionware on uvicorn (one worker, uvloop + httptools) with MemoryStore, RedisStore,
+RedisStore with client_cache + touch_after, SQLiteStore and PostgresStore; the same Starlette app
+bare, with Starlette's cookie SessionMiddleware and with starsessions (memory, Redis); Node's
+express bare, with express-session + MemoryStore and + connect-redis; Flask on gunicorn (one sync
+worker) bare, with Flask's cookie session, Flask-Session on Redis, and sessionware's Flask
+integration on MemoryStore and on Redis. Needs Redis and PostgreSQL on their usual ports; the
+Node packages come from tests/node (npm ci there). Stops by itself; not part of CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+NODE_MODULES = ROOT / "tests" / "node" / "node_modules"
+
+ASGI = [
+    "starlette-bare",
+    "sessionware-memory",
+    "sessionware-redis",
+    "sessionware-redis-cache",
+    "sessionware-sqlite",
+    "sessionware-postgres",
+    "starlette-cookie",
+    "starsessions-memory",
+    "starsessions-redis",
+]
+NODE = ["express-bare", "express-memory", "express-redis"]
+FLASK = [
+    "flask-bare",
+    "flask-cookie",
+    "flask-session-redis",
+    "flask-sessionware-memory",
+    "flask-sessionware-redis",
+]
+BARE = {**dict.fromkeys(ASGI, "starlette-bare"), **dict.fromkeys(NODE, "express-bare")}
+BARE.update(dict.fromkeys(FLASK, "flask-bare"))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def command_for(contender: str, port: int) -> list[str]:
+    if contender in NODE:
+        return ["node", str(HERE / "server.js")]
+    if contender in FLASK:
+        return [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "-w",
+            "1",
+            "-b",
+            f"127.0.0.1:{port}",
+            "--chdir",
+            str(HERE),
+            "apps:app",
+        ]
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "apps:app",
+        "--app-dir",
+        str(HERE),
+        "--port",
+        str(port),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+
+
+def environment(contender: str, port: int, workdir: Path) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "CONTENDER": contender,
+        "PORT": str(port),
+        "NODE_PATH": str(NODE_MODULES),
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+    }
+    if contender == "sessionware-sqlite":
+        env["CONTENDER"] = "sessionware-sqlite"
+        env["BENCH_SQLITE"] = str(workdir / "bench.db")
+    return env
+
+
+def wait_for(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("the contender exited at start")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("the contender did not start")
+
+
+def session_cookie(port: int) -> str | None:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/write", timeout=10) as response:
+        header = response.headers.get("Set-Cookie")
+    return None if header is None else header.split(";", 1)[0]
+
+
+def wrk(port: int, path: str, cookie: str | None, seconds: float) -> tuple[float, float]:
+    """Requests/s and p99 latency (ms) of wrk on ``path``."""
+    command = ["wrk", "-t1", "-c8", f"-d{max(1, round(seconds))}s", "--latency"]
+    if cookie:
+        command += ["-H", f"Cookie: {cookie}"]
+    output = subprocess.run(
+        [*command, f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True
+    ).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", output)
+    assert p99 is not None, output
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
+    return rate, float(p99.group(1)) * scale
+
+
+def measure(contender: str, seconds: float, workdir: Path) -> dict[str, tuple[float, float]]:
+    port = free_port()
+    process = subprocess.Popen(
+        command_for(contender, port),
+        env=environment(contender, port, workdir),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=HERE,
+    )
+    try:
+        wait_for(port, process)
+        cookie = session_cookie(port)
+        results = {}
+        for path in ("/read", "/write"):
+            wrk(port, path, cookie, 2)
+            results[path] = wrk(port, path, cookie, seconds)
+        return results
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def versions() -> str:
+    import starlette
+    import uvicorn
+
+    node = subprocess.run(
+        ["node", "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return (
+        f"{platform.node()} ({os.cpu_count()} cores), {datetime.now(timezone.utc):%Y-%m-%d}, "
+        f"Python {platform.python_version()}, uvicorn {uvicorn.__version__}, "
+        f"Starlette {starlette.__version__}, Node {node}"
+    )
+
+
+def chart(results: dict[str, dict[str, tuple[float, float]]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results)
+    figure, axis = plt.subplots(figsize=(11, 0.45 * len(names) + 1.8))
+    positions = range(len(names))
+    for offset, route, color in ((-0.2, "/read", "#4c78a8"), (0.2, "/write", "#f58518")):
+        axis.barh(
+            [p + offset for p in positions],
+            [results[n][route][0] for n in names],
+            height=0.4,
+            label=route,
+            color=color,
+        )
+    axis.set_yticks(list(positions), names)
+    axis.invert_yaxis()
+    axis.set_xlabel("requests/s (wrk, 1 thread, 8 connections, existing session cookie)")
+    axis.legend()
+    figure.text(0.01, 0.01, versions(), fontsize=8, color="#555")
+    figure.tight_layout(rect=(0, 0.03, 1, 1))
+    figure.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--only", help="comma-separated contenders")
+    args = parser.parse_args()
+    for tool in ("wrk", "node"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is needed (apt-get install {tool if tool == 'wrk' else 'nodejs'})")
+    contenders = [*ASGI, *NODE, *FLASK]
+    if args.only:
+        contenders = [c for c in contenders if c in args.only.split(",")]
+    workdir = Path(tempfile.mkdtemp(prefix="sessionware-bench-"))
+    results: dict[str, dict[str, tuple[float, float]]] = {}
+    for contender in contenders:
+        try:
+            results[contender] = measure(contender, args.seconds, workdir)
+        except Exception as exc:
+            print(f"{contender}: skipped ({exc})", file=sys.stderr)
+            continue
+        read, write = results[contender]["/read"], results[contender]["/write"]
+        print(
+            f"{contender:26} read {read[0]:8.0f}/s p99 {read[1]:6.2f} ms   "
+            f"write {write[0]:8.0f}/s p99 {write[1]:6.2f} ms",
+            flush=True,
+        )
+    print("\nratio to the bare app of the same stack (requests/s):")
+    for contender, by_route in results.items():
+        bare = results.get(BARE[contender])
+        if bare is None or contender == BARE[contender]:
+            continue
+        ratios = [by_route[r][0] / bare[r][0] for r in ("/read", "/write")]
+        print(f"{contender:26} read {ratios[0]:.2f}x  write {ratios[1]:.2f}x")
+    if results:
+        chart(results, HERE / "results.png")
+        print(f"\nchart: {HERE / 'results.png'}")
+
+
+if __name__ == "__main__":
+    main()
