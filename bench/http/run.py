@@ -1,6 +1,7 @@
 """End-to-end HTTP benchmark: every contender on a loopback port in turn, loaded by wrk with an
 existing session cookie on a read route and a write route; requests/s and p99 per contender,
-each one's ratio to its bare app in the same run, and a PNG chart.
+each one's ratio to its bare app in the same run, and a PNG chart. Requests cycle through 64
+existing sessions, as many users' traffic does.
 
     pip install '.[bench]' && apt-get install wrk nodejs npm
     .venv/bin/python bench/http/run.py [--seconds 5] [--only sessionware-memory,starlette-bare]
@@ -123,17 +124,37 @@ def wait_for(port: int, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("the contender did not start")
 
 
-def session_cookie(port: int) -> str | None:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/write", timeout=10) as response:
-        header = response.headers.get("Set-Cookie")
-    return None if header is None else header.split(";", 1)[0]
+SESSIONS = 64
+"""Each request carries one of this many sessions in turn, as traffic from many users does (one
+shared session would measure concurrent writes to a single session instead)."""
 
 
-def wrk(port: int, path: str, cookie: str | None, seconds: float) -> tuple[float, float]:
+def session_cookies(port: int, workdir: Path) -> Path | None:
+    """A wrk script that sends the cookies of ``SESSIONS`` sessions in turn (``None`` for an
+    app that sets no cookie)."""
+    cookies = []
+    for _ in range(SESSIONS):
+        url = f"http://127.0.0.1:{port}/write"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            header = response.headers.get("Set-Cookie")
+        if header is None:
+            return None
+        cookies.append(header.split(";", 1)[0])
+    script = workdir / f"cookies-{port}.lua"
+    listed = ",\n".join(f'  "{cookie}"' for cookie in cookies)
+    script.write_text(
+        f"local cookies = {{\n{listed}\n}}\nlocal i = 0\n"
+        "request = function()\n  i = i % #cookies + 1\n"
+        '  return wrk.format(nil, nil, {["Cookie"] = cookies[i]})\nend\n'
+    )
+    return script
+
+
+def wrk(port: int, path: str, cookies: Path | None, seconds: float) -> tuple[float, float]:
     """Requests/s and p99 latency (ms) of wrk on ``path``."""
     command = ["wrk", "-t1", "-c8", f"-d{max(1, round(seconds))}s", "--latency"]
-    if cookie:
-        command += ["-H", f"Cookie: {cookie}"]
+    if cookies is not None:
+        command += ["-s", str(cookies)]
     output = subprocess.run(
         [*command, f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True
     ).stdout
@@ -155,11 +176,11 @@ def measure(contender: str, seconds: float, workdir: Path) -> dict[str, tuple[fl
     )
     try:
         wait_for(port, process)
-        cookie = session_cookie(port)
+        cookies = session_cookies(port, workdir)
         results = {}
         for path in ("/read", "/write"):
-            wrk(port, path, cookie, 2)
-            results[path] = wrk(port, path, cookie, seconds)
+            wrk(port, path, cookies, 2)
+            results[path] = wrk(port, path, cookies, seconds)
         return results
     finally:
         process.terminate()
@@ -202,7 +223,9 @@ def chart(results: dict[str, dict[str, tuple[float, float]]], path: Path) -> Non
         )
     axis.set_yticks(list(positions), names)
     axis.invert_yaxis()
-    axis.set_xlabel("requests/s (wrk, 1 thread, 8 connections, existing session cookie)")
+    axis.set_xlabel(
+        f"requests/s (wrk, 1 thread, 8 connections, each request one of {SESSIONS} sessions)"
+    )
     axis.legend()
     figure.text(0.01, 0.01, versions(), fontsize=8, color="#555")
     figure.tight_layout(rect=(0, 0.03, 1, 1))
