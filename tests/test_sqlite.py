@@ -84,3 +84,27 @@ def test_a_memory_database_is_one_database_for_every_thread() -> None:
         thread.join()
     assert store.length() == 8
     store.close()
+
+
+def test_touch_after_spares_a_write_for_reads_soon_after_a_save(tmp_path: Path) -> None:
+    """A read-only request right after a save sends no UPDATE with touch_after; without it, it
+    moves the expiry (express's behaviour)."""
+    from sessionware._records import SessionRecord
+
+    def expiry_after_a_touch(touch_after: float) -> tuple[int, int]:
+        path = tmp_path / f"t{touch_after}.db"
+        store = SQLiteStore(str(path), touch_after=touch_after)
+        saved = {"cookie": {"originalMaxAge": 60_000, "expires": "2030-01-01T00:00:00.000Z"}}
+        store.set("abc", saved)
+        before = store._connection().execute("SELECT expired FROM sessions").fetchone()[0]
+        store.get("abc")
+        later = {"cookie": {"originalMaxAge": 60_000, "expires": "2030-06-01T00:00:00.000Z"}}
+        store.touch_record("abc", SessionRecord.from_dict(later))
+        after = store._connection().execute("SELECT expired FROM sessions").fetchone()[0]
+        store.close()
+        return before, after
+
+    before, after = expiry_after_a_touch(60)
+    assert after == before, "touched again within touch_after"
+    before, after = expiry_after_a_touch(0)
+    assert after > before

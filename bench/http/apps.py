@@ -40,10 +40,11 @@ def starlette_app() -> Any:
             store = RedisStore(url=REDIS, prefix="bench-http:")
         elif CONTENDER == "sessionware-redis-cache":
             store = RedisStore(url=REDIS, prefix="bench-http:", client_cache=True, touch_after=60)
-        elif CONTENDER == "sessionware-sqlite":
+        elif CONTENDER.startswith("sessionware-sqlite"):
             from sessionware.stores.sqlite import SQLiteStore
 
-            store = SQLiteStore(os.environ["BENCH_SQLITE"])
+            throttle = 60 if CONTENDER.endswith("throttled") else 0
+            store = SQLiteStore(os.environ["BENCH_SQLITE"], touch_after=throttle)
         elif CONTENDER == "sessionware-postgres":
             from sessionware.stores.postgres import PostgresStore
 

@@ -41,6 +41,7 @@ ASGI = [
     "sessionware-redis",
     "sessionware-redis-cache",
     "sessionware-sqlite",
+    "sessionware-sqlite-throttled",
     "sessionware-postgres",
     "starlette-cookie",
     "starsessions-memory",
@@ -105,9 +106,8 @@ def environment(contender: str, port: int, workdir: Path) -> dict[str, str]:
         "NODE_PATH": str(NODE_MODULES),
         "REDIS_URL": "redis://127.0.0.1:6379/0",
     }
-    if contender == "sessionware-sqlite":
-        env["CONTENDER"] = "sessionware-sqlite"
-        env["BENCH_SQLITE"] = str(workdir / "bench.db")
+    if contender.startswith("sessionware-sqlite"):
+        env["BENCH_SQLITE"] = str(workdir / f"{contender}.db")
     return env
 
 

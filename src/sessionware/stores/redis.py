@@ -55,6 +55,7 @@ from .toolkit import (
     UNAVAILABLE,
     CommandStore,
     SyncCommandStore,
+    TouchThrottle,
     check_client,
     positive_int,
     ttl_seconds,
@@ -66,7 +67,6 @@ DEFAULT_SCAN_COUNT = 100
 DEFAULT_TIMEOUT = 2.0
 DEFAULT_RETRY_INTERVAL = 0.5
 DEFAULT_HEALTH_CHECK_INTERVAL = 30
-_TOUCH_MEMORY = 10_000
 _OUTAGES = (
     RedisConnectionError,
     RedisTimeoutError,
@@ -169,23 +169,16 @@ class RedisSessions:
             raise TypeError(f"prefix must be a str, got {prefix!r}")
         if not callable(ttl) and (isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0):
             raise ValueError(f"ttl must be a positive number of seconds or a callable, got {ttl!r}")
-        if (
-            isinstance(touch_after, bool)
-            or not isinstance(touch_after, (int, float))
-            or touch_after < 0
-        ):
-            raise ValueError(f"touch_after must be a number of seconds >= 0, got {touch_after!r}")
         self.scan_count = positive_int(scan_count, "scan_count")
         self.prefix = prefix
         self.ttl = ttl
         self.disable_ttl = disable_ttl
         self.disable_touch = disable_touch
-        self.touch_after_ms = round(touch_after * 1000)
+        self.throttle = TouchThrottle(touch_after)
         self.serializer = serializer
         self.match = _escape_glob(prefix) + "*"
         self.getex = True
         """Whether the server knows GETEX; cleared at the first "unknown command"."""
-        self._last_activity: dict[str, int] = {}
 
     def key(self, sid: str) -> str:
         return self.prefix + sid
@@ -219,7 +212,7 @@ class RedisSessions:
         record = self.parse(sid, value)
         if record is not None:
             record.touched_ms = touch_ms
-            self._remember_activity(sid, now_ms())
+            self.throttle.remember(sid, now_ms())
         return record
 
     def _read_ttl(self, touch_ms: int | None) -> int | None:
@@ -307,7 +300,7 @@ class RedisSessions:
         key = self.key(sid)
         if ttl <= 0:
             return ("DEL", key)
-        self._remember_activity(sid, now_ms())
+        self.throttle.remember(sid, now_ms())
         value = self.value_of(record)
         if self.disable_ttl:
             return ("SET", key, value)
@@ -328,15 +321,12 @@ class RedisSessions:
         if self.disable_touch or self.disable_ttl:
             return None
         now = now_ms()
-        if self.touch_after_ms:
-            last = self._last_activity.get(sid)
-            if last is not None and now - last < self.touch_after_ms:
-                return None
-        self._remember_activity(sid, now)
+        if self.throttle.recently(sid, now):
+            return None
         return ("EXPIRE", self.key(sid), self.ttl_for(record))
 
     def destroy_command(self, sid: str) -> Command:
-        self._last_activity.pop(sid, None)
+        self.throttle.forget(sid)
         return ("DEL", self.key(sid))
 
     def parse(self, sid: str, value: bytes | str | None) -> SessionRecord | None:
@@ -363,25 +353,13 @@ class RedisSessions:
             encode_json(stored),
             token=value,
         )
-        if self.touch_after_ms and isinstance(cookie, dict):
-            original = cookie.get("originalMaxAge")
-            expires = record.expires_ms
-            if expires is not None and isinstance(original, int):
-                self._remember_activity(sid, expires - original)
+        self.throttle.loaded(sid, record)
         return record
 
     def sid_of(self, key: bytes | str) -> str | None:
         text = key.decode() if isinstance(key, bytes) else key
         sid = text[len(self.prefix) :]
         return sid if text.startswith(self.prefix) and is_valid_sid(sid) else None
-
-    def _remember_activity(self, sid: str, when: int) -> None:
-        if not self.touch_after_ms:
-            return
-        memory = self._last_activity
-        if len(memory) >= _TOUCH_MEMORY:
-            memory.clear()
-        memory[sid] = max(when, memory.get(sid, when))
 
 
 def _ttl_of(command: Command) -> int | None:

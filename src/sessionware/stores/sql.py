@@ -25,7 +25,14 @@ from .._records import Base, SessionRecord, Steps, encode_json, join_json, merge
 from ..errors import SessionConflict, SessionCorrupt
 from ..options import is_valid_sid
 from .base import SessionData
-from .toolkit import Classify, CommandStore, Periodic, SyncCommandStore, positive_int
+from .toolkit import (
+    Classify,
+    CommandStore,
+    Periodic,
+    SyncCommandStore,
+    TouchThrottle,
+    positive_int,
+)
 
 Fetch = Literal["one", "all", "rowcount", "none"]
 T = TypeVar("T")
@@ -107,6 +114,7 @@ class SqlSessions:
         disable_touch: bool = False,
         prune_batch: int = DEFAULT_PRUNE_BATCH,
         create_table: bool = True,
+        touch_after: float = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.dialect = dialect
@@ -115,6 +123,7 @@ class SqlSessions:
         self.prune_batch = positive_int(prune_batch, "prune_batch")
         self.clock = clock
         self.created = not create_table
+        self.throttle = TouchThrottle(touch_after)
 
     def _ensure_table(self) -> Steps[Sql, None]:
         """Create the table (idempotent) before the first statement that needs it."""
@@ -147,6 +156,7 @@ class SqlSessions:
         record = SessionRecord.from_stored(sid, text)
         if record is not None:
             record.token = text
+            self.throttle.loaded(sid, record)
         return record
 
     # -- the operations ----------------------------------------------------------------------
@@ -175,6 +185,7 @@ class SqlSessions:
         expire = yield from self._live_expiry(sid, record, now)
         if expire is None:
             return
+        self.throttle.remember(sid, now)
         params = self._params(now, sid=sid, sess=record.json, expire=expire)
         if self.dialect.upsert:
             yield Sql(self.dialect.upsert, params, "none")
@@ -192,9 +203,9 @@ class SqlSessions:
 
     def touch(self, sid: str, record: SessionRecord) -> Steps[Sql, None]:
         yield from self._ensure_table()
-        if self.disable_touch:
-            return
         now = self._now()
+        if self.disable_touch or self.throttle.recently(sid, now):
+            return
         expire = self.dialect.expire_value(self._expiry_ms(record, now))
         yield Sql(self.dialect.touch, self._params(now, sid=sid, expire=expire), "none")
 
@@ -204,6 +215,7 @@ class SqlSessions:
         expire = yield from self._live_expiry(sid, record, now)
         if expire is None:
             return
+        self.throttle.remember(sid, now)
         value = record.json
         expected = base.token if isinstance(base.token, str) else None
         for _ in range(_MERGE_ATTEMPTS):
@@ -226,6 +238,7 @@ class SqlSessions:
 
     def destroy(self, sid: str) -> Steps[Sql, None]:
         yield from self._ensure_table()
+        self.throttle.forget(sid)
         yield Sql(self.dialect.delete, {"sid": sid}, "none")
 
     def ids(self) -> Steps[Sql, list[str]]:
@@ -430,6 +443,7 @@ class SqlOptions(TypedDict, total=False):
 
     ttl: int
     disable_touch: bool
+    touch_after: float
     create_table: bool
     prune_interval: float | None
     prune_batch: int

@@ -55,6 +55,53 @@ def ttl_seconds(record: SessionRecord, default: int, now: int | None = None) -> 
     return math.ceil((expires - (now_ms() if now is None else now)) / 1000)
 
 
+class TouchThrottle:
+    """When each session was last written or touched, so that a read-only request soon after
+    sends no touch: ``touch_after`` seconds (0 turns it off). Memory is bounded."""
+
+    LIMIT = 10_000
+
+    def __init__(self, touch_after: float) -> None:
+        if (
+            isinstance(touch_after, bool)
+            or not isinstance(touch_after, (int, float))
+            or touch_after < 0
+        ):
+            raise ValueError(f"touch_after must be a number of seconds >= 0, got {touch_after!r}")
+        self.after_ms = round(touch_after * 1000)
+        self._last: dict[str, int] = {}
+
+    def remember(self, sid: str, when: int) -> None:
+        if not self.after_ms:
+            return
+        if len(self._last) >= self.LIMIT:
+            self._last.clear()
+        self._last[sid] = max(when, self._last.get(sid, when))
+
+    def loaded(self, sid: str, record: SessionRecord) -> None:
+        """A loaded session was last written or touched when its lifetime last restarted."""
+        if not self.after_ms:
+            return
+        cookie = record.cookie
+        original = cookie.get("originalMaxAge") if cookie else None
+        expires = record.expires_ms
+        if expires is not None and isinstance(original, int):
+            self.remember(sid, expires - original)
+
+    def recently(self, sid: str, now: int) -> bool:
+        """Touched less than ``touch_after`` ago; otherwise noted as touched now."""
+        if not self.after_ms:
+            return False
+        last = self._last.get(sid)
+        if last is not None and now - last < self.after_ms:
+            return True
+        self.remember(sid, now)
+        return False
+
+    def forget(self, sid: str) -> None:
+        self._last.pop(sid, None)
+
+
 def positive_int(value: object, option: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{option} must be a positive int, got {value!r}")
