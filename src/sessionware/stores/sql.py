@@ -171,12 +171,13 @@ class SqlSessions:
         return None if row is None else self.parse(sid, row[0])
 
     def _live_expiry(self, sid: str, record: SessionRecord, now: int) -> Steps[Sql, Any]:
-        """The row's expiry in the column's unit; ``None`` (and the row deleted) when the
-        session is already expired."""
+        """The row's expiry in the column's unit, the save noted for ``touch_after``; ``None``
+        (and the row deleted) when the session is already expired."""
         expiry = self._expiry_ms(record, now)
         if expiry <= now:
             yield from self.destroy(sid)
             return None
+        self.throttle.remember(sid, now)
         return self.dialect.expire_value(expiry)
 
     def set(self, sid: str, record: SessionRecord) -> Steps[Sql, None]:
@@ -185,7 +186,6 @@ class SqlSessions:
         expire = yield from self._live_expiry(sid, record, now)
         if expire is None:
             return
-        self.throttle.remember(sid, now)
         params = self._params(now, sid=sid, sess=record.json, expire=expire)
         if self.dialect.upsert:
             yield Sql(self.dialect.upsert, params, "none")
@@ -215,7 +215,6 @@ class SqlSessions:
         expire = yield from self._live_expiry(sid, record, now)
         if expire is None:
             return
-        self.throttle.remember(sid, now)
         value = record.json
         expected = base.token if isinstance(base.token, str) else None
         for _ in range(_MERGE_ATTEMPTS):
