@@ -4,8 +4,9 @@ Layout (connect-redis v4 to v10): key ``prefix + sid`` (prefix ``sess:``), value
 expiry ``SET ... EX ttl`` with ttl = seconds until ``cookie.expires`` rounded up (else the ``ttl``
 option, one day); a ttl <= 0 deletes the key; ``touch`` moves only the expiry (``EXPIRE``).
 
-One command per get, set and touch; with ``touch_after`` a read-only request whose session was
-written or touched less than ``touch_after`` seconds ago sends no command at all after its GET.
+A read-only request sends one command (``GETEX`` reads and renews the expiry); a save is the
+compare-and-set script (or ``SET`` with ``merge=False``). With ``touch_after`` a request whose
+session was written or touched less than that ago does not renew it.
 The rules are written once (``RedisSessions``, generators of commands); ``RedisStore`` (asyncio)
 and ``SyncRedisStore`` only execute commands. Outages go through the store toolkit.
 """
