@@ -5,8 +5,9 @@ expiry ``SET ... EX ttl`` with ttl = seconds until ``cookie.expires`` rounded up
 option, one day); a ttl <= 0 deletes the key; ``touch`` moves only the expiry (``EXPIRE``).
 
 A read-only request sends one command (``GETEX`` reads and renews the expiry); a save is the
-compare-and-set script (or ``SET`` with ``merge=False``). With ``touch_after`` a request whose
-session was written or touched less than that ago does not renew it.
+compare-and-set script (or ``SET`` with ``merge=False``). Where a read cannot renew the expiry
+itself (the client cache, a server without GETEX), the touch is an ``EXPIRE``, which
+``touch_after`` skips for a session written or touched less than that ago.
 The rules are written once (``RedisSessions``, generators of commands); ``RedisStore`` (asyncio)
 and ``SyncRedisStore`` only execute commands. Outages go through the store toolkit.
 """
