@@ -147,7 +147,6 @@ class StoreDriver:
         self._merge = (
             store.merge_record if self.records and implements(store, "merge_record") else None
         )
-        self.merges = self._merge is not None
         self._touch_on_read = self.records and "touch_ms" in inspect.signature(self._get).parameters
         """A record store whose ``get_record`` can apply a lifetime as it reads."""
         self.inline = not self.blocking and not self.is_async

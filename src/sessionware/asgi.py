@@ -47,15 +47,8 @@ class SessionMiddleware(BaseSessionMiddleware[ASGIApp]):
         if not runtime.store_ready:
             await self._without_session(runtime.when_down(), scope, receive, send)
             return
-        cookie_header, forwarded_proto = read_headers(scope["headers"])
         try:
-            flow = runtime.engine.begin(
-                scope,
-                original_path(scope),
-                cookie_header,
-                scope.get("scheme", "http"),
-                forwarded_proto,
-            )
+            flow = runtime.engine.begin(scope, *scope_facts(scope))
             session = (
                 None if flow is None else runtime.open(flow, await self._run(flow.load_call()))
             )
@@ -176,26 +169,23 @@ def _with_session_headers(start: Message, set_cookie: str | None, vary: bool) ->
     return start
 
 
-def read_headers(headers: Any) -> tuple[str | None, str | None]:
-    """The Cookie header (several joined, as HTTP/2 may split it) and X-Forwarded-Proto."""
+def scope_facts(scope: Scope) -> tuple[str, str | None, str, str | None]:
+    """What the engine reads of an ASGI request: the path the browser asked for (mount prefix
+    included: the cookie path is the browser's), the Cookie header (several joined, as HTTP/2
+    may split it), the scheme, and X-Forwarded-Proto."""
     cookie: str | None = None
     forwarded_proto: str | None = None
-    for name, value in headers:
+    for name, value in scope["headers"]:
         if name == b"cookie":
             text = value.decode("latin-1")
             cookie = text if cookie is None else f"{cookie}; {text}"
         elif name == b"x-forwarded-proto" and forwarded_proto is None:
             forwarded_proto = value.decode("latin-1")
-    return cookie, forwarded_proto
-
-
-def original_path(scope: Scope) -> str:
-    """The path the browser asked for, mount prefix included (the cookie path is the browser's)."""
     path: str = scope.get("path") or "/"
     root: str = scope.get("root_path") or ""
     if root and not path.startswith(root):
         path = root + path
-    return path
+    return path, cookie, scope.get("scheme", "http"), forwarded_proto
 
 
 async def _send_failure(scope: Scope, send: Send, failure: Failure) -> None:

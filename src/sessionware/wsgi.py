@@ -53,16 +53,20 @@ class WSGISessionMiddleware(BaseSessionMiddleware[WSGIApp]):
         return render_failure(start_response, failure)
 
 
-def open_flow(runtime: SessionRuntime, environ: dict[str, Any]) -> Flow | None:
-    """Read the request's session from a WSGI environ (``None`` outside the cookie path); the
-    WSGI middleware and the Flask integration both start here."""
-    flow = runtime.engine.begin(
-        environ,
+def environ_facts(environ: dict[str, Any]) -> tuple[str, str | None, str, str | None]:
+    """What the engine reads of a WSGI request: path (mount prefix included), Cookie header,
+    scheme and X-Forwarded-Proto."""
+    return (
         (environ.get("SCRIPT_NAME") or "") + (environ.get("PATH_INFO") or ""),
         environ.get("HTTP_COOKIE"),
         environ.get("wsgi.url_scheme", "http"),
         environ.get("HTTP_X_FORWARDED_PROTO"),
     )
+
+
+def open_flow(runtime: SessionRuntime, environ: dict[str, Any]) -> Flow | None:
+    """Read the request's session from a WSGI environ (``None`` outside the cookie path)."""
+    flow = runtime.engine.begin(environ, *environ_facts(environ))
     if flow is not None:
         load = flow.load_call()
         runtime.open(flow, runtime.driver.call(load) if load else None)
@@ -72,7 +76,7 @@ def open_flow(runtime: SessionRuntime, environ: dict[str, Any]) -> Flow | None:
 def session_headers(
     headers: list[tuple[str, str]], set_cookie: str | None, vary: bool
 ) -> list[tuple[str, str]]:
-    """The app's headers plus what the session adds (WSGI and Flask header lists)."""
+    """The app's headers plus what the session adds."""
     added: list[tuple[str, str]] = []
     if vary and needs_vary_cookie(value for name, value in headers if name.lower() == "vary"):
         added.append(("Vary", "Cookie"))

@@ -13,18 +13,15 @@ from ..session import SessionBase
 def open_steps(
     runtime: SessionRuntime,
     request: object,
-    *,
-    path: str,
-    cookie_header: str | None,
-    scheme: str,
-    forwarded_proto: str | None,
+    facts: tuple[str, str | None, str, str | None],
 ) -> Steps[StoreCall, SessionBase | None]:
-    """The request's session, or ``None`` (store down, path outside the cookie path, skipped).
+    """The request's session (``facts``: path, Cookie header, scheme, X-Forwarded-Proto), or
+    ``None`` (store down, path outside the cookie path, skipped).
     An error that is not an outage propagates: the framework answers 500."""
     if not runtime.store_ready:
         return None
     try:
-        flow = runtime.engine.begin(request, path, cookie_header, scheme, forwarded_proto)
+        flow = runtime.engine.begin(request, *facts)
         if flow is None:
             return None
         load = flow.load_call()

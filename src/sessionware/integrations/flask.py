@@ -20,6 +20,7 @@ from flask.sessions import SessionInterface, SessionMixin
 from .._records import run_steps
 from ..options import SessionSettings
 from ..session import SyncSession
+from ..wsgi import environ_facts
 from . import _interface as shared
 
 if TYPE_CHECKING:
@@ -44,15 +45,7 @@ class SessionwareInterface(shared.InterfaceBase, SessionInterface):
     def open_session(self, app: Flask, request: Request) -> SessionMixin:
         environ = request.environ
         opened = run_steps(
-            shared.open_steps(
-                self.runtime,
-                environ,
-                path=(environ.get("SCRIPT_NAME") or "") + (environ.get("PATH_INFO") or ""),
-                cookie_header=environ.get("HTTP_COOKIE"),
-                scheme=environ.get("wsgi.url_scheme", "http"),
-                forwarded_proto=environ.get("HTTP_X_FORWARDED_PROTO"),
-            ),
-            self.driver.call,
+            shared.open_steps(self.runtime, environ, environ_facts(environ)), self.driver.call
         )
         return shared.UnavailableSession() if opened is None else cast(FlaskSession, opened)
 

@@ -18,7 +18,7 @@ from quart.sessions import NullSession, SessionInterface, SessionMixin
 from quart.signals import got_request_exception, got_websocket_exception
 
 from .._records import arun_steps
-from ..asgi import original_path, read_headers
+from ..asgi import scope_facts
 from ..options import SessionSettings
 from ..session import Session
 from . import _interface as shared
@@ -40,17 +40,8 @@ class SessionwareInterface(shared.InterfaceBase, SessionInterface):
 
     async def open_session(self, app: Quart, request: Any) -> SessionMixin:
         scope = request.scope
-        cookie_header, forwarded_proto = read_headers(scope["headers"])
         opened = await arun_steps(
-            shared.open_steps(
-                self.runtime,
-                scope,
-                path=original_path(scope),
-                cookie_header=cookie_header,
-                scheme=scope.get("scheme", "http"),
-                forwarded_proto=forwarded_proto,
-            ),
-            self.driver.acall,
+            shared.open_steps(self.runtime, scope, scope_facts(scope)), self.driver.acall
         )
         if opened is None:
             return shared.UnavailableSession()

@@ -30,7 +30,6 @@ from .sql import (
     SqlStore,
     SyncSqlStore,
     afetched,
-    bound,
     fetched,
     identifier,
 )
@@ -136,7 +135,7 @@ class _MySQLOptions:
         owns_pool = pool is None
         assert isinstance(self, (SqlStore, SyncSqlStore))
         self._setup_sql(
-            bound(MYSQL, "`" + identifier(table, "table") + "`", table),
+            MYSQL.bind("`" + identifier(table, "table") + "`", table),
             name="mysql",
             classify=classify,
             owns_client=owns_pool,

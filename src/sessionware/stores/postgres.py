@@ -92,7 +92,7 @@ class _PostgresOptions:
         self._opened = not owns_pool
         assert isinstance(self, (sql.SqlStore, sql.SyncSqlStore))
         self._setup_sql(
-            sql.bound(sql.POSTGRES, _quoted(schema, table), table),
+            sql.POSTGRES.bind(_quoted(schema, table), table),
             name="postgres",
             classify=classify,
             owns_client=owns_pool,

@@ -86,21 +86,17 @@ class Dialect:
     columns, then this INSERT when no row matched."""
     update: str = ""
 
-    def bind(self, table: str) -> Dialect:
-        """The same dialect with ``{table}`` filled in (names were validated)."""
-        fields = {
-            key: value.format(table=table) if isinstance(value, str) else value
+    def bind(self, quoted_table: str, bare_table: str) -> Dialect:
+        """The dialect for one table: ``{table}`` is the quoted name in statements, ``{bare}``
+        the plain one in index names (both validated before they get here)."""
+        names = {"table": quoted_table, "bare": bare_table}
+        fields: dict[str, Any] = {
+            key: value.format(**names) if isinstance(value, str) else value
             for key, value in self.__dict__.items()
-            if key not in ("name", "create", "expire_value", "now_value")
         }
-        create = tuple(statement.format(table=table) for statement in self.create)
-        return Dialect(
-            self.name,
-            create,
-            expire_value=self.expire_value,
-            now_value=self.now_value,
-            **fields,
-        )
+        fields["name"] = self.name
+        fields["create"] = tuple(statement.format(**names) for statement in self.create)
+        return Dialect(**fields)
 
 
 class SqlSessions:
@@ -424,17 +420,6 @@ def named_parameters(dialect: Dialect) -> Dialect:
     fields = {key: convert(value) for key, value in dialect.__dict__.items()}
     fields["create"] = tuple(convert(statement) for statement in dialect.create)
     return Dialect(**fields)
-
-
-def bound(dialect: Dialect, quoted_table: str, bare_table: str) -> Dialect:
-    """``dialect`` for one table: ``quoted_table`` in statements, ``bare_table`` in index
-    names."""
-    template = Dialect(
-        dialect.name,
-        tuple(statement.replace("{bare}", bare_table) for statement in dialect.create),
-        **{key: value for key, value in dialect.__dict__.items() if key not in ("name", "create")},
-    )
-    return template.bind(quoted_table)
 
 
 class SqlOptions(TypedDict, total=False):

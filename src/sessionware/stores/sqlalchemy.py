@@ -30,7 +30,6 @@ from .sql import (
     SqlOptions,
     SqlStore,
     SyncSqlStore,
-    bound,
     identifier,
     named_parameters,
 )
@@ -56,9 +55,8 @@ def _dialect(engine: Any, table: str | None) -> tuple[Dialect, str]:
     name = engine.dialect.name
     table = identifier(table or _DEFAULT_TABLES.get(name, "sessions"), "table")
     quote = "`" if name in ("mysql", "mariadb") else '"'
-    return bound(
-        named_parameters(_DIALECTS.get(name, GENERIC)), quote + table + quote, table
-    ), table
+    dialect = named_parameters(_DIALECTS.get(name, GENERIC))
+    return dialect.bind(quote + table + quote, table), table
 
 
 class _EngineOptions:

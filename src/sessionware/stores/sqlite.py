@@ -15,7 +15,7 @@ import threading
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
-from .sql import SQLITE, Sql, SqlOptions, SyncSqlStore, bound, fetched, identifier
+from .sql import SQLITE, Sql, SqlOptions, SyncSqlStore, fetched, identifier
 from .toolkit import UNAVAILABLE
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ class SQLiteStore(SyncSqlStore):
         )
         quoted = '"' + identifier(table, "table") + '"'
         self._setup_sql(
-            bound(SQLITE, quoted, table),
+            SQLITE.bind(quoted, table),
             name="sqlite",
             classify=classify,
             owns_client=True,

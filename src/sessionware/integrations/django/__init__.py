@@ -304,14 +304,15 @@ def _stored(session_key: str | None) -> tuple[str | None, Any]:
     return sid, data
 
 
-def _request_facts(request: HttpRequest) -> dict[str, Any]:
+def _request_facts(request: HttpRequest) -> tuple[str, str | None, str, str | None]:
+    """What the engine reads of a Django request (Django works out the scheme itself)."""
     meta = request.META
-    return {
-        "path": (meta.get("SCRIPT_NAME") or "") + request.path_info,
-        "cookie_header": meta.get("HTTP_COOKIE"),
-        "scheme": request.scheme,
-        "forwarded_proto": meta.get("HTTP_X_FORWARDED_PROTO"),
-    }
+    return (
+        (meta.get("SCRIPT_NAME") or "") + request.path_info,
+        meta.get("HTTP_COOKIE"),
+        request.scheme or "http",
+        meta.get("HTTP_X_FORWARDED_PROTO"),
+    )
 
 
 def _render(response: HttpResponseBase, result: Outcome | Failure | None) -> HttpResponseBase:
@@ -362,7 +363,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
             return self.__acall__(request)
         current = runtime()
         opened = run_steps(
-            open_steps(current, request, **_request_facts(request)), current.driver.call
+            open_steps(current, request, _request_facts(request)), current.driver.call
         )
         if opened is None:
             return self._without_session(current, request)
@@ -375,7 +376,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
     async def __acall__(self, request: HttpRequest) -> Any:
         current = runtime()
         opened = await arun_steps(
-            open_steps(current, request, **_request_facts(request)), current.driver.acall
+            open_steps(current, request, _request_facts(request)), current.driver.acall
         )
         if opened is None:
             return await self._awithout_session(current, request)
