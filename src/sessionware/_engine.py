@@ -17,7 +17,18 @@ import secrets as _secrets
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from ._records import Base, Destroy, Get, SessionRecord, Set, StoreCall, Touch, encode_json
+from ._records import (
+    Base,
+    Calls,
+    Destroy,
+    Get,
+    SessionRecord,
+    Set,
+    StoreCall,
+    Touch,
+    encode_json,
+    user_of,
+)
 from ._wire import (
     decode_cookie_value,
     encode_uri_component,
@@ -36,6 +47,14 @@ from .options import (
 )
 from .session import SessionBase, SessionFlow
 from .signing import sign, unsign
+
+TIMES_KEY = "__sessionware"
+"""Where a session with timeouts keeps when it was created and last active (epoch ms): a data
+key, so a Node app sharing the store keeps it when it rewrites the session and otherwise
+ignores it; the app never sees it in the session."""
+RENEW_FRACTION = 10
+"""The last-active time is rewritten once a tenth of ``idle_timeout`` has passed, not on every
+request: a session may end up to a tenth early, and a busy one is not rewritten each time."""
 
 SessionFactory = Callable[[SessionFlow, str, Cookie, "dict[str, Any] | None"], SessionBase]
 """Makes a request's session; the runtime binds the session class to its store runner."""
@@ -89,6 +108,33 @@ class Engine:
         second store call); ``None`` when each session's lifetime comes from a function."""
         self._verified: dict[str, str] = {}
         self._signed: dict[str, str] = {}
+        self.user_key = options.user_key
+        self.idle_ms = _ms(options.idle_timeout)
+        self.absolute_ms = _ms(options.absolute_timeout)
+        self.timeouts = self.idle_ms is not None or self.absolute_ms is not None
+        clock = options.clock
+        self.now_ms: Callable[[], int] = now_ms if clock is None else (lambda: int(clock() * 1000))
+        """The clock the timeouts read (an injected one in tests)."""
+
+    def times(self, stored: object) -> tuple[dict[str, int], bool]:
+        """A loaded session's times (created, active) and whether it has timed out. Times that
+        are missing or malformed (a session from before timeouts were on, or from a Node app)
+        start now."""
+        now = self.now_ms()
+        if not (
+            isinstance(stored, dict)
+            and type(stored.get("created")) is int
+            and type(stored.get("active")) is int
+        ):
+            return {"created": now, "active": now}, False
+        created, active = stored["created"], stored["active"]
+        if (self.absolute_ms is not None and now - created >= self.absolute_ms) or (
+            self.idle_ms is not None and now - active >= self.idle_ms
+        ):
+            return stored, True
+        if self.idle_ms is not None and now - active >= self.idle_ms // RENEW_FRACTION:
+            return {"created": created, "active": now}, False
+        return stored, False
 
     def read_sid(self, cookie_header: str | None) -> str | None:
         """The sid the client presented, if its signature checks out and its format is valid.
@@ -183,6 +229,17 @@ class Engine:
 _CACHE_LIMIT = 10_000
 
 
+def _encode_data(sid: str, data: Mapping[str, Any]) -> str:
+    try:
+        return encode_json(data)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise SessionError(f"session {sid!r} cannot be stored as JSON: {exc}") from exc
+
+
+def _ms(seconds: float | None) -> int | None:
+    return None if seconds is None else round(seconds * 1000)
+
+
 def _remember(cache: dict[str, str], key: str, value: str) -> None:
     if len(cache) >= _CACHE_LIMIT:
         cache.clear()
@@ -197,6 +254,7 @@ class Flow:
         "cookie_id",
         "cookie_options",
         "engine",
+        "expired_sid",
         "force_modified",
         "force_save",
         "from_store",
@@ -209,6 +267,7 @@ class Flow:
         "saved",
         "secure",
         "session",
+        "times",
         "touched",
     )
 
@@ -237,6 +296,10 @@ class Flow:
         self.loaded_token: str | bytes | None = None
         self.base_json = "{}"
         self.pre_touched_ms: int | None = None
+        self.times: dict[str, int] | None = None
+        """With timeouts: the session's created / last-active times, stored under TIMES_KEY."""
+        self.expired_sid: str | None = None
+        """A loaded session that had timed out: destroyed at the end of the request."""
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -257,6 +320,8 @@ class Flow:
             return self.generate()
         assert self.cookie_id is not None
         session = self.inflate(self.cookie_id, data)
+        if self.expired_sid is not None:
+            return self.generate()
         self.from_store = True
         self.original_id = session.id
         if isinstance(data, SessionRecord):
@@ -264,7 +329,9 @@ class Flow:
             self.loaded_token = data.token
             self.pre_touched_ms = data.touched_ms
         else:
-            self.original_fingerprint = self.fingerprint(session)
+            self.original_fingerprint = _encode_data(
+                session.id, {key: value for key, value in data.items() if key != "cookie"}
+            )
         self.base_json = self.original_fingerprint
         if not self.engine.options.resave:
             self.saved = (session.id, self.original_fingerprint)
@@ -272,14 +339,22 @@ class Flow:
         return session
 
     def inflate(self, sid: str, data: SessionRecord | Mapping[str, Any]) -> SessionBase:
-        """Build a Session from stored data (express's ``store.createSession``)."""
+        """Build a Session from stored data (express's ``store.createSession``); with timeouts,
+        take its times out of the data (and note whether it has timed out)."""
         if isinstance(data, SessionRecord):
-            return self.engine.make_session(self, sid, data.cookie_object(), data.data)
-        if not isinstance(data, Mapping):
+            session = self.engine.make_session(self, sid, data.cookie_object(), data.data)
+        elif not isinstance(data, Mapping):
             raise SessionCorrupt(f"session {sid!r}: the store returned {type(data).__name__}")
-        cookie = Cookie.from_json(data.get("cookie"))
-        values = {key: value for key, value in data.items() if key != "cookie"}
-        return self.engine.make_session(self, sid, cookie, values)
+        else:
+            cookie = Cookie.from_json(data.get("cookie"))
+            values = {key: value for key, value in data.items() if key != "cookie"}
+            session = self.engine.make_session(self, sid, cookie, values)
+        if self.engine.timeouts:
+            stored = dict.pop(session, TIMES_KEY, None)
+            self.times, expired = self.engine.times(stored)
+            if expired:
+                self.expired_sid = sid
+        return session
 
     def new_identity(self) -> tuple[str, Cookie]:
         """A fresh sid and cookie, with ``secure``/``samesite`` "auto" resolved for this request."""
@@ -298,19 +373,36 @@ class Flow:
         session = self.engine.make_session(self, sid, cookie, None)
         self.original_id = sid
         self.original_fingerprint = "{}"
+        if self.engine.timeouts:
+            self.times = self.fresh_times()
+            self.original_fingerprint = self.fingerprint(session)
         self.saved = None
         self.session = session
         return session
 
     # -- what the session methods need ------------------------------------------------------
 
-    @staticmethod
-    def fingerprint(session: SessionBase) -> str:
-        """The data's JSON without the top-level cookie: what change detection compares."""
-        try:
-            return encode_json(session)
-        except (TypeError, ValueError, RecursionError) as exc:
-            raise SessionError(f"session {session.id!r} cannot be stored as JSON: {exc}") from exc
+    def fresh_times(self) -> dict[str, int]:
+        now = self.engine.now_ms()
+        return {"created": now, "active": now}
+
+    def stored_data(self, session: SessionBase) -> dict[str, Any]:
+        """The data as stored: the session's, with its times when timeouts are on."""
+        if self.times is None:
+            return session
+        data = dict(session)
+        data[TIMES_KEY] = self.times
+        return data
+
+    def fingerprint(self, session: SessionBase) -> str:
+        """The stored data's JSON (no top-level cookie): what change detection compares."""
+        return _encode_data(
+            session.id, session if self.times is None else self.stored_data(session)
+        )
+
+    def user(self, session: SessionBase) -> str | None:
+        """The signed-in user the session names under ``user_key``."""
+        return user_of(session, self.engine.user_key)
 
     def is_modified(self, session: SessionBase, fingerprint: str | None = None) -> bool:
         """express's ``isModified``: a new id, or data that differs from what was loaded."""
@@ -324,7 +416,7 @@ class Flow:
         """The store payload; ``check_size`` raises ``SessionTooLarge`` before any write."""
         if data_json is None:
             data_json = self.fingerprint(session)
-        record = SessionRecord(session.cookie, session, data_json)
+        record = SessionRecord(session.cookie, self.stored_data(session), data_json)
         limit = self.engine.options.max_size
         if check_size and limit is not None and (len(data_json) + 200) * 4 > limit:
             size = len(record.json.encode())
@@ -367,6 +459,8 @@ class Flow:
     def regenerate(self, session: SessionBase, *, keep: bool = False) -> None:
         sid, cookie = self.new_identity()
         session._replace(sid, cookie, dict(session) if keep else {})
+        if self.engine.timeouts:
+            self.times = self.fresh_times()
         self.saved = None
 
     # -- the end of the request ---------------------------------------------------------------
@@ -387,6 +481,17 @@ class Flow:
         return serialize_set_cookie(self.engine.name, "", session.cookie.attributes, 0)
 
     def finish(self, current: object, *, header: bool = True, call: bool = True) -> Outcome:
+        """``decide``, plus the destroy of a session that had timed out (with whatever else the
+        request stores)."""
+        outcome = self.decide(current, header, call)
+        expired = self.expired_sid
+        if expired is None or not call:
+            return outcome
+        self.expired_sid = None
+        calls = (Destroy(expired),) if outcome.call is None else (Destroy(expired), outcome.call)
+        return outcome._replace(call=Calls(calls))
+
+    def decide(self, current: object, header: bool = True, call: bool = True) -> Outcome:
         """Decide the Set-Cookie header and the store call once the app has answered.
 
         ``current`` is what the app left as the request's session (``None`` if it unset it). A

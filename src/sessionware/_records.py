@@ -10,7 +10,7 @@ a rule with I/O in the middle is written once for both.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Mapping
 from datetime import date, datetime, timezone
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any, NamedTuple, TypeVar
@@ -54,7 +54,26 @@ class Destroy(NamedTuple):
     sid: str
 
 
-StoreCall = Get | Set | Touch | Destroy
+class UserSessions(NamedTuple):
+    """A user's live sessions (``store.user_sessions``)."""
+
+    user: str
+
+
+class DestroyUserSessions(NamedTuple):
+    """Destroy a user's sessions but ``keep`` (``store.destroy_user_sessions``)."""
+
+    user: str
+    keep: str | None = None
+
+
+class Calls(NamedTuple):
+    """Several calls in order (an expired session to destroy, then the fresh one to save)."""
+
+    calls: tuple[StoreCall, ...]
+
+
+StoreCall = Get | Set | Touch | Destroy | UserSessions | DestroyUserSessions | Calls
 """Typed, immutable store calls. NamedTuples rather than frozen dataclasses: one is built for
 every request, and a NamedTuple costs half as much to build."""
 Steps = Generator[Y, Any, R]
@@ -105,6 +124,29 @@ async def arun_steps(steps: Steps[Y, R], perform: Callable[[Y], Awaitable[Any]])
     while not done:
         done, item = _advance(steps, *await _attempt_async(perform, item))
     return item  # type: ignore[no-any-return]
+
+
+def user_of(data: Mapping[str, Any], user_key: str | None) -> str | None:
+    """The signed-in user a session's data names under ``user_key``, as the index keys it: a
+    non-empty string, or an int as its decimal text (Django keeps ``"42"``, Flask-Login ``"42"``
+    or ``42``); ``None`` for anything else (no user, or a value no index can key by)."""
+    if user_key is None:
+        return None
+    value = data.get(user_key)
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def user_name(user: object) -> str:
+    """A user as passed to ``user_sessions(user)``: the same text ``user_of`` gives."""
+    if isinstance(user, int) and not isinstance(user, bool):
+        return str(user)
+    if isinstance(user, str) and user:
+        return user
+    raise TypeError(f"a user is a non-empty str or an int, got {user!r}")
 
 
 def _json_default(value: object) -> object:

@@ -19,11 +19,21 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from ._engine import Engine, Flow
-from ._records import Destroy, Get, SessionRecord, Set, StoreCall, Touch
+from ._records import (
+    Calls,
+    Destroy,
+    DestroyUserSessions,
+    Get,
+    SessionRecord,
+    Set,
+    StoreCall,
+    Touch,
+    UserSessions,
+)
 from .errors import SessionConflict, SessionCorrupt, SessionNotFound, StoreUnavailable
 from .options import SessionOptions, session_options
 from .session import Session, SessionBase, SyncSession
-from .stores.base import implements, speaks_records
+from .stores.base import implements, index_users, speaks_records
 from .stores.memory import MemoryStore
 
 if TYPE_CHECKING:
@@ -172,15 +182,23 @@ class StoreDriver:
             if self._touch_on_read and call.touch_ms is not None:
                 return self._get(call.sid, call.touch_ms)
             return self._get(call.sid)
-        if kind is Destroy:
+        if isinstance(call, Destroy):
             return self._destroy(call.sid)
         if isinstance(call, Set) and call.base is not None and self._merge is not None:
             return self._merge(call.sid, call.record, call.base)
+        if isinstance(call, UserSessions):
+            return self.store.user_sessions(call.user)
+        if isinstance(call, DestroyUserSessions):
+            return self.store.destroy_user_sessions(call.user, call.keep)
         assert isinstance(call, (Set, Touch))
         payload = call.record if self.records else call.record.as_dict()
         return (self._set if kind is Set else self._touch)(call.sid, payload)
 
     async def acall(self, call: StoreCall) -> Any:
+        if type(call) is Calls:
+            for each in call.calls:
+                await self.acall(each)
+            return None
         try:
             if self.is_async:
                 result = await self._invoke(call)
@@ -195,6 +213,10 @@ class StoreDriver:
         return self._checked(call, result)
 
     def call(self, call: StoreCall) -> Any:
+        if type(call) is Calls:
+            for each in call.calls:
+                self.call(each)
+            return None
         try:
             if self.is_async:
                 result = self._event_loop().run(self._invoke(call))
@@ -245,6 +267,8 @@ class SessionRuntime:
     ) -> None:
         self.options = options
         self.store = MemoryStore() if store is None else store
+        if options.user_key is not None:
+            index_users(self.store, options.user_key)
         self.driver = StoreDriver.for_store(self.store)
         self.engine = Engine(
             options, partial(session_class, self.driver), has_touch=self.driver.has_touch

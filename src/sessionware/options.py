@@ -304,6 +304,14 @@ def cookie_options(value: Mapping[str, Any] | None) -> CookieOptions:
     )
 
 
+def timeout_option(value: object, option: str) -> float:
+    """A timeout in seconds (a number or a timedelta), positive."""
+    ms = seconds_to_ms(value, option)
+    if ms <= 0:
+        raise ValueError(f"{option} must be positive, got {value!r}")
+    return ms / 1000
+
+
 def skip_option(value: object) -> tuple[str, ...] | Callable[[Any], bool] | None:
     """Path prefixes (``["/static", "/health"]``) or a predicate of the request."""
     if value is None or (callable(value) and not isinstance(value, (str, Sequence))):
@@ -370,6 +378,10 @@ class SessionOptions:
     skip: tuple[str, ...] | Callable[[Any], bool] | None = None
     merge: bool = True
     on_conflict: Literal["last_writer_wins", "error"] = "last_writer_wins"
+    user_key: str | None = None
+    idle_timeout: float | None = None
+    absolute_timeout: float | None = None
+    clock: Callable[[], float] | None = None
 
 
 class _Options(TypedDict, total=False):
@@ -390,6 +402,10 @@ class _Options(TypedDict, total=False):
     skip: Skip | None
     merge: bool
     on_conflict: Literal["last_writer_wins", "error"]
+    user_key: str | None
+    idle_timeout: float | timedelta | None
+    absolute_timeout: float | timedelta | None
+    clock: Callable[[], float] | None
 
 
 class SessionOptionsDict(_Options, total=False):
@@ -450,6 +466,15 @@ def session_options(options: Mapping[str, Any]) -> SessionOptions:
     for flag in ("resave", "save_uninitialized", "rolling", "require_strong_secret", "merge"):
         check_flag(merged[flag], flag)
     merged["skip"] = skip_option(merged["skip"])
+    user_key = merged["user_key"]
+    if user_key is not None and (not isinstance(user_key, str) or not user_key):
+        raise ValueError(f"user_key must be a session key (a non-empty str), got {user_key!r}")
+    for timeout in ("idle_timeout", "absolute_timeout"):
+        if merged[timeout] is not None:
+            merged[timeout] = timeout_option(merged[timeout], timeout)
+    clock = merged["clock"]
+    if clock is not None and not callable(clock):
+        raise TypeError(f"clock must be a callable returning epoch seconds, got {clock!r}")
     cookie = merged["cookie"]
     if not isinstance(cookie, CookieOptions) and not (
         callable(cookie) and not isinstance(cookie, Mapping)

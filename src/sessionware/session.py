@@ -13,9 +13,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Generator
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
-from ._records import Destroy, Get, SessionRecord, Set, Steps, StoreCall, arun_steps, run_steps
+from ._records import (
+    Destroy,
+    DestroyUserSessions,
+    Get,
+    SessionRecord,
+    Set,
+    Steps,
+    StoreCall,
+    UserSessions,
+    arun_steps,
+    run_steps,
+)
 from .cookie import Cookie
 from .errors import SessionDestroyed, SessionError
 
@@ -47,8 +58,11 @@ class SessionFlow(Protocol):
 
     def check_headers_not_sent(self, action: str) -> None: ...
 
+    def user(self, session: SessionBase) -> str | None: ...
+
 
 LifecycleSteps = Steps[StoreCall, None]
+T = TypeVar("T")
 
 
 class SessionBase(dict[str, Any]):
@@ -170,21 +184,35 @@ class SessionBase(dict[str, Any]):
         finally:
             self._flow.regenerate(self, keep=keep)
 
+    def _user_sessions_steps(self) -> Steps[StoreCall, dict[str, dict[str, Any]]]:
+        user = self._flow.user(self)
+        if user is None:
+            return {}
+        sessions: dict[str, dict[str, Any]] = yield UserSessions(user)
+        return sessions
+
+    def _destroy_others_steps(self) -> Steps[StoreCall, int]:
+        user = self._flow.user(self)
+        if user is None:
+            return 0
+        destroyed: int = yield DestroyUserSessions(user, self._id)
+        return destroyed
+
     def _check_lifecycle_awaited(self) -> None:
         """Raise if a lifecycle call was made and never run (only an async session can)."""
 
 
-class _Done:
+class _Done(Generic[T]):
     """What a lifecycle call made from a worker thread returns: it already ran."""
 
-    __slots__ = ()
+    __slots__ = ("value",)
 
-    def __await__(self) -> Generator[Any, None, None]:
-        return
+    def __init__(self, value: T) -> None:
+        self.value = value
+
+    def __await__(self) -> Generator[Any, None, T]:
+        return self.value
         yield
-
-
-_DONE = _Done()
 
 
 class Session(SessionBase):
@@ -222,11 +250,20 @@ class Session(SessionBase):
         data, or with ``keep=True`` the data kept (Django's ``cycle_key()``)."""
         return self._lifecycle("regenerate()", self._regenerate_steps(keep))
 
-    def _lifecycle(self, name: str, steps: LifecycleSteps) -> Awaitable[None]:
+    def user_sessions(self) -> Awaitable[dict[str, dict[str, Any]]]:
+        """The stored sessions of this session's user (``user_key``), by id; ``{}`` when no
+        user is signed in."""
+        return self._lifecycle("user_sessions()", self._user_sessions_steps())
+
+    def destroy_other_sessions(self) -> Awaitable[int]:
+        """Sign this session's user out everywhere else ("sign out other devices"): destroy
+        every session of theirs but this one; how many went."""
+        return self._lifecycle("destroy_other_sessions()", self._destroy_others_steps())
+
+    def _lifecycle(self, name: str, steps: Steps[StoreCall, T]) -> Awaitable[T]:
         loop: asyncio.AbstractEventLoop | None = getattr(self, "_loop", None)
         if loop is not None and _running_loop() is not loop:
-            run_on_loop(loop, steps, self._runner)
-            return _DONE
+            return _Done(run_on_loop(loop, steps, self._runner))
         unawaited: list[str] | None = getattr(self, "_unawaited", None)
         if unawaited is None:
             unawaited = []
@@ -234,9 +271,9 @@ class Session(SessionBase):
         unawaited.append(name)
         return self._run(name, steps)
 
-    async def _run(self, name: str, steps: LifecycleSteps) -> None:
+    async def _run(self, name: str, steps: Steps[StoreCall, T]) -> T:
         self._unawaited.remove(name)
-        await arun_steps(steps, self._runner.acall)
+        return await arun_steps(steps, self._runner.acall)
 
     def _check_lifecycle_awaited(self) -> None:
         unawaited = getattr(self, "_unawaited", None)
@@ -248,11 +285,11 @@ class Session(SessionBase):
 
 
 def run_on_loop(
-    loop: asyncio.AbstractEventLoop, steps: LifecycleSteps, runner: StoreRunner
-) -> None:
+    loop: asyncio.AbstractEventLoop, steps: Steps[StoreCall, T], runner: StoreRunner
+) -> T:
     """Run lifecycle steps from a worker thread on the request's event loop (where an async
     store's connections live), and wait for them."""
-    asyncio.run_coroutine_threadsafe(arun_steps(steps, runner.acall), loop).result()
+    return asyncio.run_coroutine_threadsafe(arun_steps(steps, runner.acall), loop).result()
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -278,3 +315,11 @@ class SyncSession(SessionBase):
 
     def regenerate(self, *, keep: bool = False) -> None:
         run_steps(self._regenerate_steps(keep), self._runner.call)
+
+    def user_sessions(self) -> dict[str, dict[str, Any]]:
+        """The stored sessions of this session's user (``user_key``), by id."""
+        return run_steps(self._user_sessions_steps(), self._runner.call)
+
+    def destroy_other_sessions(self) -> int:
+        """Destroy every session of this session's user but this one; how many went."""
+        return run_steps(self._destroy_others_steps(), self._runner.call)

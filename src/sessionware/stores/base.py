@@ -26,7 +26,9 @@ __all__ = [
     "Store",
     "SyncRecordStore",
     "SyncStore",
+    "check_user_key",
     "implements",
+    "index_users",
     "merged_data",
     "speaks_records",
 ]
@@ -89,6 +91,17 @@ class Store(EventEmitter):
     async def clear(self) -> None:
         raise NotImplementedError
 
+    user_key: str | None = None
+    """The session key naming the signed-in user, for a store that keeps a per-user index."""
+
+    async def user_sessions(self, user: str | int) -> dict[str, SessionData]:
+        """Optional: the user's live sessions by id (needs ``user_key``)."""
+        raise NotImplementedError
+
+    async def destroy_user_sessions(self, user: str | int, keep: str | None = None) -> int:
+        """Optional: destroy the user's sessions but ``keep``; how many were destroyed."""
+        raise NotImplementedError
+
 
 class SyncStore(EventEmitter):
     """A synchronous session store: the same contract as ``Store`` with plain methods.
@@ -119,6 +132,17 @@ class SyncStore(EventEmitter):
         return len(self.all())
 
     def clear(self) -> None:
+        raise NotImplementedError
+
+    user_key: str | None = None
+    """The session key naming the signed-in user, for a store that keeps a per-user index."""
+
+    def user_sessions(self, user: str | int) -> dict[str, SessionData]:
+        """Optional: the user's live sessions by id (needs ``user_key``)."""
+        raise NotImplementedError
+
+    def destroy_user_sessions(self, user: str | int, keep: str | None = None) -> int:
+        """Optional: destroy the user's sessions but ``keep``; how many were destroyed."""
         raise NotImplementedError
 
 
@@ -196,6 +220,29 @@ def implements(store: object, method: str) -> bool:
     ):
         return implements(store, _RECORD_METHODS[method])
     return attribute not in _defined_by(_BASES, method)
+
+
+def check_user_key(user_key: str | None) -> str | None:
+    if user_key is not None and (
+        not isinstance(user_key, str) or not user_key or user_key == "cookie"
+    ):
+        raise ValueError(f"user_key must be a session key (a non-empty str), got {user_key!r}")
+    return user_key
+
+
+def index_users(store: object, user_key: str) -> None:
+    """Tell ``store`` which session key names the user (the middleware's ``user_key``), so it
+    indexes sessions by user; a store that keeps no index, or indexes another key, is a
+    configuration error found at start-up."""
+    check_user_key(user_key)
+    if not implements(store, "user_sessions"):
+        raise TypeError(
+            f"user_key needs a store that keeps a per-user index; {type(store).__name__} does not"
+        )
+    current = getattr(store, "user_key", None)
+    if current is not None and current != user_key:
+        raise ValueError(f"the store already indexes {current!r}, not user_key={user_key!r}")
+    store.user_key = user_key  # type: ignore[attr-defined]
 
 
 def speaks_records(store: object) -> bool:

@@ -6,6 +6,9 @@ memory is bounded by the live sessions: a heap ordered by expiry lets every writ
 expired sessions (so the expired never outnumber what the writes drain), and ``max_sessions``
 drops an expired session first, else the least recently written one, without scanning the
 store. Every read and write holds one lock, so threads are safe.
+
+With ``user_key``, a dict from user to session ids is kept beside the entries and changed
+wherever an entry comes or goes (written, destroyed, expired, evicted), so it never outgrows them.
 """
 
 from __future__ import annotations
@@ -17,12 +20,20 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from .._records import Base, SessionRecord, decode_own_json, encode_json, merged_data
+from .._records import (
+    Base,
+    SessionRecord,
+    decode_own_json,
+    encode_json,
+    merged_data,
+    user_name,
+    user_of,
+)
 from ..cookie import Cookie
-from .base import SessionData, SyncRecordStore
+from .base import SessionData, SyncRecordStore, check_user_key
 
-# (expiry in epoch ms, the store's own copy of the cookie, the data's JSON)
-_Entry = tuple["int | None", "Cookie | dict[str, Any] | None", str]
+# (expiry in epoch ms, the store's own copy of the cookie, the data's JSON, the user)
+_Entry = tuple["int | None", "Cookie | dict[str, Any] | None", str, "str | None"]
 _DROPS_PER_WRITE = 2
 _HEAP_SLACK = 1024
 
@@ -30,13 +41,18 @@ _HEAP_SLACK = 1024
 class MemoryStore(SyncRecordStore):
     """An in-process store for development, tests and single-process apps.
 
-    ``clock`` (seconds since the epoch, like ``time.time``) is for tests that move time.
+    ``clock`` (seconds since the epoch, like ``time.time``) is for tests that move time;
+    ``user_key`` indexes sessions by user (the middleware's ``user_key`` sets it too).
     """
 
     blocking = False
 
     def __init__(
-        self, *, max_sessions: int | None = None, clock: Callable[[], float] = time.time
+        self,
+        *,
+        max_sessions: int | None = None,
+        clock: Callable[[], float] = time.time,
+        user_key: str | None = None,
     ) -> None:
         if max_sessions is not None and (
             isinstance(max_sessions, bool) or not isinstance(max_sessions, int) or max_sessions < 1
@@ -50,6 +66,8 @@ class MemoryStore(SyncRecordStore):
         since rewritten or destroyed (skipped when they come up). A touch only moves an entry's
         expiry later, so it pushes nothing: the pair is pushed again when it comes up early."""
         self._lock = threading.Lock()
+        self.user_key = check_user_key(user_key)
+        self._users: dict[str, set[str]] = {}
 
     def _now(self) -> int:
         return int(self.clock() * 1000)
@@ -58,8 +76,19 @@ class MemoryStore(SyncRecordStore):
         """The entry of ``sid`` if it has not expired; an expired one is dropped. Lock held."""
         entry = self._entries.get(sid)
         if entry is not None and entry[0] is not None and entry[0] <= now:
-            del self._entries[sid]
+            self._remove(sid)
             return None
+        return entry
+
+    def _remove(self, sid: str) -> _Entry | None:
+        """Drop ``sid`` and its index entry. Lock held."""
+        entry = self._entries.pop(sid, None)
+        if entry is not None and entry[3] is not None:
+            sids = self._users.get(entry[3])
+            if sids is not None:
+                sids.discard(sid)
+                if not sids:
+                    del self._users[entry[3]]
         return entry
 
     def get_record(self, sid: str) -> SessionRecord | None:
@@ -70,11 +99,12 @@ class MemoryStore(SyncRecordStore):
             with self._lock:
                 self._live(sid, self._now())
             return None
-        _, cookie, data_json = entry
+        _, cookie, data_json, _ = entry
         return SessionRecord(cookie, decode_own_json(data_json), data_json, token=data_json)
 
     def set_record(self, sid: str, record: SessionRecord) -> None:
-        entry = (record.expires_ms, record.cookie_copy(), record.data_json)
+        user = user_of(record.data, self.user_key)
+        entry = (record.expires_ms, record.cookie_copy(), record.data_json, user)
         with self._lock:
             self._write(sid, entry, self._now())
 
@@ -87,23 +117,28 @@ class MemoryStore(SyncRecordStore):
             stored = self._live(sid, now)
             if stored is None:
                 return
-            data_json = record.data_json
+            data, data_json = record.data, record.data_json
             if stored[2] != base.token:
-                data_json = encode_json(merged_data(decode_own_json(stored[2]), base, record))
-            self._write(sid, (record.expires_ms, record.cookie_copy(), data_json), now)
+                data = merged_data(decode_own_json(stored[2]), base, record)
+                data_json = encode_json(data)
+            user = user_of(data, self.user_key)
+            self._write(sid, (record.expires_ms, record.cookie_copy(), data_json, user), now)
 
     def _write(self, sid: str, entry: _Entry, now: int) -> None:
         """Store ``entry`` as the most recently written; make room first. Lock held."""
         entries = self._entries
         if sid in entries:
-            del entries[sid]
+            self._remove(sid)
         self._drop_expired(now, _DROPS_PER_WRITE)
         if self.max_sessions is not None and len(entries) >= self.max_sessions:
             self._drop_expired(now, None)
             while len(entries) >= self.max_sessions:
-                entries.popitem(last=False)
+                self._remove(next(iter(entries)))
         entries[sid] = entry
         self._index(sid, entry[0])
+        user = entry[3]
+        if user is not None:
+            self._users.setdefault(user, set()).add(sid)
 
     def touch_record(self, sid: str, record: SessionRecord) -> None:
         """Replace only the stored cookie of a live session; a gone session stays gone."""
@@ -113,11 +148,35 @@ class MemoryStore(SyncRecordStore):
         with self._lock:
             entry = self._live(sid, self._now())
             if entry is not None:
-                self._entries[sid] = (record.expires_ms, cookie, entry[2])
+                self._entries[sid] = (record.expires_ms, cookie, entry[2], entry[3])
 
     def destroy(self, sid: str) -> None:
         with self._lock:
-            self._entries.pop(sid, None)
+            self._remove(sid)
+
+    def user_sessions(self, user: str | int) -> dict[str, SessionData]:
+        """The user's live sessions by id (an expired one leaves the index on the way)."""
+        name = user_name(user)
+        with self._lock:
+            now = self._now()
+            live = [(sid, self._live(sid, now)) for sid in list(self._users.get(name, ()))]
+        return {
+            sid: SessionRecord(entry[1], decode_own_json(entry[2]), entry[2]).as_dict()
+            for sid, entry in live
+            if entry is not None
+        }
+
+    def destroy_user_sessions(self, user: str | int, keep: str | None = None) -> int:
+        """Destroy the user's sessions except ``keep``; how many live ones went."""
+        name = user_name(user)
+        destroyed = 0
+        with self._lock:
+            now = self._now()
+            for sid in list(self._users.get(name, ())):
+                if sid != keep and self._live(sid, now) is not None:
+                    self._remove(sid)
+                    destroyed += 1
+        return destroyed
 
     def all(self) -> dict[str, SessionData]:
         """Every live session by sid (expired ones are dropped on the way, as in express)."""
@@ -126,7 +185,7 @@ class MemoryStore(SyncRecordStore):
             entries = list(self._entries.items())
         return {
             sid: SessionRecord(cookie, decode_own_json(data_json), data_json).as_dict()
-            for sid, (_, cookie, data_json) in entries
+            for sid, (_, cookie, data_json, _) in entries
         }
 
     def length(self) -> int:
@@ -143,6 +202,7 @@ class MemoryStore(SyncRecordStore):
         with self._lock:
             self._entries.clear()
             self._expiries.clear()
+            self._users.clear()
 
     def _index(self, sid: str, expiry: int | None) -> None:
         """Note when ``sid`` expires; rebuild the heap once stale pairs outnumber the live
@@ -166,7 +226,7 @@ class MemoryStore(SyncRecordStore):
             if entry is None or entry[0] is None:
                 continue
             if entry[0] <= now:
-                del entries[sid]
+                self._remove(sid)
                 dropped += 1
             elif entry[0] > expiry:
                 heapq.heappush(expiries, (entry[0], sid))
