@@ -31,6 +31,7 @@ class Harness:
         self.store = store
         self.advance = advance
         self.plant: Callable[[str, bytes], None] | None = None
+        self.raw_keys: Callable[[], list[bytes]] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.cleanup: list[Callable[[], None]] = []
 
@@ -99,9 +100,16 @@ def _redis(store_class_name: str) -> Harness:
     prefix = f"sw-contract:{uuid.uuid4().hex[:12]}:"
     client = redis.Redis.from_url(url)
 
+    def keys() -> list[bytes]:
+        """The sessions and the per-user indexes (``user_prefix`` is derived from ``prefix``)."""
+        index_prefix = prefix.removesuffix(":") + "-user:"
+        return [
+            key for match in (prefix, index_prefix) for key in client.scan_iter(match=match + "*")
+        ]
+
     def advance(seconds: float) -> None:
         """Time passes on the server: every key's TTL shrinks by ``seconds``."""
-        for key in client.scan_iter(match=prefix + "*"):
+        for key in keys():
             left = client.pttl(key)
             if left < 0:
                 continue
@@ -111,14 +119,15 @@ def _redis(store_class_name: str) -> Harness:
                 client.pexpire(key, int(left - seconds * 1000))
 
     def remove_keys() -> None:
-        keys = list(client.scan_iter(match=prefix + "*"))
-        if keys:
-            client.delete(*keys)
+        found = keys()
+        if found:
+            client.delete(*found)
         client.close()
 
     store = getattr(redis_stores, store_class_name)(url=url, prefix=prefix)
     harness = Harness(store, advance)
     harness.plant = lambda sid, raw: client.set(prefix + sid, raw, ex=60)
+    harness.raw_keys = keys
     harness.cleanup.append(remove_keys)
     return harness
 

@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 
 from sessionware import SessionCorrupt
+from sessionware._records import Base, SessionRecord
 from sessionware._wire import now_ms
 from sessionware.cookie import _iso_from_ms
+from sessionware.stores.base import index_users
 
 from .stores import FACTORIES, JSON_COLUMNS, PLANTABLE, Harness, harness_for
 
@@ -148,3 +150,82 @@ def test_data_that_is_not_a_session_is_session_corrupt(name: str, raw: bytes) ->
             plantable.call("get", "abc")
         plantable.call("set", "ok", session(n=1))
         assert plantable.call("all") == {"ok": plantable.call("get", "ok")}
+
+
+# -- the per-user index (user_key) -------------------------------------------------------------
+
+
+@pytest.fixture
+def indexed(store: Harness) -> Harness:
+    index_users(store.store, "uid")
+    return store
+
+
+def test_a_users_sessions_are_listed_and_no_one_elses(indexed: Harness) -> None:
+    indexed.call("set", "a1", session(uid=7, device="phone"))
+    indexed.call("set", "a2", session(uid="7", device="laptop"))
+    indexed.call("set", "b1", session(uid=8))
+    indexed.call("set", "anon", session(n=1))
+    listed = indexed.call("user_sessions", 7)
+    assert {sid: data["device"] for sid, data in listed.items()} == {
+        "a1": "phone",
+        "a2": "laptop",
+    }
+    assert listed == indexed.call("user_sessions", "7")
+    assert list(indexed.call("user_sessions", 8)) == ["b1"]
+    assert indexed.call("user_sessions", 9) == {}
+
+
+def test_a_session_follows_its_user_when_they_change(indexed: Harness) -> None:
+    indexed.call("set", "s", session(uid="alice"))
+    indexed.call("set", "s", session(uid="bob"))
+    assert indexed.call("user_sessions", "alice") == {}
+    assert list(indexed.call("user_sessions", "bob")) == ["s"]
+    indexed.call("set", "s", session(n=1))  # signed out: the key is gone
+    assert indexed.call("user_sessions", "bob") == {}
+
+
+def test_a_merged_save_indexes_the_merged_user(indexed: Harness) -> None:
+    indexed.call("set", "s", session(uid="alice"))
+    loaded = indexed.call("get_record", "s")
+    indexed.call("set", "s", session(uid="alice", other=1))  # another request wrote meanwhile
+    changed = SessionRecord.from_dict(session(uid="bob"))
+    indexed.call("merge_record", "s", changed, Base(loaded.token, loaded.data_json))
+    assert indexed.call("get", "s")["other"] == 1
+    assert indexed.call("user_sessions", "alice") == {}
+    assert list(indexed.call("user_sessions", "bob")) == ["s"]
+
+
+def test_destroyed_and_expired_sessions_leave_the_list(indexed: Harness) -> None:
+    indexed.call("set", "short", session(30, uid="u"))
+    indexed.call("set", "long", session(600, uid="u"))
+    indexed.call("set", "gone", session(600, uid="u"))
+    indexed.call("destroy", "gone")
+    assert sorted(indexed.call("user_sessions", "u")) == ["long", "short"]
+    indexed.advance(45)
+    assert list(indexed.call("user_sessions", "u")) == ["long"]
+
+
+def test_destroy_user_sessions_keeps_the_one_asked_for(indexed: Harness) -> None:
+    for sid in ("here", "phone", "laptop"):
+        indexed.call("set", sid, session(uid=42))
+    indexed.call("set", "someone-else", session(uid=43))
+    assert indexed.call("destroy_user_sessions", 42, "here") == 2
+    assert indexed.call("get", "phone") is None
+    assert indexed.call("get", "laptop") is None
+    assert indexed.call("get", "here")["uid"] == 42
+    assert indexed.call("get", "someone-else")["uid"] == 43
+    assert list(indexed.call("user_sessions", 42)) == ["here"]
+    assert indexed.call("destroy_user_sessions", 42) == 1
+    assert indexed.call("user_sessions", 42) == {}
+
+
+def test_a_store_without_user_key_refuses_to_list(store: Harness) -> None:
+    with pytest.raises(TypeError, match="user_key"):
+        store.call("user_sessions", 1)
+
+
+def test_users_are_non_empty_text_or_ints(indexed: Harness) -> None:
+    for user in ("", None, 1.5, True):
+        with pytest.raises(TypeError):
+            indexed.call("user_sessions", user)

@@ -30,6 +30,7 @@ __all__ = [
     "implements",
     "index_users",
     "merged_data",
+    "require_user_key",
     "speaks_records",
 ]
 
@@ -227,6 +228,13 @@ def check_user_key(user_key: str | None) -> str | None:
         not isinstance(user_key, str) or not user_key or user_key == "cookie"
     ):
         raise ValueError(f"user_key must be a session key (a non-empty str), got {user_key!r}")
+    return user_key
+
+
+def require_user_key(user_key: str | None) -> str:
+    """The store's ``user_key``; listing a user's sessions without one is a usage error."""
+    if user_key is None:
+        raise TypeError("no per-user index: give the store (or the middleware) user_key")
     return user_key
 
 

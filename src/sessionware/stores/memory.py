@@ -30,7 +30,7 @@ from .._records import (
     user_of,
 )
 from ..cookie import Cookie
-from .base import SessionData, SyncRecordStore, check_user_key
+from .base import SessionData, SyncRecordStore, check_user_key, require_user_key
 
 # (expiry in epoch ms, the store's own copy of the cookie, the data's JSON, the user)
 _Entry = tuple["int | None", "Cookie | dict[str, Any] | None", str, "str | None"]
@@ -156,6 +156,7 @@ class MemoryStore(SyncRecordStore):
 
     def user_sessions(self, user: str | int) -> dict[str, SessionData]:
         """The user's live sessions by id (an expired one leaves the index on the way)."""
+        require_user_key(self.user_key)
         name = user_name(user)
         with self._lock:
             now = self._now()
@@ -168,6 +169,7 @@ class MemoryStore(SyncRecordStore):
 
     def destroy_user_sessions(self, user: str | int, keep: str | None = None) -> int:
         """Destroy the user's sessions except ``keep``; how many live ones went."""
+        require_user_key(self.user_key)
         name = user_name(user)
         destroyed = 0
         with self._lock:

@@ -10,6 +10,15 @@ itself (the client cache, a server without GETEX), the touch is an ``EXPIRE``, w
 ``touch_after`` skips for a session written or touched less than that ago.
 The rules are written once (``RedisSessions``, generators of commands); ``RedisStore`` (asyncio)
 and ``SyncRedisStore`` only execute commands. Outages go through the store toolkit.
+
+With ``user_key``, each user has a sorted set ``user_prefix + user`` of their session ids, scored
+by a time after which the entry is certainly stale (the session's expiry plus one lifetime of
+headroom). A write with a user is one script: the session's SET and the set's update, atomic
+(with Redis Cluster, where the two keys live on different nodes, two commands). The set's own
+expiry follows its latest score, so an abandoned user's set disappears by itself; entries whose
+session is gone (expired, destroyed by a Node app, re-keyed to another user) are dropped as the
+set is read. A read or touch that extends a session past its indexed score refreshes the score,
+at most once per lifetime per process.
 """
 
 from __future__ import annotations
@@ -47,11 +56,12 @@ from .._records import (
     encode_json,
     join_json,
     merged_data,
+    user_of,
 )
 from .._wire import now_ms
 from ..errors import SessionConflict, SessionCorrupt
 from ..options import is_valid_sid
-from .base import SessionData
+from .base import SessionData, check_user_key, require_user_key
 from .toolkit import (
     CORRUPT,
     UNAVAILABLE,
@@ -117,6 +127,58 @@ end
 return 1
 """
 _CAS_SHA = hashlib.sha1(_CAS_SCRIPT.encode(), usedforsecurity=False).hexdigest()
+
+_INDEX_LUA = """
+redis.call('ZREMRANGEBYSCORE', {index}, '-inf', '(' .. {now})
+redis.call('ZADD', {index}, 'GT', {score}, {sid})
+local left = tonumber({score}) - tonumber({now})
+if redis.call('PTTL', {index}) < left then redis.call('PEXPIRE', {index}, left) end
+"""
+_INDEX_SCRIPT = _INDEX_LUA.format(index="KEYS[1]", sid="ARGV[1]", score="ARGV[2]", now="ARGV[3]")
+_INDEX_SHA = hashlib.sha1(_INDEX_SCRIPT.encode(), usedforsecurity=False).hexdigest()
+_INDEXED_WRITE_SCRIPT = (
+    """
+if ARGV[1] == 'cas' then
+  local current = redis.call('GET', KEYS[1])
+  if not current then return false end
+  if current ~= ARGV[2] then return current end
+end
+if ARGV[4] == '0' then
+  redis.call('SET', KEYS[1], ARGV[3])
+else
+  redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[4])
+end
+"""
+    + _INDEX_LUA.format(index="KEYS[2]", sid="ARGV[5]", score="ARGV[6]", now="ARGV[7]")
+    + "return 1\n"
+)
+_INDEXED_WRITE_SHA = hashlib.sha1(_INDEXED_WRITE_SCRIPT.encode(), usedforsecurity=False).hexdigest()
+_NO_EXPIRY_SCORE = 2**52
+"""The index score of a session stored with no expiry (``disable_ttl``): never stale by time."""
+
+
+class Index(NamedTuple):
+    """Put ``sid`` in a user's set (``set_key``) with ``score`` (epoch ms after which the entry is
+    stale), dropping entries stale at ``now``; the set's expiry follows its latest score."""
+
+    set_key: str
+    sid: str
+    score: int
+    now: int
+
+
+class IndexedWrite(NamedTuple):
+    """A session write and its user's index update, atomically: ``mode`` ``"set"`` writes, and
+    ``"cas"`` writes only if ``key`` holds ``expected`` (the reply is then ``Cas``'s)."""
+
+    key: str
+    mode: str
+    expected: str | bytes
+    value: str | bytes
+    ttl: int
+    update: Index
+
+
 _MERGE_ATTEMPTS = 1000
 """Each failed compare-and-set means another writer succeeded, so N concurrent writers need at
 most N attempts; the cap only stops a runaway."""
@@ -129,7 +191,7 @@ class Each(NamedTuple):
     keys: list[str]
 
 
-RedisCommand = Command | Scan | Each | Cas
+RedisCommand = Command | Scan | Each | Cas | Index | IndexedWrite
 
 
 def classify(error: BaseException) -> str | None:
@@ -166,9 +228,23 @@ class RedisSessions:
         touch_after: float = 0,
         serializer: Serializer | None = None,
         scan_count: int = DEFAULT_SCAN_COUNT,
+        user_key: str | None = None,
+        user_prefix: str | None = None,
     ) -> None:
         if not isinstance(prefix, str):
             raise TypeError(f"prefix must be a str, got {prefix!r}")
+        if user_prefix is None:
+            user_prefix = (prefix[:-1] + "-user:") if prefix.endswith(":") else "user:" + prefix
+        if not isinstance(user_prefix, str) or (prefix and user_prefix.startswith(prefix)):
+            raise ValueError(
+                f"user_prefix must be a str that does not start with prefix {prefix!r} (a Node "
+                f"app scanning {prefix!r}* must never meet an index), got {user_prefix!r}"
+            )
+        self.user_key = check_user_key(user_key)
+        self.user_prefix = user_prefix
+        self.atomic_index = True
+        """Whether a session and its user's set can change in one script (not on a Cluster)."""
+        self.indexed = IndexedUntil()
         if not callable(ttl) and (isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0):
             raise ValueError(f"ttl must be a positive number of seconds or a callable, got {ttl!r}")
         self.scan_count = positive_int(scan_count, "scan_count")
@@ -184,6 +260,9 @@ class RedisSessions:
 
     def key(self, sid: str) -> str:
         return self.prefix + sid
+
+    def index_key(self, user: str) -> str:
+        return self.user_prefix + user
 
     def ttl_for(self, record: SessionRecord) -> int:
         """Seconds until ``cookie.expires``, rounded up; else the ``ttl`` option."""
@@ -214,8 +293,28 @@ class RedisSessions:
         record = self.parse(sid, value)
         if record is not None:
             record.touched_ms = touch_ms
-            self.throttle.remember(sid, now_ms())
+            now = now_ms()
+            self.throttle.remember(sid, now)
+            yield from self._refresh_index(sid, record, now + ttl * 1000, now)
         return record
+
+    def _index_update(self, sid: str, user: str, expires: int, now: int) -> Index:
+        """The index entry for a session of ``user`` that lives until ``expires`` (epoch ms;
+        0 for no expiry), with one lifetime of headroom, noted so reads need not repeat it."""
+        score = _NO_EXPIRY_SCORE if not expires else 2 * expires - now
+        self.indexed.note(sid, score)
+        return Index(self.index_key(user), sid, score, now)
+
+    def _refresh_index(
+        self, sid: str, record: SessionRecord, expires: int, now: int
+    ) -> Steps[RedisCommand, None]:
+        """After a read or touch moved the session's expiry without a write: refresh its index
+        entry if the new expiry passes the score this process last gave it."""
+        if self.user_key is None or self.indexed.covers(sid, expires):
+            return
+        user = user_of(record.data, self.user_key)
+        if user is not None:
+            yield self._index_update(sid, user, expires, now)
 
     def _read_ttl(self, touch_ms: int | None) -> int | None:
         if touch_ms is None or not self.getex or self.disable_touch or self.disable_ttl:
@@ -225,15 +324,94 @@ class RedisSessions:
         return math.ceil(touch_ms / 1000)
 
     def set(self, sid: str, record: SessionRecord) -> Steps[RedisCommand, None]:
-        yield self.set_command(sid, record)
+        command = self.set_command(sid, record)
+        user = user_of(record.data, self.user_key)
+        if user is None or command[0] == "DEL":
+            yield command
+            return
+        yield from self._indexed_write(sid, user, "set", b"", command)
+
+    def _indexed_write(
+        self, sid: str, user: str, mode: str, expected: str | bytes, command: Command
+    ) -> Steps[RedisCommand, Any]:
+        """A SET (``command``) and the user's index update: one script, or two commands on a
+        Cluster (the CAS then runs alone, and the index follows only when it wrote)."""
+        ttl = 0 if self.disable_ttl else int(command[4])
+        now = now_ms()
+        update = self._index_update(sid, user, now + ttl * 1000 if ttl else 0, now)
+        if self.atomic_index:
+            return (yield IndexedWrite(command[1], mode, expected, command[2], ttl, update))
+        if mode == "cas":
+            result = yield Cas(command[1], expected, command[2], ttl)
+        else:
+            result = yield command
+        if mode == "set" or result == 1:
+            yield update
+        return result
 
     def touch(self, sid: str, record: SessionRecord) -> Steps[RedisCommand, None]:
         command = self.touch_command(sid, record)
         if command is not None:
             yield command
+            now = now_ms()
+            yield from self._refresh_index(sid, record, now + int(command[2]) * 1000, now)
 
     def destroy(self, sid: str) -> Steps[RedisCommand, None]:
-        yield self.destroy_command(sid)
+        if self.user_key is None:
+            yield self.destroy_command(sid)
+            return
+        self.throttle.forget(sid)
+        self.indexed.forget(sid)
+        value = yield ("GETDEL", self.key(sid))
+        try:
+            record = self.parse(sid, value)
+        except SessionCorrupt:
+            return
+        user = None if record is None else user_of(record.data, self.user_key)
+        if user is not None:
+            yield ("ZREM", self.index_key(user), sid)
+
+    def user_sessions(self, user: str) -> Steps[RedisCommand, dict[str, SessionData]]:
+        """The user's live sessions: the set's members whose session still exists and still
+        names this user; the others leave the set on the way."""
+        require_user_key(self.user_key)
+        index = self.index_key(user)
+        yield ("ZREMRANGEBYSCORE", index, "-inf", f"({now_ms()}")
+        members = yield ("ZRANGE", index, 0, -1)
+        sids = [sid for sid in (_text(member) for member in members) if is_valid_sid(sid)]
+        values = (yield Each("GET", sids)) if sids else []
+        found: dict[str, SessionData] = {}
+        stale = [_text(member) for member in members if not is_valid_sid(_text(member))]
+        for sid, value in zip(sids, values, strict=True):
+            try:
+                record = self.parse(sid, value)
+            except SessionCorrupt:
+                record = None
+            if record is None or user_of(record.data, self.user_key) != user:
+                stale.append(sid)
+            else:
+                found[sid] = record.as_dict()
+        if stale:
+            yield ("ZREM", index, *stale)
+        return found
+
+    def destroy_user_sessions(self, user: str, keep: str | None) -> Steps[RedisCommand, int]:
+        sessions = yield from self.user_sessions(user)
+        doomed = [sid for sid in sessions if sid != keep]
+        if not doomed:
+            return 0
+        deleted = yield Each("DEL", doomed)
+        yield ("ZREM", self.index_key(user), *doomed)
+        for sid in doomed:
+            self.throttle.forget(sid)
+            self.indexed.forget(sid)
+        return sum(int(count) for count in deleted)
+
+    def _require_user_key(self) -> None:
+        if self.user_key is None:
+            raise TypeError(
+                "this store keeps no per-user index: give it (or the middleware) user_key"
+            )
 
     def merge(self, sid: str, record: SessionRecord, base: Base) -> Steps[RedisCommand, None]:
         """Compare-and-set against the value the request loaded: one script call when nobody
@@ -244,10 +422,15 @@ class RedisSessions:
             yield command
             return
         ttl = 0 if self.disable_ttl else int(command[4])
-        key, value = self.key(sid), command[2]
+        key = self.key(sid)
+        data = record.data
         expected = base.token if base.token is not None else b""
         for _ in range(_MERGE_ATTEMPTS):
-            current = yield Cas(key, expected, value, ttl)
+            user = user_of(data, self.user_key)
+            if user is None:
+                current = yield Cas(key, expected, command[2], ttl)
+            else:
+                current = yield from self._indexed_write(sid, user, "cas", expected, command)
             if current is None or current == 1:
                 return
             try:
@@ -255,7 +438,8 @@ class RedisSessions:
             except SessionCorrupt:
                 stored = None
             if stored is not None:
-                value = self.value_of(record, merged_data(stored.data, base, record))
+                data = merged_data(stored.data, base, record)
+                command = (*command[:2], self.value_of(record, data), *command[3:])
             expected = current
         raise SessionConflict(f"session {sid!r}: {_MERGE_ATTEMPTS} concurrent writes in a row")
 
@@ -364,6 +548,32 @@ class RedisSessions:
         return sid if text.startswith(self.prefix) and is_valid_sid(sid) else None
 
 
+class IndexedUntil:
+    """The index score this process last gave each session, so a read that extends a session
+    refreshes its index entry only when the extension passes it. Memory is bounded."""
+
+    LIMIT = 10_000
+
+    def __init__(self) -> None:
+        self._scores: dict[str, int] = {}
+
+    def note(self, sid: str, score: int) -> None:
+        if len(self._scores) >= self.LIMIT:
+            self._scores.clear()
+        self._scores[sid] = score
+
+    def covers(self, sid: str, expires: int) -> bool:
+        score = self._scores.get(sid)
+        return score is not None and score >= expires
+
+    def forget(self, sid: str) -> None:
+        self._scores.pop(sid, None)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def _ttl_of(command: Command) -> int | None:
     """The expiry a SET ... EX ttl or an EXPIRE key ttl gives its key."""
     if command[0] == "EXPIRE":
@@ -371,6 +581,34 @@ def _ttl_of(command: Command) -> int | None:
     if command[0] == "SET" and len(command) == 5:
         return int(command[4])
     return None
+
+
+def _script_call(command: RedisCommand) -> tuple[Any, ...] | None:
+    """For a scripted command: the ``eval`` arguments, then the ``evalsha`` ones."""
+    if isinstance(command, Cas):
+        arguments: tuple[Any, ...] = (1, *command)
+        script, sha = _CAS_SCRIPT, _CAS_SHA
+    elif isinstance(command, Index):
+        arguments = (1, command.set_key, command.sid, command.score, command.now)
+        script, sha = _INDEX_SCRIPT, _INDEX_SHA
+    elif isinstance(command, IndexedWrite):
+        update = command.update
+        arguments = (
+            2,
+            command.key,
+            update.set_key,
+            command.mode,
+            command.expected,
+            command.value,
+            command.ttl,
+            update.sid,
+            update.score,
+            update.now,
+        )
+        script, sha = _INDEXED_WRITE_SCRIPT, _INDEXED_WRITE_SHA
+    else:
+        return None
+    return (script, *arguments), sha, *arguments
 
 
 def _escape_glob(text: str) -> str:
@@ -551,6 +789,7 @@ class _RedisStoreBase:
             raise TypeError("pass a client or url=, not both")
         self.client = client
         self.is_cluster = isinstance(client, self.cluster_class)
+        sessions.atomic_index = not self.is_cluster
         self.sessions = sessions
         assert isinstance(self, (CommandStore, SyncCommandStore))
         self._setup(
@@ -565,7 +804,11 @@ class _RedisStoreBase:
     def _sid_of(self, command: RedisCommand) -> str | None:
         if isinstance(command, (Scan, Each)) or len(command) < 2:
             return None
-        return self.sessions.sid_of(command.key if isinstance(command, Cas) else command[1])
+        if isinstance(command, Index):
+            return command.sid
+        if isinstance(command, (Cas, IndexedWrite)):
+            return self.sessions.sid_of(command.key)
+        return self.sessions.sid_of(command[1])
 
     def _pipeline(self, each: Each) -> Any:
         pipe = (
@@ -603,13 +846,14 @@ class RedisStore(_RedisStoreBase, CommandStore[RedisCommand]):
             self.sessions.getex = False  # a cached read costs no round trip; GETEX would
 
     async def _execute(self, command: RedisCommand) -> Any:
-        if isinstance(command, Cas):
-            if self.cache is not None:
-                self.cache.entries.pop(command.key.encode(), None)
+        script = _script_call(command)
+        if script is not None:
+            if self.cache is not None and not isinstance(command, Index):
+                self.cache.entries.pop(command[0].encode(), None)
             try:
-                return await self.client.evalsha(_CAS_SHA, 1, *command)
+                return await self.client.evalsha(*script[1:])
             except NoScriptError:
-                return await self.client.eval(_CAS_SCRIPT, 1, *command)
+                return await self.client.eval(*script[0])
         if isinstance(command, Scan):
             return [
                 key async for key in self.client.scan_iter(match=command.match, count=command.batch)
@@ -647,11 +891,12 @@ class SyncRedisStore(_RedisStoreBase, SyncCommandStore[RedisCommand]):
     retry_class = Retry
 
     def _execute(self, command: RedisCommand) -> Any:
-        if isinstance(command, Cas):
+        script = _script_call(command)
+        if script is not None:
             try:
-                return self.client.evalsha(_CAS_SHA, 1, *command)
+                return self.client.evalsha(*script[1:])
             except NoScriptError:
-                return self.client.eval(_CAS_SCRIPT, 1, *command)
+                return self.client.eval(*script[0])
         if isinstance(command, Scan):
             return list(self.client.scan_iter(match=command.match, count=command.batch))
         if isinstance(command, Each):

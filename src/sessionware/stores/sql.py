@@ -10,6 +10,10 @@ below decide what to run, and each store only executes statements on its driver.
   A row gone meanwhile stays gone.
 - ``prune`` deletes expired rows in batches through the expiry index, so its cost follows the
   number of expired rows, and no statement holds locks for long.
+- With ``user_key``, the table gains an indexed ``user_id`` column (added by ``create_table`` to
+  an existing table too), written by the same statement as the session; an expired row leaves
+  the index with the row. A Node app's writes leave the column as it was, so a user's sessions
+  are checked against their data as they are listed.
 """
 
 from __future__ import annotations
@@ -21,10 +25,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, TypedDict, TypeVar
 
-from .._records import Base, SessionRecord, Steps, encode_json, join_json, merged_data
+from .._records import Base, SessionRecord, Steps, encode_json, join_json, merged_data, user_of
 from ..errors import SessionConflict, SessionCorrupt
 from ..options import is_valid_sid
-from .base import SessionData
+from .base import SessionData, check_user_key, require_user_key
 from .toolkit import (
     Classify,
     CommandStore,
@@ -38,6 +42,7 @@ Fetch = Literal["one", "all", "rowcount", "none"]
 T = TypeVar("T")
 DEFAULT_TTL = 86400
 DEFAULT_PRUNE_BATCH = 1000
+USER_COLUMN = "user_id"
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _MERGE_ATTEMPTS = 1000
 
@@ -85,6 +90,14 @@ class Dialect:
     """With no ``upsert`` (a database without one), a save is ``touch``-like UPDATE of both
     columns, then this INSERT when no row matched."""
     update: str = ""
+    columns: str = ""
+    """The table's column names (to add ``user_id`` to a table that lacks it)."""
+    add_user: tuple[str, ...] = ()
+    upsert_user: str = ""
+    cas_user: str = ""
+    insert_user: str = ""
+    update_user: str = ""
+    user_rows: str = ""
 
     def bind(self, quoted_table: str, bare_table: str) -> Dialect:
         """The dialect for one table: ``{table}`` is the quoted name in statements, ``{bare}``
@@ -95,7 +108,10 @@ class Dialect:
             for key, value in self.__dict__.items()
         }
         fields["name"] = self.name
-        fields["create"] = tuple(statement.format(**names) for statement in self.create)
+        for statements in ("create", "add_user"):
+            fields[statements] = tuple(
+                statement.format(**names) for statement in getattr(self, statements)
+            )
         return Dialect(**fields)
 
 
@@ -118,8 +134,21 @@ class SqlSessions:
         self.disable_touch = disable_touch
         self.prune_batch = positive_int(prune_batch, "prune_batch")
         self.clock = clock
+        self.create_table = create_table
         self.created = not create_table
         self.throttle = TouchThrottle(touch_after)
+        self._user_key: str | None = None
+
+    @property
+    def user_key(self) -> str | None:
+        return self._user_key
+
+    @user_key.setter
+    def user_key(self, key: str | None) -> None:
+        """Index by ``key`` from now on; ``create_table`` then makes sure of the column."""
+        self._user_key = check_user_key(key)
+        if key is not None and self.create_table:
+            self.created = False
 
     def _ensure_table(self) -> Steps[Sql, None]:
         """Create the table (idempotent) before the first statement that needs it."""
@@ -160,6 +189,11 @@ class SqlSessions:
     def create(self) -> Steps[Sql, None]:
         for statement in self.dialect.create:
             yield Sql(statement, {}, "none")
+        if self.user_key is not None:
+            columns = yield Sql(self.dialect.columns, {}, "all")
+            if USER_COLUMN not in {str(row[0]).lower() for row in columns}:
+                for statement in self.dialect.add_user:
+                    yield Sql(statement, {}, "none")
 
     def get(self, sid: str, touch_ms: int | None = None) -> Steps[Sql, SessionRecord | None]:
         yield from self._ensure_table()
@@ -183,14 +217,18 @@ class SqlSessions:
         if expire is None:
             return
         params = self._params(now, sid=sid, sess=record.json, expire=expire)
-        if self.dialect.upsert:
-            yield Sql(self.dialect.upsert, params, "none")
+        dialect = self.dialect
+        indexed = self.user_key is not None
+        if indexed:
+            params["user"] = user_of(record.data, self.user_key)
+        if dialect.upsert:
+            yield Sql(dialect.upsert_user if indexed else dialect.upsert, params, "none")
             return
         for _ in range(_MERGE_ATTEMPTS):
-            if (yield Sql(self.dialect.update, params, "rowcount")):
+            if (yield Sql(dialect.update_user if indexed else dialect.update, params, "rowcount")):
                 return
             try:
-                yield Sql(self.dialect.insert, params, "none")
+                yield Sql(dialect.insert_user if indexed else dialect.insert, params, "none")
             except SessionConflict:
                 raise
             except Exception:  # noqa: S112 - a concurrent insert won: update it instead
@@ -212,11 +250,16 @@ class SqlSessions:
         if expire is None:
             return
         value = record.json
+        data = record.data
         expected = base.token if isinstance(base.token, str) else None
         for _ in range(_MERGE_ATTEMPTS):
             if expected is not None:
                 params = self._params(now, sid=sid, sess=value, expire=expire, expected=expected)
-                if (yield Sql(self.dialect.cas, params, "rowcount")):
+                cas = self.dialect.cas
+                if self.user_key is not None:
+                    params["user"] = user_of(data, self.user_key)
+                    cas = self.dialect.cas_user
+                if (yield Sql(cas, params, "rowcount")):
                     return
             row = yield Sql(self.dialect.get, self._params(now, sid=sid), "one")
             if row is None:
@@ -229,6 +272,33 @@ class SqlSessions:
                 data = merged_data(current.data, base, record)
                 value = join_json(record.cookie_json, encode_json(data))
             expected = str(row[0]) if current is None else str(current.token)
+        raise SessionConflict(f"session {sid!r}: {_MERGE_ATTEMPTS} concurrent writes in a row")
+
+    def user_sessions(self, user: str) -> Steps[Sql, dict[str, SessionData]]:
+        """The user's live rows whose data still names the user (a Node app may have changed
+        the data without the column)."""
+        user_key = require_user_key(self.user_key)
+        yield from self._ensure_table()
+        params = self._params(self._now(), user=user)
+        rows = yield Sql(self.dialect.user_rows, params, "all")
+        found: dict[str, SessionData] = {}
+        for sid, text in rows:
+            try:
+                record = self.parse(sid, text)
+            except SessionCorrupt:
+                continue
+            if record is not None and user_of(record.data, user_key) == user:
+                found[str(sid)] = record.as_dict()
+        return found
+
+    def destroy_user_sessions(self, user: str, keep: str | None) -> Steps[Sql, int]:
+        sessions = yield from self.user_sessions(user)
+        destroyed = 0
+        for sid in sessions:
+            if sid != keep:
+                self.throttle.forget(sid)
+                destroyed += yield Sql(self.dialect.delete, {"sid": sid}, "rowcount")
+        return destroyed
         raise SessionConflict(f"session {sid!r}: {_MERGE_ATTEMPTS} concurrent writes in a row")
 
     def destroy(self, sid: str) -> Steps[Sql, None]:
@@ -315,6 +385,20 @@ SQLITE = Dialect(
     ),
     expire_value=milliseconds,
     now_value=milliseconds,
+    columns="SELECT name FROM pragma_table_info('{bare}')",
+    add_user=(
+        "ALTER TABLE {table} ADD COLUMN user_id",
+        'CREATE INDEX IF NOT EXISTS "{bare}_user_id" ON {table} (user_id)',
+    ),
+    upsert_user=(
+        "INSERT OR REPLACE INTO {table} (sid, expired, sess, user_id)"
+        " VALUES (:sid, :expire, :sess, :user)"
+    ),
+    cas_user=(
+        "UPDATE {table} SET sess = :sess, expired = :expire, user_id = :user"
+        " WHERE sid = :sid AND sess = :expected AND :now <= expired"
+    ),
+    user_rows="SELECT sid, sess FROM {table} WHERE user_id = :user AND :now <= expired",
 )
 
 _PG_NOW = "(to_timestamp(%(now)s) AT TIME ZONE 'UTC')"
@@ -347,6 +431,26 @@ POSTGRES = Dialect(
     ),
     expire_value=seconds_ceil,
     now_value=seconds_ceil,
+    columns=(
+        "SELECT attname FROM pg_attribute WHERE attrelid = '{table}'::regclass"
+        " AND attnum > 0 AND NOT attisdropped"
+    ),
+    add_user=(
+        'ALTER TABLE {table} ADD COLUMN IF NOT EXISTS "user_id" varchar',
+        'CREATE INDEX IF NOT EXISTS "IDX_{bare}_user_id" ON {table} ("user_id")',
+    ),
+    upsert_user=(
+        "INSERT INTO {table} (sid, sess, expire, user_id)"
+        f" VALUES (%(sid)s, %(sess)s, {_PG_EXPIRE}, %(user)s) ON CONFLICT (sid) DO UPDATE"
+        " SET sess = EXCLUDED.sess, expire = EXCLUDED.expire, user_id = EXCLUDED.user_id"
+    ),
+    cas_user=(
+        f"UPDATE {{table}} SET sess = %(sess)s, expire = {_PG_EXPIRE}, user_id = %(user)s"
+        f" WHERE sid = %(sid)s AND sess::text = %(expected)s AND expire >= {_PG_NOW}"
+    ),
+    user_rows=(
+        f"SELECT sid, sess::text FROM {{table}} WHERE user_id = %(user)s AND expire >= {_PG_NOW}"
+    ),
 )
 
 MYSQL = Dialect(
@@ -379,6 +483,26 @@ MYSQL = Dialect(
     prune="DELETE FROM {table} WHERE expires < %(now)s LIMIT %(batch)s",
     expire_value=seconds_round,
     now_value=seconds_round,
+    columns=(
+        "SELECT column_name FROM information_schema.columns"
+        " WHERE table_schema = DATABASE() AND table_name = '{bare}'"
+    ),
+    add_user=(
+        "ALTER TABLE {table} ADD COLUMN `user_id` varchar(255) COLLATE utf8mb4_bin NULL,"
+        " ADD KEY `{bare}_user_id` (`user_id`)",
+    ),
+    upsert_user=(
+        "INSERT INTO {table} (session_id, expires, data, user_id)"
+        " VALUES (%(sid)s, %(expire)s, %(sess)s, %(user)s) ON DUPLICATE KEY UPDATE"
+        " expires = VALUES(expires), data = VALUES(data), user_id = VALUES(user_id)"
+    ),
+    cas_user=(
+        "UPDATE {table} SET data = %(sess)s, expires = %(expire)s, user_id = %(user)s"
+        " WHERE session_id = %(sid)s AND data = %(expected)s AND expires >= %(now)s"
+    ),
+    user_rows=(
+        "SELECT session_id, data FROM {table} WHERE user_id = %(user)s AND expires >= %(now)s"
+    ),
 )
 
 
@@ -406,6 +530,19 @@ GENERIC = Dialect(
     ),
     expire_value=milliseconds,
     now_value=milliseconds,
+    columns="SELECT column_name FROM information_schema.columns WHERE table_name = '{bare}'",
+    add_user=(
+        "ALTER TABLE {table} ADD COLUMN user_id VARCHAR(255)",
+        'CREATE INDEX "{bare}_user_id" ON {table} (user_id)',
+    ),
+    update_user=(
+        "UPDATE {table} SET sess = :sess, expired = :expire, user_id = :user WHERE sid = :sid"
+    ),
+    insert_user=(
+        "INSERT INTO {table} (sid, expired, sess, user_id) VALUES (:sid, :expire, :sess, :user)"
+    ),
+    cas_user=SQLITE.cas_user,
+    user_rows=SQLITE.user_rows,
 )
 """For databases no Node store covers: the connect-sqlite3 layout in portable SQL (no upsert,
 no LIMIT in DELETE; a prune then removes every expired row in one statement)."""
@@ -418,13 +555,15 @@ def named_parameters(dialect: Dialect) -> Dialect:
         return re.sub(r"%\((\w+)\)s", r":\1", value) if isinstance(value, str) else value
 
     fields = {key: convert(value) for key, value in dialect.__dict__.items()}
-    fields["create"] = tuple(convert(statement) for statement in dialect.create)
+    for statements in ("create", "add_user"):
+        fields[statements] = tuple(convert(statement) for statement in getattr(dialect, statements))
     return Dialect(**fields)
 
 
 class SqlOptions(TypedDict, total=False):
     """The options every SQL store takes."""
 
+    user_key: str | None
     ttl: int
     disable_touch: bool
     touch_after: float
@@ -460,8 +599,11 @@ class _Pruning:
         rules: dict[str, Any] = dict(options)
         retry_interval = rules.pop("retry_interval", 0.5)
         prune_interval = rules.pop("prune_interval", 900)
+        user_key = rules.pop("user_key", None)
+        sessions = SqlSessions(dialect, **rules)
+        sessions.user_key = user_key
         self._setup(
-            SqlSessions(dialect, **rules),
+            sessions,
             name=name,
             classify=classify,
             retry_interval=retry_interval,

@@ -29,10 +29,10 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Generic, Protocol, TypeVar
 
-from .._records import Base, SessionRecord, Steps, arun_steps, run_steps
+from .._records import Base, SessionRecord, Steps, arun_steps, run_steps, user_name
 from .._wire import now_ms
 from ..errors import SessionCorrupt, StoreUnavailable
-from .base import EventEmitter, RecordStore, SessionData, SyncRecordStore
+from .base import EventEmitter, RecordStore, SessionData, SyncRecordStore, check_user_key
 
 logger = logging.getLogger("sessionware")
 
@@ -356,6 +356,10 @@ class StoreOps(Protocol[C_co]):
 
     def clear(self) -> Steps[C_co, None]: ...
 
+    def user_sessions(self, user: str) -> Steps[C_co, dict[str, SessionData]]: ...
+
+    def destroy_user_sessions(self, user: str, keep: str | None) -> Steps[C_co, int]: ...
+
 
 class _Owned:
     """What both bases share: the ops, the health, the guard, and whether the client is ours."""
@@ -364,6 +368,16 @@ class _Owned:
     health: Health
     guard: OutageGuard
     owns_client: bool
+
+    @property
+    def user_key(self) -> str | None:
+        """The session key naming the user the store indexes sessions by (``None``: none)."""
+        key: str | None = self.ops.user_key
+        return key
+
+    @user_key.setter
+    def user_key(self, key: str | None) -> None:
+        self.ops.user_key = check_user_key(key)
 
     def _attempts(self, command: Any) -> Steps[Any, Any]:
         """How a command is tried: once, unless a store retries some errors (written as steps
@@ -446,6 +460,12 @@ class CommandStore(_Owned, RecordStore, Generic[C]):
     async def clear(self) -> None:
         await self._run(self.ops.clear())
 
+    async def user_sessions(self, user: str | int) -> dict[str, SessionData]:
+        return await self._run(self.ops.user_sessions(user_name(user)))
+
+    async def destroy_user_sessions(self, user: str | int, keep: str | None = None) -> int:
+        return await self._run(self.ops.destroy_user_sessions(user_name(user), keep))
+
     async def aclose(self) -> None:
         """Stop the probe; close the client if the store built it (never one it was given)."""
         self.health.close()
@@ -518,6 +538,12 @@ class SyncCommandStore(_Owned, SyncRecordStore, Generic[C]):
 
     def clear(self) -> None:
         self._run(self.ops.clear())
+
+    def user_sessions(self, user: str | int) -> dict[str, SessionData]:
+        return self._run(self.ops.user_sessions(user_name(user)))
+
+    def destroy_user_sessions(self, user: str | int, keep: str | None = None) -> int:
+        return self._run(self.ops.destroy_user_sessions(user_name(user), keep))
 
     def close(self) -> None:
         """Stop the probe thread; close the client if the store built it."""

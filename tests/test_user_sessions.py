@@ -1,0 +1,277 @@
+"""A user's sessions through the real middlewares, on every store: list them, sign out the other
+devices (two browsers, one revokes the other), and the timeouts with an injected clock."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+
+from sessionware import MemoryStore, SessionMiddleware, WSGISessionMiddleware
+from sessionware._engine import TIMES_KEY
+from sessionware.cookie import _iso_from_ms
+from sessionware.wsgi import SESSION_KEY
+
+from .contract.stores import FakeClock
+from .harness import SECRET
+from .test_merge import STORES, _drop_table
+
+
+def _answer(session: Any, path: str, query: dict[str, list[str]]) -> Any:
+    """What each route does, as steps: the ASGI app awaits the session calls, the WSGI app
+    makes them plainly."""
+    if path == "/login":
+        yield session.regenerate()
+        session["uid"] = query["user"][0]
+        return {"sid": session.id}
+    if path == "/me":
+        return {"user": session.get("uid"), "keys": sorted(session)}
+    if path == "/devices":
+        sessions = yield session.user_sessions()
+        return {"sessions": sorted(sessions), "current": session.id}
+    if path == "/others":
+        destroyed = yield session.destroy_other_sessions()
+        return {"destroyed": destroyed}
+    if path == "/logout":
+        yield session.destroy()
+        return {}
+    raise AssertionError(path)
+
+
+def asgi_app(scope: Any, receive: Any, send: Any) -> Any:
+    async def app() -> None:
+        steps = _answer(scope["session"], scope["path"], parse_qs(scope["query_string"].decode()))
+        result: Any = None
+        try:
+            while True:
+                result = await steps.send(result)
+        except StopIteration as done:
+            body = json.dumps(done.value).encode()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+    return app()
+
+
+def wsgi_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    steps = _answer(
+        environ[SESSION_KEY], environ["PATH_INFO"], parse_qs(environ.get("QUERY_STRING", ""))
+    )
+    result: Any = None
+    try:
+        while True:
+            result = steps.send(result)
+    except StopIteration as done:
+        body = json.dumps(done.value).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [body]
+
+
+class Site:
+    """One app on one store; ``browser()`` gives a client with a cookie jar of its own."""
+
+    def __init__(self, transport: str, store: Any, **options: Any) -> None:
+        self.transport = transport
+        self.store = store
+        middleware = SessionMiddleware if transport == "asgi" else WSGISessionMiddleware
+        app = asgi_app if transport == "asgi" else wsgi_app
+        self.app = middleware(app, secret=SECRET, store=store, **options)
+        self.loop = asyncio.new_event_loop()
+
+    def browser(self) -> Callable[[str], Any]:
+        if self.transport == "asgi":
+            client: Any = httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=self.app), base_url="http://t"
+            )
+            return lambda path: self.loop.run_until_complete(client.get(path)).json()
+        sync = httpx.Client(transport=httpx.WSGITransport(app=self.app), base_url="http://t")
+        return lambda path: sync.get(path).json()
+
+    def store_call(self, method: str, *args: Any) -> Any:
+        result = getattr(self.store, method)(*args)
+        if asyncio.iscoroutine(result):
+            return self.loop.run_until_complete(result)
+        return result
+
+    def close(self) -> None:
+        close = getattr(self.store, "aclose", None)
+        if close is not None:
+            self.loop.run_until_complete(close())
+        self.loop.close()
+
+
+@pytest.fixture(params=["asgi", "wsgi"])
+def transport(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(params=list(STORES))
+def site(request: pytest.FixtureRequest, transport: str) -> Iterator[Site]:
+    prefix = request.getfixturevalue("redis_prefix") if request.param == "redis" else ""
+    site = Site(transport, STORES[request.param](transport, prefix), user_key="uid")
+    yield site
+    _drop_table(site.store)
+    site.close()
+
+
+def test_one_browser_signs_the_other_out(site: Site) -> None:
+    laptop, phone = site.browser(), site.browser()
+    laptop_sid = laptop("/login?user=ada")["sid"]
+    phone_sid = phone("/login?user=ada")["sid"]
+    site.browser()("/login?user=bob")
+    devices = laptop("/devices")
+    assert devices == {"sessions": sorted([laptop_sid, phone_sid]), "current": laptop_sid}
+    assert sorted(site.store_call("user_sessions", "ada")) == sorted([laptop_sid, phone_sid])
+
+    assert laptop("/others") == {"destroyed": 1}
+    assert phone("/me")["user"] is None, "the revoked browser is still signed in"
+    assert laptop("/me")["user"] == "ada"
+    assert laptop("/devices")["sessions"] == [laptop_sid]
+    assert len(site.store_call("user_sessions", "bob")) == 1
+
+
+def test_logging_out_leaves_the_index(site: Site) -> None:
+    browser = site.browser()
+    browser("/login?user=ada")
+    browser("/logout")
+    assert site.store_call("user_sessions", "ada") == {}
+    assert site.store_call("destroy_user_sessions", "ada") == 0
+
+
+def test_a_session_without_a_user_lists_nothing(site: Site) -> None:
+    browser = site.browser()
+    assert browser("/devices")["sessions"] == []
+    assert browser("/others") == {"destroyed": 0}
+
+
+def test_the_store_must_keep_an_index() -> None:
+    class PlainStore:
+        def get(self, sid: str) -> None:
+            return None
+
+        def set(self, sid: str, data: Any) -> None:
+            pass
+
+        def destroy(self, sid: str) -> None:
+            pass
+
+    with pytest.raises(TypeError, match="per-user index"):
+        SessionMiddleware(asgi_app, secret=SECRET, store=PlainStore(), user_key="uid")
+    with pytest.raises(ValueError, match="already indexes"):
+        SessionMiddleware(
+            asgi_app, secret=SECRET, store=MemoryStore(user_key="user_id"), user_key="uid"
+        )
+
+
+def test_the_memory_index_drops_expired_sessions() -> None:
+    clock = FakeClock()
+    store = MemoryStore(clock=clock, user_key="uid")
+    site = Site("asgi", store, user_key="uid", clock=clock, cookie={"max_age": 60})
+    for user in range(50):
+        site.browser()(f"/login?user={user}")
+    assert len(store._users) == 50
+    clock.advance(61)
+    expires = _iso_from_ms(int(clock() * 1000) + 60_000)
+    store.set("late", {"cookie": {"originalMaxAge": 60_000, "expires": expires}, "uid": "late"})
+    store.length()
+    assert list(store._users) == ["late"], "expired sessions stayed in the index"
+    site.close()
+
+
+def test_the_redis_index_expires_with_its_sessions(redis_prefix: str) -> None:
+    import redis
+
+    from sessionware.stores.redis import RedisStore
+
+    from .services import require_redis
+
+    client = redis.Redis.from_url(require_redis())
+    store = RedisStore(url=require_redis(), prefix=redis_prefix)
+    site = Site("asgi", store, user_key="uid", cookie={"max_age": 60})
+    site.browser()("/login?user=ada")
+    index = redis_prefix.removesuffix(":") + "-user:ada"
+    assert client.zcard(index) == 1
+    assert 60_000 < client.pttl(index) <= 120_000, "the index outlives its session forever"
+    site.close()
+    client.close()
+
+
+# -- timeouts ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def timed_site(clock: FakeClock, **options: Any) -> Site:
+    return Site("asgi", MemoryStore(clock=clock), clock=clock, **options)
+
+
+def test_an_idle_session_ends_and_is_destroyed(clock: FakeClock) -> None:
+    site = timed_site(clock, idle_timeout=600)
+    browser = site.browser()
+    sid = browser("/login?user=ada")["sid"]
+    clock.advance(590)
+    assert browser("/me")["user"] == "ada"
+    clock.advance(590)
+    assert browser("/me")["user"] == "ada", "activity did not renew the idle timeout"
+    clock.advance(601)
+    assert browser("/me")["user"] is None
+    assert site.store.get(sid) is None, "the timed-out session was left in the store"
+
+
+def test_the_absolute_timeout_ends_even_a_busy_session(clock: FakeClock) -> None:
+    site = timed_site(clock, idle_timeout=600, absolute_timeout=3600)
+    browser = site.browser()
+    browser("/login?user=ada")
+    for _ in range(11):
+        clock.advance(300)
+        assert browser("/me")["user"] == "ada"
+    clock.advance(300)
+    assert browser("/me")["user"] is None
+
+
+def test_logging_in_again_restarts_the_absolute_timeout(clock: FakeClock) -> None:
+    site = timed_site(clock, absolute_timeout=3600)
+    browser = site.browser()
+    browser("/login?user=ada")
+    clock.advance(3000)
+    browser("/login?user=ada")
+    clock.advance(3000)
+    assert browser("/me")["user"] == "ada"
+
+
+def test_renewal_is_throttled_and_the_times_stay_hidden(clock: FakeClock) -> None:
+    site = timed_site(clock, idle_timeout=600)
+    browser = site.browser()
+    sid = browser("/login?user=ada")["sid"]
+    stored = site.store.get(sid)[TIMES_KEY]
+    assert stored["created"] == stored["active"] == int(clock() * 1000)
+    clock.advance(30)
+    assert browser("/me") == {"user": "ada", "keys": ["uid"]}
+    assert site.store.get(sid)[TIMES_KEY] == stored, "a request soon after rewrote the session"
+    clock.advance(40)
+    browser("/me")
+    renewed = site.store.get(sid)[TIMES_KEY]
+    assert renewed == {"created": stored["created"], "active": int(clock() * 1000)}
+
+
+def test_a_session_stored_without_times_starts_them(clock: FakeClock) -> None:
+    store = MemoryStore(clock=clock)
+    plain = Site("asgi", store)
+    browser = plain.browser()
+    sid = browser("/login?user=ada")["sid"]
+    timed = Site("asgi", store, idle_timeout=600, clock=clock)
+    timed.app.engine._verified = plain.app.engine._verified
+    cookie = {"connect.sid": plain.app.engine.cookie_value(sid)}
+    client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=timed.app), base_url="http://t", cookies=cookie
+    )
+    assert timed.loop.run_until_complete(client.get("/me")).json()["user"] == "ada"
+    assert store.get(sid)[TIMES_KEY]["created"] == int(clock() * 1000)
