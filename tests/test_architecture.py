@@ -16,7 +16,7 @@ LAYERS = [
     ["stores.base"],
     ["session"],
     ["_engine"],
-    ["stores.memory", "stores.toolkit"],
+    ["stores.memory", "stores.toolkit", "stores.encryption"],
     ["stores.sql"],
     ["stores.redis", "stores.sqlite", "stores.postgres", "stores.mysql", "stores.sqlalchemy"],
     ["stores.urls", "stores"],

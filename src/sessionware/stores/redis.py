@@ -62,6 +62,7 @@ from .._wire import now_ms
 from ..errors import SessionConflict, SessionCorrupt
 from ..options import is_valid_sid
 from .base import SessionData, check_user_key, require_user_key
+from .encryption import EncryptionKeys, encryption
 from .toolkit import (
     CORRUPT,
     UNAVAILABLE,
@@ -230,6 +231,7 @@ class RedisSessions:
         scan_count: int = DEFAULT_SCAN_COUNT,
         user_key: str | None = None,
         user_prefix: str | None = None,
+        encryption_keys: EncryptionKeys | None = None,
     ) -> None:
         if not isinstance(prefix, str):
             raise TypeError(f"prefix must be a str, got {prefix!r}")
@@ -245,6 +247,7 @@ class RedisSessions:
         self.atomic_index = True
         """Whether a session and its user's set can change in one script (not on a Cluster)."""
         self.indexed = IndexedUntil()
+        self.encryption = encryption(encryption_keys)
         if not callable(ttl) and (isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0):
             raise ValueError(f"ttl must be a positive number of seconds or a callable, got {ttl!r}")
         self.scan_count = positive_int(scan_count, "scan_count")
@@ -439,7 +442,7 @@ class RedisSessions:
                 stored = None
             if stored is not None:
                 data = merged_data(stored.data, base, record)
-                command = (*command[:2], self.value_of(record, data), *command[3:])
+                command = (*command[:2], self.value_of(sid, record, data), *command[3:])
             expected = current
         raise SessionConflict(f"session {sid!r}: {_MERGE_ATTEMPTS} concurrent writes in a row")
 
@@ -487,20 +490,25 @@ class RedisSessions:
         if ttl <= 0:
             return ("DEL", key)
         self.throttle.remember(sid, now_ms())
-        value = self.value_of(record)
+        value = self.value_of(sid, record)
         if self.disable_ttl:
             return ("SET", key, value)
         return ("SET", key, value, "EX", ttl)
 
-    def value_of(self, record: SessionRecord, data: SessionData | None = None) -> str | bytes:
-        """What is stored for ``record`` (with ``data`` instead of its own, after a merge)."""
+    def value_of(
+        self, sid: str, record: SessionRecord, data: SessionData | None = None
+    ) -> str | bytes:
+        """What is stored for ``record`` (with ``data`` instead of its own, after a merge),
+        sealed when the store encrypts."""
         if self.serializer is not None:
-            return self.serializer.dumps(
+            value = self.serializer.dumps(
                 {"cookie": record.cookie, **(record.data if data is None else data)}
             )
-        if data is None:
-            return record.json
-        return join_json(record.cookie_json, encode_json(data))
+        elif data is None:
+            value = record.json
+        else:
+            value = join_json(record.cookie_json, encode_json(data))
+        return value if self.encryption is None else self.encryption.seal(sid, value)
 
     def touch_command(self, sid: str, record: SessionRecord) -> Command | None:
         """``EXPIRE`` with the new lifetime, or nothing (touch disabled, or touched recently)."""
@@ -519,13 +527,12 @@ class RedisSessions:
         """The record stored under ``sid``; notes when it was last written (for touch_after)."""
         if value is None:
             return None
+        text = value if self.encryption is None else self.encryption.open(sid, value)
         if self.serializer is None:
-            stored = decode_stored(sid, value)
+            stored = decode_stored(sid, text)
         else:
             try:
-                stored = self.serializer.loads(
-                    value.decode() if isinstance(value, bytes) else value
-                )
+                stored = self.serializer.loads(text.decode() if isinstance(text, bytes) else text)
             except Exception as exc:
                 raise SessionCorrupt(f"session {sid!r} does not deserialize: {exc}") from exc
         if stored is None:

@@ -29,6 +29,7 @@ from .._records import Base, SessionRecord, Steps, encode_json, join_json, merge
 from ..errors import SessionConflict, SessionCorrupt
 from ..options import is_valid_sid
 from .base import SessionData, check_user_key, require_user_key
+from .encryption import EncryptionKeys, encryption
 from .toolkit import (
     Classify,
     CommandStore,
@@ -128,8 +129,10 @@ class SqlSessions:
         create_table: bool = True,
         touch_after: float = 0,
         clock: Callable[[], float] = time.time,
+        encryption_keys: EncryptionKeys | None = None,
     ) -> None:
         self.dialect = dialect
+        self.encryption = encryption(encryption_keys)
         self.ttl = positive_int(ttl, "ttl")
         self.disable_touch = disable_touch
         self.prune_batch = positive_int(prune_batch, "prune_batch")
@@ -173,12 +176,17 @@ class SqlSessions:
     def _params(self, now: int, **values: Any) -> dict[str, Any]:
         return {"now": self.dialect.now_value(now), **values}
 
+    def sealed(self, sid: str, text: str) -> str:
+        """What the row holds for a session's JSON: the text, or its sealed form."""
+        return text if self.encryption is None else self.encryption.seal(sid, text)
+
     def parse(self, sid: str, text: Any) -> SessionRecord | None:
         if isinstance(text, (bytes, bytearray, memoryview)):
             text = bytes(text).decode()
         if not isinstance(text, str):
             raise SessionCorrupt(f"session {sid!r} holds {type(text).__name__}, not JSON text")
-        record = SessionRecord.from_stored(sid, text)
+        plain = text if self.encryption is None else self.encryption.open(sid, text)
+        record = SessionRecord.from_stored(sid, plain)
         if record is not None:
             record.token = text
             self.throttle.loaded(sid, record)
@@ -216,7 +224,7 @@ class SqlSessions:
         expire = yield from self._live_expiry(sid, record, now)
         if expire is None:
             return
-        params = self._params(now, sid=sid, sess=record.json, expire=expire)
+        params = self._params(now, sid=sid, sess=self.sealed(sid, record.json), expire=expire)
         dialect = self.dialect
         indexed = self.user_key is not None
         if indexed:
@@ -249,7 +257,7 @@ class SqlSessions:
         expire = yield from self._live_expiry(sid, record, now)
         if expire is None:
             return
-        value = record.json
+        value = self.sealed(sid, record.json)
         data = record.data
         expected = base.token if isinstance(base.token, str) else None
         for _ in range(_MERGE_ATTEMPTS):
@@ -270,7 +278,7 @@ class SqlSessions:
                 current = None
             if current is not None:
                 data = merged_data(current.data, base, record)
-                value = join_json(record.cookie_json, encode_json(data))
+                value = self.sealed(sid, join_json(record.cookie_json, encode_json(data)))
             expected = str(row[0]) if current is None else str(current.token)
         raise SessionConflict(f"session {sid!r}: {_MERGE_ATTEMPTS} concurrent writes in a row")
 
@@ -564,6 +572,7 @@ class SqlOptions(TypedDict, total=False):
     """The options every SQL store takes."""
 
     user_key: str | None
+    encryption_keys: EncryptionKeys | None
     ttl: int
     disable_touch: bool
     touch_after: float
