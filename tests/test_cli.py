@@ -171,3 +171,57 @@ def test_gc_and_clear_show_progress_on_a_terminal(tmp_path: Path) -> None:
     out, shown = on_a_terminal("clear", "--yes")
     assert out == "cleared 1500 sessions\n"
     assert "] 1500/1500" in shown
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def indexed_url(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """A store whose app indexed its sessions by ``uid``."""
+    if request.param == "sqlite":
+        path = tmp_path / "indexed.db"
+        store: Any = SQLiteStore(str(path), user_key="uid")
+        url, extra = f"sqlite:///{path}", []
+    else:
+        from sessionware.stores.redis import SyncRedisStore
+
+        from .services import require_redis
+
+        prefix = request.getfixturevalue("redis_prefix")
+        store = SyncRedisStore(url=require_redis(), prefix=prefix, user_key="uid")
+        url, extra = require_redis(), ["--prefix", prefix]
+    store.set("here", {"cookie": COOKIE, "uid": "ann"})
+    store.set("phone", {"cookie": COOKIE, "uid": "ann"})
+    store.set("other", {"cookie": COOKIE, "uid": "bob"})
+    store.close()
+    return ["store", "--url", url, *extra]
+
+
+def test_a_users_sessions_listed_and_revoked(indexed_url: list[str], capsys: Any) -> None:
+    code, out, _ = run(capsys, *indexed_url, "--user-key", "uid", "--json", "user", "ann")
+    assert code == 0
+    assert [row["id"] for row in json.loads(out)] == ["here", "phone"]
+    code, out, _ = run(capsys, *indexed_url, "--user-key", "uid", "revoke", "ann", "--keep", "here")
+    assert (code, out.strip()) == (0, "destroyed 1 session of ann")
+    code, out, _ = run(capsys, *indexed_url, "--user-key", "uid", "--json", "user", "ann")
+    assert [row["id"] for row in json.loads(out)] == ["here"]
+    code, out, _ = run(capsys, *indexed_url, "--user-key", "uid", "--json", "user", "bob")
+    assert [row["id"] for row in json.loads(out)] == ["other"]
+
+
+def test_the_index_commands_need_the_user_key(indexed_url: list[str], capsys: Any) -> None:
+    code, _, err = run(capsys, *indexed_url, "user", "ann")
+    assert code == 2 and "--user-key" in err
+
+
+def test_an_encrypted_store_opens_with_the_keys_in_the_environment(
+    tmp_path: Path, capsys: Any, monkeypatch: Any
+) -> None:
+    path = tmp_path / "sealed.db"
+    key = "k" * 40
+    store = SQLiteStore(str(path), encryption_keys=[key])
+    store.set("a1", {"cookie": COOKIE, "secret": "s3"})
+    store.close()
+    code, out, err = run(capsys, "store", "--url", f"sqlite:///{path}", "show", "a1")
+    assert (code, out) == (2, "") and "needs its encryption_keys" in err
+    monkeypatch.setenv("SESSIONWARE_ENCRYPTION_KEYS", f"{'x' * 40},{key}")
+    code, out, _ = run(capsys, "store", "--url", f"sqlite:///{path}", "show", "a1")
+    assert code == 0 and json.loads(out)["secret"] == "s3"

@@ -109,3 +109,24 @@ def test_session_secret_overrides_the_file(cache: Path, monkeypatch: Any) -> Non
     monkeypatch.setenv("SESSION_SECRET", "x" * 40)
     create_app()
     assert not (cache / "demo.secret").exists()
+
+
+def test_sign_out_other_devices() -> None:
+    from sessionware import MemoryStore
+
+    app = create_app(store=MemoryStore())
+
+    async def both() -> tuple[str, str, str]:
+        transport = httpx.ASGITransport(app=app)
+        laptop = httpx.AsyncClient(transport=transport, base_url="http://t", follow_redirects=True)
+        phone = httpx.AsyncClient(transport=transport, base_url="http://t", follow_redirects=True)
+        async with laptop, phone:
+            await phone.post("/login", data={"user": "ann"})
+            seen = (await laptop.post("/login", data={"user": "ann"})).text
+            after = (await laptop.post("/logout-others")).text
+            return seen, after, (await phone.get("/")).text
+
+    seen, after, phone_page = asyncio.run(both())
+    assert "id='others'>1<" in seen
+    assert "id='others'>0<" in after
+    assert "id='login'" in phone_page, "the other device is still signed in"

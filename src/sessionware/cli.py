@@ -4,6 +4,9 @@
     sessionware store --url URL [--json] ACTION      (or SESSIONWARE_STORE=URL; --redis URL too)
 
     ACTION: count | ids | list [--user U] | show SID... | destroy SID... | clear [--yes] | gc
+            | user USER | revoke USER [--keep SID]     (the per-user index: needs --user-key)
+
+SESSIONWARE_ENCRYPTION_KEYS (comma-separated) opens a store that encrypts its sessions.
 
 Exit codes: 0 done; 1 an id that is not in the store; 2 a bad URL, an unreachable store or a
 refused command (one line on stderr, never a traceback).
@@ -53,6 +56,9 @@ def _open_store(args: argparse.Namespace) -> Any:
     options: dict[str, Any] = {}
     if args.prefix is not None:
         options["prefix"] = args.prefix
+    keys = os.environ.get("SESSIONWARE_ENCRYPTION_KEYS")
+    if keys:
+        options["encryption_keys"] = keys.split(",")
     if args.cluster and url.startswith(("redis://", "rediss://")):
         url = url.replace("://", "+cluster://", 1)
     try:
@@ -143,6 +149,8 @@ def _store_command(store: Any, args: argparse.Namespace) -> int:
         return _destroy(store, args)
     elif action == "clear":
         return _clear(store, args)
+    elif action in ("user", "revoke"):
+        return _user_command(store, args)
     elif action == "gc":
         prune = getattr(store, "prune", None)
         if prune is None:
@@ -150,6 +158,34 @@ def _store_command(store: Any, args: argparse.Namespace) -> int:
         else:
             pruned = prune(_counter("pruned"))
             _emit(args, {"pruned": pruned}, f"pruned {pruned} expired sessions")
+    return 0
+
+
+def _user_command(store: Any, args: argparse.Namespace) -> int:
+    """A user's sessions through the store's per-user index: list them, or revoke them."""
+    from .stores.base import index_users
+
+    user_key = args.user_key or getattr(store, "user_key", None)
+    if not user_key:
+        raise CommandError(f"{args.action} reads the per-user index: pass --user-key KEY")
+    try:
+        index_users(store, user_key)
+    except (TypeError, ValueError) as exc:
+        raise CommandError(str(exc)) from None
+    if args.action == "revoke":
+        destroyed = store.destroy_user_sessions(args.name, args.keep)
+        noun = "session" if destroyed == 1 else "sessions"
+        _emit(args, {"destroyed": destroyed}, f"destroyed {destroyed} {noun} of {args.name}")
+        return 0
+    rows = [
+        {
+            "id": sid,
+            "expires": (data.get("cookie") or {}).get("expires"),
+            "size": len(json.dumps(data, separators=(",", ":"), ensure_ascii=False)),
+        }
+        for sid, data in sorted(store.user_sessions(args.name).items())
+    ]
+    _emit(args, rows, _table(rows, ("id", "expires", "size")) if rows else "")
     return 0
 
 
@@ -250,6 +286,11 @@ def parser() -> argparse.ArgumentParser:
     for name, text in (("show", "sessions' JSON"), ("destroy", "delete sessions (log out)")):
         action = actions.add_parser(name, help=text)
         action.add_argument("sids", nargs="*", metavar="SID")
+    user = actions.add_parser("user", help="a user's sessions, from the per-user index")
+    user.add_argument("name", metavar="USER")
+    revoke = actions.add_parser("revoke", help="destroy a user's sessions (sign out everywhere)")
+    revoke.add_argument("name", metavar="USER")
+    revoke.add_argument("--keep", metavar="SID", help="keep this session (the current device)")
     clear = actions.add_parser("clear", help="delete every session in the store")
     clear.add_argument("--yes", action="store_true", help="do not ask")
     actions.add_parser("gc", help="delete expired sessions now (SQL stores)")

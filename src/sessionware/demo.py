@@ -1,7 +1,8 @@
 """The demo: what a server-side session is, shown in a browser.
 
 A visit counter kept in the session; log in (any name) and out; the session id changing at login,
-and why; the cookie the browser holds; the live sessions in the store, each one revocable. By
+and why; the cookie the browser holds; your other signed-in devices (the per-user index, with
+"sign out other devices"); the live sessions in the store, each one revocable. By
 default sessions live in SQLite under the user's cache folder, with a secret generated once beside
 it (mode 0600), so a restart logs nobody out; ``SESSION_SECRET`` overrides the secret, ``--store``
 the store.
@@ -89,11 +90,19 @@ async def home(request: Request) -> HTMLResponse:
         if part
     )
     if user:
+        devices = await session.user_sessions()
+        others = len([sid for sid in devices if sid != session.id])
         account = (
             f"<p>Signed in as <strong id='user'>{html.escape(str(user))}</strong>.</p>"
             "<form method='post' action='/logout'><button id='logout'>Log out</button></form>"
             "<p class='note'>Logging out destroys the session in the store and expires the "
             "cookie: the counter starts again at 1.</p>"
+            f"<p>Signed in as {html.escape(str(user))} on <strong id='others'>{others}</strong> "
+            f"other device{'' if others == 1 else 's'} (browsers).</p>"
+            "<form method='post' action='/logout-others'><button id='logout-others' "
+            "class='quiet'>Sign out other devices</button></form>"
+            "<p class='note'>The store keeps an index from each user to their sessions "
+            "(<code>user_key</code>), so this is one lookup, not a scan of every session.</p>"
         )
     else:
         account = (
@@ -134,6 +143,11 @@ async def login(request: Request) -> RedirectResponse:
 
 async def logout(request: Request) -> RedirectResponse:
     await _session(request).destroy()
+    return RedirectResponse("/", status_code=303)
+
+
+async def logout_others(request: Request) -> RedirectResponse:
+    await _session(request).destroy_other_sessions()
     return RedirectResponse("/", status_code=303)
 
 
@@ -209,6 +223,7 @@ def create_app(*, store_url: str | None = None, **options: Any) -> Starlette:
             Route("/", home),
             Route("/login", login, methods=["POST"]),
             Route("/logout", logout, methods=["POST"]),
+            Route("/logout-others", logout_others, methods=["POST"]),
             Route("/sessions", sessions),
             Route("/sessions/revoke", revoke, methods=["POST"]),
         ]
@@ -216,5 +231,6 @@ def create_app(*, store_url: str | None = None, **options: Any) -> Starlette:
     app.state.store = store
     options.setdefault("secret", demo_secret(folder))
     options.setdefault("cookie", {"max_age": 3600, "samesite": "lax", "secure": "auto"})
+    options.setdefault("user_key", "user")
     app.add_middleware(SessionMiddleware, store=store, **options)
     return app

@@ -90,3 +90,13 @@ class Encryption:
 
 def encryption(keys: EncryptionKeys | None) -> Encryption | None:
     return None if keys is None else Encryption(keys)
+
+
+def plain_text(sealer: Encryption | None, sid: str, stored: str | bytes) -> str | bytes:
+    """A stored value as text to parse: opened when the store encrypts; a sealed value met by a
+    store without keys says so (not "not JSON")."""
+    if sealer is not None:
+        return sealer.open(sid, stored)
+    if stored[:5] in (_MARK, _MARK.encode()):
+        raise SessionCorrupt(f"session {sid!r} is encrypted: the store needs its encryption_keys")
+    return stored

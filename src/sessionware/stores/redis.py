@@ -62,7 +62,7 @@ from .._wire import now_ms
 from ..errors import SessionConflict, SessionCorrupt
 from ..options import is_valid_sid
 from .base import SessionData, check_user_key, require_user_key
-from .encryption import EncryptionKeys, encryption
+from .encryption import EncryptionKeys, encryption, plain_text
 from .toolkit import (
     CORRUPT,
     UNAVAILABLE,
@@ -527,7 +527,7 @@ class RedisSessions:
         """The record stored under ``sid``; notes when it was last written (for touch_after)."""
         if value is None:
             return None
-        text = value if self.encryption is None else self.encryption.open(sid, value)
+        text = plain_text(self.encryption, sid, value)
         if self.serializer is None:
             stored = decode_stored(sid, text)
         else:

@@ -29,7 +29,7 @@ from .._records import Base, SessionRecord, Steps, encode_json, join_json, merge
 from ..errors import SessionConflict, SessionCorrupt
 from ..options import is_valid_sid
 from .base import SessionData, check_user_key, require_user_key
-from .encryption import EncryptionKeys, encryption
+from .encryption import EncryptionKeys, encryption, plain_text
 from .toolkit import (
     Classify,
     CommandStore,
@@ -185,7 +185,7 @@ class SqlSessions:
             text = bytes(text).decode()
         if not isinstance(text, str):
             raise SessionCorrupt(f"session {sid!r} holds {type(text).__name__}, not JSON text")
-        plain = text if self.encryption is None else self.encryption.open(sid, text)
+        plain = plain_text(self.encryption, sid, text)
         record = SessionRecord.from_stored(sid, plain)
         if record is not None:
             record.token = text
