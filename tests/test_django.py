@@ -258,3 +258,22 @@ def test_exists_and_the_session_store_outside_a_request(store: Any) -> None:
     assert not outside.exists("s%3Anot-a-signed-id.x")
     fresh = SessionStore()
     assert fresh.is_empty() and fresh.session_key != key
+
+
+@pytest.mark.parametrize("view", ["/sign-out-others", "/asign-out-others"])
+def test_sign_out_other_devices_with_djangos_user_key(view: str) -> None:
+    from sessionware import MemoryStore
+
+    store = MemoryStore()
+    with override_settings(SESSIONWARE={"store": store, "user_key": "_auth_user_id"}):
+        laptop, phone = Client(), Client()
+        for client in (laptop, phone):
+            client.post("/accounts/login/", {"username": "ann", "password": PASSWORD})
+        assert laptop.get("/devices").content.decode().split() == sorted(
+            [sid_of(laptop), sid_of(phone)]
+        )
+        assert laptop.get(view).content == b"1"
+        assert phone.get("/whoami").content == b"anonymous"
+        assert laptop.get("/whoami").content == b"ann"
+        user_id = str(User.objects.get(username="ann").pk)
+        assert list(store.user_sessions(user_id)) == [sid_of(laptop)]

@@ -79,3 +79,45 @@ def test_both_write_the_same_stored_shape(
     assert list(node_value["cookie"]) == list(python_value["cookie"])
     assert raw.ttl(redis_prefix + python_sid) in (3599, 3600)
     assert raw.ttl(redis_prefix + node_body["id"]) in (3599, 3600)
+
+
+def test_timeouts_and_the_user_index_live_beside_a_node_app(
+    node_app: NodeApp, redis_prefix: str
+) -> None:
+    """Python stores the session's times as a data key Node ignores and keeps when it rewrites
+    the session; Node's writes leave the index alone, and a listing drops what they changed."""
+    from sessionware._engine import TIMES_KEY
+    from sessionware.stores.redis import SyncRedisStore
+
+    raw = redis.Redis.from_url(require_redis())
+    store = RedisStore(url=require_redis(), prefix=redis_prefix)
+    app = middleware_for(
+        "asgi",
+        python_handler,
+        secret=SECRET,
+        store=store,
+        cookie={"max_age": 3600},
+        idle_timeout=600,
+        absolute_timeout=86400,
+        user_key="by",
+    )
+    python_app = Client(app, "asgi")
+    indexed = SyncRedisStore(url=require_redis(), prefix=redis_prefix, user_key="by")
+    try:
+        created = python_app.get("/inc")
+        cookie, sid = created.cookie(), json.loads(created.text)["id"]
+        times = json.loads(raw.get(redis_prefix + sid) or b"{}")[TIMES_KEY]
+        assert list(indexed.user_sessions("python")) == [sid]
+
+        assert node_app.get("/get", cookie=cookie)[0] == {"count": 1, "by": "python", "id": sid}
+        node_app.get("/inc", cookie=cookie)
+        stored = json.loads(raw.get(redis_prefix + sid) or b"{}")
+        assert stored[TIMES_KEY] == times, "Node's rewrite dropped the session's times"
+
+        again = json.loads(python_app.get("/get", cookie=cookie).text)
+        assert again == {"count": 2, "by": "node", "id": sid}
+        assert indexed.user_sessions("python") == {}, "a session Node re-keyed is still listed"
+        assert indexed.user_sessions("node") == {}, "Node's writes do not index (documented)"
+    finally:
+        python_app.close()
+        indexed.close()

@@ -21,4 +21,7 @@ urlpatterns = [
     path("post", views.post),
     path("boom", views.boom),
     path("expiry", views.expiry),
+    path("devices", views.devices),
+    path("sign-out-others", views.sign_out_others),
+    path("asign-out-others", views.asign_out_others),
 ]

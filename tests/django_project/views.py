@@ -60,3 +60,15 @@ def expiry(request: HttpRequest) -> HttpResponse:
     request.session.set_expiry(0)
     request.session["browser"] = True
     return HttpResponse(str(request.session.get_expire_at_browser_close()))
+
+
+def devices(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(" ".join(sorted(request.session.user_sessions())))
+
+
+def sign_out_others(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(str(request.session.destroy_other_sessions()))
+
+
+async def asign_out_others(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(str(await request.session.adestroy_other_sessions()))

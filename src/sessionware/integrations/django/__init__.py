@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
@@ -37,6 +37,7 @@ from ...session import SyncSession, run_on_loop
 from ...stores.urls import from_url
 from .._steps import open_steps, save_steps
 
+T = TypeVar("T")
 _state: dict[str, SessionRuntime] = {}
 TEST_COOKIE_NAME = "testcookie"
 TEST_COOKIE_VALUE = "worked"
@@ -101,15 +102,28 @@ class DjangoSession(SyncSession):
     def attach_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
 
-    def _perform(self, steps: Steps[StoreCall, None]) -> None:
+    def _perform(self, steps: Steps[StoreCall, T]) -> T:
         loop = getattr(self, "_loop", None)
         if loop is not None:
-            run_on_loop(loop, steps, self._runner)
-        else:
-            run_steps(steps, self._runner.call)
+            return run_on_loop(loop, steps, self._runner)
+        return run_steps(steps, self._runner.call)
 
-    async def _aperform(self, steps: Steps[StoreCall, None]) -> None:
-        await arun_steps(steps, self._runner.acall)
+    async def _aperform(self, steps: Steps[StoreCall, T]) -> T:
+        return await arun_steps(steps, self._runner.acall)
+
+    def user_sessions(self) -> dict[str, dict[str, Any]]:
+        """The stored sessions of the signed-in user (with ``user_key="_auth_user_id"``)."""
+        return self._perform(self._user_sessions_steps())
+
+    def destroy_other_sessions(self) -> int:
+        """Sign the user out everywhere else; how many sessions went."""
+        return self._perform(self._destroy_others_steps())
+
+    async def auser_sessions(self) -> dict[str, dict[str, Any]]:
+        return await self._aperform(self._user_sessions_steps())
+
+    async def adestroy_other_sessions(self) -> int:
+        return await self._aperform(self._destroy_others_steps())
 
     # -- the lifecycle, Django's names -------------------------------------------------------
 
