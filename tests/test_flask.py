@@ -296,3 +296,34 @@ def test_the_typed_session_regenerates_keeping_data_when_asked() -> None:
     assert store.ids() == [after]
     assert store.get(after)["value"] == "kept"
     assert store.get(after)["user"] == "ann"
+
+
+def test_sign_out_other_devices_with_flask_logins_user_key() -> None:
+    from sessionware.integrations.flask import session
+
+    app = flask.Flask(__name__)
+    store = MemoryStore()
+    init_app(app, secret="a flask secret that is long enough!!", store=store, user_key="_user_id")
+
+    @app.post("/login")
+    def login() -> str:
+        session.regenerate()
+        session["_user_id"] = "42"
+        return session.id
+
+    @app.get("/me")
+    def me() -> str:
+        return str(session.get("_user_id"))
+
+    @app.post("/others")
+    def others() -> str:
+        return str(session.destroy_other_sessions())
+
+    laptop, phone = app.test_client(), app.test_client()
+    laptop_sid = laptop.post("/login").text
+    phone.post("/login")
+    assert len(store.user_sessions(42)) == 2
+    assert laptop.post("/others").text == "1"
+    assert phone.get("/me").text == "None"
+    assert laptop.get("/me").text == "42"
+    assert list(store.user_sessions("42")) == [laptop_sid]

@@ -275,3 +275,24 @@ def test_a_session_stored_without_times_starts_them(clock: FakeClock) -> None:
     )
     assert timed.loop.run_until_complete(client.get("/me")).json()["user"] == "ada"
     assert store.get(sid)[TIMES_KEY]["created"] == int(clock() * 1000)
+
+
+def test_the_index_with_the_redis_client_cache(redis_prefix: str) -> None:
+    """The index commands must bypass the client cache (it tracks session keys only)."""
+    from sessionware.stores.redis import RedisStore
+
+    from .services import require_redis
+
+    store = RedisStore(
+        url=require_redis(), prefix=redis_prefix, client_cache=True, user_key="uid"
+    )
+    site = Site("asgi", store, user_key="uid", cookie={"max_age": 60})
+    laptop, phone = site.browser(), site.browser()
+    laptop_sid = laptop("/login?user=ada")["sid"]
+    phone_sid = phone("/login?user=ada")["sid"]
+    assert laptop("/devices")["sessions"] == sorted([laptop_sid, phone_sid])
+    phone("/logout")
+    assert laptop("/devices")["sessions"] == [laptop_sid]
+    assert site.store_call("destroy_user_sessions", "ada") == 1
+    assert laptop("/me")["user"] is None
+    site.close()

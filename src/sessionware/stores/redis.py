@@ -622,6 +622,10 @@ def _escape_glob(text: str) -> str:
     return "".join("\\" + char if char in "*?[]\\" else char for char in text)
 
 
+_CACHED_COMMANDS = frozenset(("GET", "SET", "EXPIRE", "DEL"))
+"""The session-key commands the client cache answers or tracks; the index's go to the pool."""
+
+
 class _Busy:
     """The tracking connection is in use by another request."""
 
@@ -867,13 +871,15 @@ class RedisStore(_RedisStoreBase, CommandStore[RedisCommand]):
             ]
         if isinstance(command, Each):
             return list(await self._pipeline(command).execute())
-        if self.cache is not None:
+        if self.cache is not None and command[0] in _CACHED_COMMANDS:
             if command[0] == "GET":
                 value = await self.cache.get(command[1])
                 if value is not BUSY:
                     return value
             elif await self.cache.write(command, _ttl_of(command)):
                 return None
+        elif self.cache is not None and command[0] == "GETDEL":
+            self.cache.entries.pop(command[1].encode(), None)
         return await self.client.execute_command(*command)
 
     async def _ping(self) -> None:
