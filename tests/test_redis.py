@@ -20,6 +20,7 @@ import redis.asyncio.sentinel
 import redis.sentinel
 
 from sessionware import SessionRecord, StoreUnavailable
+from sessionware._records import Base
 from sessionware._wire import now_ms
 from sessionware.stores.redis import RedisSessions, RedisStore, SyncRedisStore
 
@@ -479,6 +480,27 @@ def test_cluster_get_set_touch_all_clear(store_kind: str, redis_cluster: str) ->
     assert call(store, "get", "sid0") is None
     call(store, "clear")
     assert call(store, "length") == 0
+    client.close()
+
+
+def test_cluster_user_index(store_kind: str, redis_cluster: str) -> None:
+    """On a Cluster the session and its user's set live on different nodes: two commands."""
+    store = STORE_KINDS[store_kind](url=redis_cluster, cluster=True, prefix="u:", user_key="uid")
+    sids = [f"dev{index}" for index in range(12)]
+    for sid in sids:
+        call(store, "set", sid, stored(60, uid="ann"))
+    client = redis.RedisCluster.from_url(redis_cluster)
+    assert len({client.get_node_from_key(f"u:{sid}").name for sid in sids}) > 1
+    assert sorted(call(store, "user_sessions", "ann")) == sorted(sids)
+    loaded = call(store, "get_record", "dev0")
+    changed = SessionRecord.from_dict(stored(60, uid="bob"))
+    call(store, "merge_record", "dev0", changed, Base(loaded.token, loaded.data_json))
+    assert list(call(store, "user_sessions", "bob")) == ["dev0"]
+    call(store, "destroy", "dev1")
+    assert call(store, "destroy_user_sessions", "ann", "dev2") == 9
+    assert list(call(store, "user_sessions", "ann")) == ["dev2"]
+    call(store, "clear")
+    client.delete("u-user:ann", "u-user:bob")
     client.close()
 
 

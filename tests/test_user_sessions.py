@@ -283,9 +283,7 @@ def test_the_index_with_the_redis_client_cache(redis_prefix: str) -> None:
 
     from .services import require_redis
 
-    store = RedisStore(
-        url=require_redis(), prefix=redis_prefix, client_cache=True, user_key="uid"
-    )
+    store = RedisStore(url=require_redis(), prefix=redis_prefix, client_cache=True, user_key="uid")
     site = Site("asgi", store, user_key="uid", cookie={"max_age": 60})
     laptop, phone = site.browser(), site.browser()
     laptop_sid = laptop("/login?user=ada")["sid"]
