@@ -229,13 +229,6 @@ class Engine:
 _CACHE_LIMIT = 10_000
 
 
-def _encode_data(sid: str, data: Mapping[str, Any]) -> str:
-    try:
-        return encode_json(data)
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise SessionError(f"session {sid!r} cannot be stored as JSON: {exc}") from exc
-
-
 def _ms(seconds: float | None) -> int | None:
     return None if seconds is None else round(seconds * 1000)
 
@@ -329,8 +322,8 @@ class Flow:
             self.loaded_token = data.token
             self.pre_touched_ms = data.touched_ms
         else:
-            self.original_fingerprint = _encode_data(
-                session.id, {key: value for key, value in data.items() if key != "cookie"}
+            self.original_fingerprint = encode_json(
+                {key: value for key, value in data.items() if key != "cookie"}
             )
         self.base_json = self.original_fingerprint
         if not self.engine.options.resave:
@@ -396,9 +389,10 @@ class Flow:
 
     def fingerprint(self, session: SessionBase) -> str:
         """The stored data's JSON (no top-level cookie): what change detection compares."""
-        return _encode_data(
-            session.id, session if self.times is None else self.stored_data(session)
-        )
+        try:
+            return encode_json(session if self.times is None else self.stored_data(session))
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise SessionError(f"session {session.id!r} cannot be stored as JSON: {exc}") from exc
 
     def user(self, session: SessionBase) -> str | None:
         """The signed-in user the session names under ``user_key``."""
@@ -416,7 +410,8 @@ class Flow:
         """The store payload; ``check_size`` raises ``SessionTooLarge`` before any write."""
         if data_json is None:
             data_json = self.fingerprint(session)
-        record = SessionRecord(session.cookie, self.stored_data(session), data_json)
+        data = session if self.times is None else self.stored_data(session)
+        record = SessionRecord(session.cookie, data, data_json)
         limit = self.engine.options.max_size
         if check_size and limit is not None and (len(data_json) + 200) * 4 > limit:
             size = len(record.json.encode())
@@ -481,25 +476,21 @@ class Flow:
         return serialize_set_cookie(self.engine.name, "", session.cookie.attributes, 0)
 
     def finish(self, current: object, *, header: bool = True, call: bool = True) -> Outcome:
-        """``decide``, plus the destroy of a session that had timed out (with whatever else the
-        request stores)."""
-        outcome = self.decide(current, header, call)
-        expired = self.expired_sid
-        if expired is None or not call:
-            return outcome
-        self.expired_sid = None
-        calls = (Destroy(expired),) if outcome.call is None else (Destroy(expired), outcome.call)
-        return outcome._replace(call=Calls(calls))
-
-    def decide(self, current: object, header: bool = True, call: bool = True) -> Outcome:
         """Decide the Set-Cookie header and the store call once the app has answered.
 
         ``current`` is what the app left as the request's session (``None`` if it unset it). A
         streamed response asks for the header when its first chunk goes out and for the call
         before its last one; any other response asks for both at once. The decision about the
         store call is the last one, so the flow lets go of the session then (no cycle left for
-        the garbage collector).
+        the garbage collector). A loaded session that had timed out is destroyed with the call.
         """
+        if self.expired_sid is not None and call:
+            expired, self.expired_sid = self.expired_sid, None
+            outcome = self.finish(current, header=header)
+            calls = (
+                (Destroy(expired),) if outcome.call is None else (Destroy(expired), outcome.call)
+            )
+            return outcome._replace(call=Calls(calls))
         session = self.session
         if session is None:
             return _NOTHING

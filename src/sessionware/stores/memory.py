@@ -103,7 +103,7 @@ class MemoryStore(SyncRecordStore):
         return SessionRecord(cookie, decode_own_json(data_json), data_json, token=data_json)
 
     def set_record(self, sid: str, record: SessionRecord) -> None:
-        user = user_of(record.data, self.user_key)
+        user = None if self.user_key is None else user_of(record.data, self.user_key)
         entry = (record.expires_ms, record.cookie_copy(), record.data_json, user)
         with self._lock:
             self._write(sid, entry, self._now())
@@ -127,7 +127,9 @@ class MemoryStore(SyncRecordStore):
     def _write(self, sid: str, entry: _Entry, now: int) -> None:
         """Store ``entry`` as the most recently written; make room first. Lock held."""
         entries = self._entries
-        if sid in entries:
+        replaced = entries.pop(sid, None)
+        if replaced is not None and replaced[3] is not None:
+            entries[sid] = replaced
             self._remove(sid)
         self._drop_expired(now, _DROPS_PER_WRITE)
         if self.max_sessions is not None and len(entries) >= self.max_sessions:

@@ -1,0 +1,92 @@
+"""Instructions per request, counted by valgrind: the in-process comparison noisy timings cannot
+settle (the performance issue's first target is <= 0.35x the cheaper peer's added cost).
+
+Each contender of ``bench_asgi.contenders()`` serves ``N1`` and then ``N2`` requests of one kind
+under ``valgrind --tool=callgrind``; per request = (I(N2) - I(N1)) / (N2 - N1), so start-up and
+warm-up cancel out. Added cost = contender - bare app.
+
+    .venv/bin/python bench/instructions.py            # every contender, write and read
+    .venv/bin/python bench/instructions.py --only sessionware
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+N1, N2 = 1000, 3000
+PATHS = ("/write", "/read")
+
+
+def serve(contender: str, path: str, count: int) -> None:
+    """The measured loop (run under valgrind): a warmed-up session, then ``count`` requests."""
+    from bench_asgi import Caller, contenders
+
+    caller = Caller(contenders()[contender])
+
+    async def run() -> None:
+        await caller("/write")
+        for _ in range(200):
+            await caller(path)
+        for _ in range(count):
+            await caller(path)
+
+    asyncio.run(run())
+
+
+def instructions(contender: str, path: str, count: int) -> int:
+    command = [
+        "valgrind",
+        "--tool=callgrind",
+        "--callgrind-out-file=/dev/null",
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--serve",
+        contender,
+        path,
+        str(count),
+    ]
+    environment = {**os.environ, "PYTHONHASHSEED": "0"}
+    done = subprocess.run(
+        command, capture_output=True, text=True, check=True, env=environment, cwd=HERE
+    )
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if found is None:
+        raise RuntimeError(done.stderr[-2000:])
+    return int(found.group(1))
+
+
+def per_request(contender: str, path: str) -> float:
+    return (instructions(contender, path, N2) - instructions(contender, path, N1)) / (N2 - N1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--serve", nargs=3, metavar=("CONTENDER", "PATH", "COUNT"))
+    parser.add_argument("--only", action="append", help="measure only these contenders")
+    args = parser.parse_args()
+    if args.serve:
+        contender, path, count = args.serve
+        serve(contender, path, int(count))
+        return
+    names = ["baseline", *(args.only or ["sessionware", "starsessions", "starlette"])]
+    counts = {(name, path): per_request(name, path) for path in PATHS for name in names}
+    print("request  contender      instructions/request  added     ours/peer")
+    for path in PATHS:
+        base = counts[("baseline", path)]
+        ours = counts.get(("sessionware", path), base) - base
+        for name in names:
+            added = counts[(name, path)] - base
+            ratio = "" if name in ("baseline", "sessionware") or not added else ours / added
+            shown = f"{ratio:9.2f}" if ratio != "" else ""
+            print(f"{path:8} {name:14} {counts[(name, path)]:20,.0f}  {added:8,.0f}  {shown}")
+
+
+if __name__ == "__main__":
+    main()
