@@ -121,7 +121,7 @@ class MemoryStore(SyncRecordStore):
             if stored[2] != base.token:
                 data = merged_data(decode_own_json(stored[2]), base, record)
                 data_json = encode_json(data)
-            user = user_of(data, self.user_key)
+            user = None if self.user_key is None else user_of(data, self.user_key)
             self._write(sid, (record.expires_ms, record.cookie_copy(), data_json, user), now)
 
     def _write(self, sid: str, entry: _Entry, now: int) -> None:
