@@ -62,21 +62,30 @@ def instructions(contender: str, path: str, count: int) -> int:
     return int(found.group(1))
 
 
-def per_request(contender: str, path: str) -> float:
-    return (instructions(contender, path, N2) - instructions(contender, path, N1)) / (N2 - N1)
+def per_request(contender: str, path: str, n1: int = N1, n2: int = N2) -> float:
+    return (instructions(contender, path, n2) - instructions(contender, path, n1)) / (n2 - n1)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--serve", nargs=3, metavar=("CONTENDER", "PATH", "COUNT"))
     parser.add_argument("--only", action="append", help="measure only these contenders")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the bare app")
+    parser.add_argument("--counts", nargs=2, type=int, default=(N1, N2), metavar=("N1", "N2"))
     args = parser.parse_args()
     if args.serve:
         contender, path, count = args.serve
         serve(contender, path, int(count))
         return
-    names = ["baseline", *(args.only or ["sessionware", "starsessions", "starlette"])]
-    counts = {(name, path): per_request(name, path) for path in PATHS for name in names}
+    contenders = args.only or ["sessionware", "starsessions", "starlette"]
+    names = contenders if args.no_baseline else ["baseline", *contenders]
+    counts = {
+        (name, path): per_request(name, path, *args.counts) for path in PATHS for name in names
+    }
+    if args.no_baseline:
+        for (name, path), value in counts.items():
+            print(f"{path:8} {name:14} {value:20,.0f}")
+        return
     print("request  contender      instructions/request  added     ours/peer")
     for path in PATHS:
         base = counts[("baseline", path)]

@@ -316,7 +316,7 @@ class Flow:
         if self.expired_sid is not None:
             return self.generate()
         self.from_store = True
-        self.original_id = session.id
+        self.original_id = self.cookie_id
         if isinstance(data, SessionRecord):
             self.original_fingerprint = data.data_json
             self.loaded_token = data.token
@@ -400,7 +400,7 @@ class Flow:
 
     def is_modified(self, session: SessionBase, fingerprint: str | None = None) -> bool:
         """express's ``isModified``: a new id, or data that differs from what was loaded."""
-        if self.force_modified or self.original_id != session.id:
+        if self.force_modified or self.original_id != session._id:
             return True
         return self.original_fingerprint != (fingerprint or self.fingerprint(session))
 
@@ -494,7 +494,8 @@ class Flow:
         session = self.session
         if session is None:
             return _NOTHING
-        session._check_lifecycle_awaited()
+        if session._unawaited:
+            session._check_lifecycle_awaited()
         if header:
             self.headers_sent = True
         if call:
@@ -505,17 +506,17 @@ class Flow:
                 set_cookie = self.expire_cookie_header(session) if header else None
                 return Outcome(
                     set_cookie,
-                    Destroy(session.id) if call else None,
+                    Destroy(session._id) if call else None,
                     self.from_store or set_cookie is not None,
                 )
             return Outcome(None, None, self.from_store)
-        if session.destroyed:
+        if session._destroyed:
             set_cookie = self.expire_cookie_header(session) if header else None
             return Outcome(set_cookie, None, self.from_store or set_cookie is not None)
         if not self.touched:
             session.cookie.reset_max_age()
             self.touched = True
-        sid = session.id
+        sid = session._id
         fingerprint = self.fingerprint(session)
         modified = self.is_modified(session, fingerprint)
         is_new = self.cookie_id != sid

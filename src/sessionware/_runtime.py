@@ -176,23 +176,25 @@ class StoreDriver:
         return driver
 
     def _invoke(self, call: StoreCall) -> Any:
-        """Call the store method for ``call``: its result, or a coroutine for an async store."""
-        kind = type(call)
-        if isinstance(call, Get):
+        """Call the store method for ``call``: its result, or a coroutine for an async store.
+        The per-request calls are tested first, by exact type."""
+        if type(call) is Get:
             if self._touch_on_read and call.touch_ms is not None:
                 return self._get(call.sid, call.touch_ms)
             return self._get(call.sid)
+        if type(call) is Set:
+            if call.base is not None and self._merge is not None:
+                return self._merge(call.sid, call.record, call.base)
+            return self._set(call.sid, call.record if self.records else call.record.as_dict())
+        if type(call) is Touch:
+            return self._touch(call.sid, call.record if self.records else call.record.as_dict())
         if isinstance(call, Destroy):
             return self._destroy(call.sid)
-        if isinstance(call, Set) and call.base is not None and self._merge is not None:
-            return self._merge(call.sid, call.record, call.base)
         if isinstance(call, UserSessions):
             return self.store.user_sessions(call.user)
         if isinstance(call, DestroyUserSessions):
             return self.store.destroy_user_sessions(call.user, call.keep)
-        assert isinstance(call, (Set, Touch))
-        payload = call.record if self.records else call.record.as_dict()
-        return (self._set if kind is Set else self._touch)(call.sid, payload)
+        raise TypeError(f"not a store call: {call!r}")
 
     async def acall(self, call: StoreCall) -> Any:
         if type(call) is Calls:

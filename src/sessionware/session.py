@@ -71,7 +71,7 @@ class SessionBase(dict[str, Any]):
     Top-level ``cookie`` is reserved for the cookie object, as in express's stored shape.
     """
 
-    __slots__ = ("_destroyed", "_flow", "_id", "_runner", "cookie")
+    __slots__ = ("_destroyed", "_flow", "_id", "_runner", "_unawaited", "cookie")
 
     def __init__(
         self,
@@ -81,7 +81,6 @@ class SessionBase(dict[str, Any]):
         cookie: Cookie,
         data: dict[str, Any] | None = None,
     ):
-        super().__init__()
         if data:
             dict.update(self, data)
         self._id = sid
@@ -89,6 +88,8 @@ class SessionBase(dict[str, Any]):
         self._flow = flow
         self._runner = runner
         self._destroyed = False
+        self._unawaited: list[str] | None = None
+        """Lifecycle calls made in async code and not awaited yet (``Session`` only)."""
 
     @property
     def id(self) -> str:
@@ -225,9 +226,8 @@ class Session(SessionBase):
     silently.
     """
 
-    __slots__ = ("_loop", "_unawaited")
+    __slots__ = ("_loop",)
     _loop: asyncio.AbstractEventLoop
-    _unawaited: list[str]
 
     def attach_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         """Tie the session to its request's event loop (what sync callers run their calls on)."""
@@ -264,19 +264,18 @@ class Session(SessionBase):
         loop: asyncio.AbstractEventLoop | None = getattr(self, "_loop", None)
         if loop is not None and _running_loop() is not loop:
             return _Done(run_on_loop(loop, steps, self._runner))
-        unawaited: list[str] | None = getattr(self, "_unawaited", None)
+        unawaited = self._unawaited
         if unawaited is None:
-            unawaited = []
-            self._unawaited = unawaited
+            unawaited = self._unawaited = []
         unawaited.append(name)
-        return self._run(name, steps)
+        return self._run(name, unawaited, steps)
 
-    async def _run(self, name: str, steps: Steps[StoreCall, T]) -> T:
-        self._unawaited.remove(name)
+    async def _run(self, name: str, unawaited: list[str], steps: Steps[StoreCall, T]) -> T:
+        unawaited.remove(name)
         return await arun_steps(steps, self._runner.acall)
 
     def _check_lifecycle_awaited(self) -> None:
-        unawaited = getattr(self, "_unawaited", None)
+        unawaited = self._unawaited
         if unawaited:
             raise SessionError(
                 f"session.{unawaited[0]} was called but never awaited: write "

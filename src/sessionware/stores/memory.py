@@ -95,7 +95,7 @@ class MemoryStore(SyncRecordStore):
         entry = self._entries.get(sid)
         if entry is None:
             return None
-        if entry[0] is not None and entry[0] <= self._now():
+        if entry[0] is not None and entry[0] <= int(self.clock() * 1000):
             with self._lock:
                 self._live(sid, self._now())
             return None
@@ -131,13 +131,17 @@ class MemoryStore(SyncRecordStore):
         if replaced is not None and replaced[3] is not None:
             entries[sid] = replaced
             self._remove(sid)
-        self._drop_expired(now, _DROPS_PER_WRITE)
+        expiries = self._expiries
+        if expiries and expiries[0][0] <= now:
+            self._drop_expired(now, _DROPS_PER_WRITE)
         if self.max_sessions is not None and len(entries) >= self.max_sessions:
             self._drop_expired(now, None)
             while len(entries) >= self.max_sessions:
                 self._remove(next(iter(entries)))
         entries[sid] = entry
-        self._index(sid, entry[0])
+        expiry = entry[0]
+        if expiry is not None and (replaced is None or replaced[0] is None or expiry < replaced[0]):
+            self._index(sid, expiry)
         user = entry[3]
         if user is not None:
             self._users.setdefault(user, set()).add(sid)
@@ -208,11 +212,11 @@ class MemoryStore(SyncRecordStore):
             self._expiries.clear()
             self._users.clear()
 
-    def _index(self, sid: str, expiry: int | None) -> None:
+    def _index(self, sid: str, expiry: int) -> None:
         """Note when ``sid`` expires; rebuild the heap once stale pairs outnumber the live
-        entries (O(n) after at least n writes: amortized O(1)). Lock held."""
-        if expiry is not None:
-            heapq.heappush(self._expiries, (expiry, sid))
+        entries (O(n) after at least n writes: amortized O(1)). A rewrite that moves the expiry
+        later pushes nothing: its earlier pair is pushed again when it comes up. Lock held."""
+        heapq.heappush(self._expiries, (expiry, sid))
         if len(self._expiries) > 2 * len(self._entries) + _HEAP_SLACK:
             self._expiries = [
                 (entry[0], key) for key, entry in self._entries.items() if entry[0] is not None
