@@ -21,6 +21,7 @@ from sessionware import (
     load_session,
 )
 
+from .contract.stores import FakeClock
 from .harness import SECRET, Client, Req, middleware_for
 
 
@@ -155,6 +156,32 @@ class TestMemoryStore:
         store.destroy("a")
         store.touch("a", self.record(None, x=1))
         assert store.get("a") is None
+
+    def test_a_read_only_request_is_touched_as_it_reads(self) -> None:
+        """A read renews the session in the same store call (as Redis's GETEX): the request
+        needs no touch at its end, and the session lives on from the read."""
+        clock = FakeClock()
+
+        class Counting(MemoryStore):
+            touches = 0
+
+            def touch_record(self, sid: str, record: Any) -> None:
+                Counting.touches += 1
+                super().touch_record(sid, record)
+
+        store = Counting(clock=clock)
+        app = middleware_for(
+            "asgi", _count_handler, secret=SECRET, store=store, cookie={"max_age": 60}
+        )
+        client = Client(app, "asgi")
+        cookie = client.get("/login").cookie()
+        for _ in range(3):
+            clock.advance(50)
+            assert client.get("/", cookie=cookie).text == "1"
+        assert Counting.touches == 0
+        clock.advance(61)
+        assert client.get("/", cookie=cookie).text == "None"
+        client.close()
 
     def test_clear_and_ids(self) -> None:
         store = MemoryStore()
@@ -354,3 +381,9 @@ def test_a_destroyed_session_cannot_be_saved_or_written(transport: str) -> None:
     client.close()
     assert outcomes == ["refused", "refused"]
     assert store.length() == 0
+
+
+def _count_handler(req: Req) -> None:
+    if req.path == "/login":
+        req.session["n"] = 1
+    req.end(str(req.session.get("n")))

@@ -91,16 +91,32 @@ class MemoryStore(SyncRecordStore):
                     del self._users[entry[3]]
         return entry
 
-    def get_record(self, sid: str) -> SessionRecord | None:
+    def get_record(self, sid: str, touch_ms: int | None = None) -> SessionRecord | None:
+        """The session, or ``None``. With ``touch_ms`` (the lifetime a read-only request gives
+        the session), a session whose cookie has that lifetime is touched as it is read, so the
+        request needs no second store call (as Redis's GETEX)."""
         entry = self._entries.get(sid)
         if entry is None:
             return None
-        if entry[0] is not None and entry[0] <= int(self.clock() * 1000):
+        now = int(self.clock() * 1000)
+        expiry, cookie, data_json, user = entry
+        if expiry is not None and expiry <= now:
             with self._lock:
-                self._live(sid, self._now())
+                self._live(sid, now)
             return None
-        _, cookie, data_json, _ = entry
-        return SessionRecord(cookie, decode_own_json(data_json), data_json, token=data_json)
+        record = SessionRecord(cookie, decode_own_json(data_json), data_json, token=data_json)
+        if (
+            touch_ms is not None
+            and type(cookie) is Cookie
+            and cookie.original_max_age_ms == touch_ms
+        ):
+            touched = cookie.copy()
+            touched.expires_ms = now + touch_ms
+            with self._lock:
+                if self._entries.get(sid) is entry:
+                    self._entries[sid] = (touched.expires_ms, touched, data_json, user)
+            record.touched_ms = touch_ms
+        return record
 
     def set_record(self, sid: str, record: SessionRecord) -> None:
         user = None if self.user_key is None else user_of(record.data, self.user_key)
