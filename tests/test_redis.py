@@ -19,7 +19,7 @@ import redis.asyncio
 import redis.asyncio.sentinel
 import redis.sentinel
 
-from sessionware import SessionRecord, StoreUnavailable
+from sessionware import SessionCorrupt, SessionRecord, StoreUnavailable
 from sessionware._records import Base
 from sessionware._wire import now_ms
 from sessionware.stores.redis import RedisSessions, RedisStore, SyncRedisStore
@@ -644,3 +644,70 @@ def test_sentinel_through_a_client_the_user_passes(store_kind: str, tmp_path: Pa
         sentinel_process.terminate()
         sentinel_process.wait(timeout=10)
         primary.stop()
+
+
+class TestAutoPipeline:
+    """RedisStore sends the commands of concurrent requests together (``auto_pipeline``)."""
+
+    @staticmethod
+    def _connections(server: RedisServer) -> int:
+        admin = redis.Redis.from_url(server.url)
+        count = len(admin.client_list()) - 1
+        admin.close()
+        return count
+
+    def test_concurrent_requests_share_connections(self, private_redis: RedisServer) -> None:
+        """The first of 16 concurrent reads goes at once; the other 15 follow as one batch."""
+        for auto_pipeline, expected in ((True, 2), (False, 16)):
+            store = RedisStore(url=private_redis.url, auto_pipeline=auto_pipeline)
+            sids = [f"s{index}" for index in range(16)]
+
+            async def burst(store: Any = store, sids: list[str] = sids) -> list[Any]:
+                for sid in sids:
+                    await store.set(sid, stored(60, sid=sid))
+                return await asyncio.gather(*(store.get(sid) for sid in sids))
+
+            got = _on_loop(store, burst())
+            assert [data["sid"] for data in got] == sids
+            assert self._connections(private_redis) == expected
+            _on_loop(store, store.aclose())
+
+    def test_one_commands_error_stays_its_own(self, private_redis: RedisServer) -> None:
+        admin = redis.Redis.from_url(private_redis.url)
+        admin.hset("sess:wrong-type", "a", "1")
+        store = RedisStore(url=private_redis.url)
+
+        async def together() -> list[Any]:
+            await store.set("good", stored(60, n=1))
+            return await asyncio.gather(
+                store.get("good"), store.get("wrong-type"), return_exceptions=True
+            )
+
+        good, wrong = _on_loop(store, together())
+        assert good["n"] == 1
+        assert isinstance(wrong, SessionCorrupt)
+        _on_loop(store, store.aclose())
+        admin.close()
+
+    def test_a_script_missing_from_the_server_is_loaded_in_a_batch(
+        self, private_redis: RedisServer
+    ) -> None:
+        store = RedisStore(url=private_redis.url)
+        record = SessionRecord.from_dict(stored(60, n=1))
+
+        async def merges() -> None:
+            for sid in ("a", "b"):
+                await store.set_record(sid, record)
+            loaded = [await store.get_record(sid) for sid in ("a", "b")]
+            redis.Redis.from_url(private_redis.url).script_flush()
+            changed = SessionRecord.from_dict(stored(60, n=2))
+            await asyncio.gather(
+                *(
+                    store.merge_record(sid, changed, Base(got.token, got.data_json))
+                    for sid, got in zip(("a", "b"), loaded, strict=True)
+                )
+            )
+
+        _on_loop(store, merges())
+        assert [_on_loop(store, store.get(sid))["n"] for sid in ("a", "b")] == [2, 2]
+        _on_loop(store, store.aclose())

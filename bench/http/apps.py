@@ -38,6 +38,8 @@ def starlette_app() -> Any:
         store: Any = MemoryStore()
         if CONTENDER == "sessionware-redis":
             store = RedisStore(url=REDIS, prefix="bench-http:")
+        elif CONTENDER == "sessionware-redis-unpipelined":
+            store = RedisStore(url=REDIS, prefix="bench-http:", auto_pipeline=False)
         elif CONTENDER == "sessionware-redis-cache":
             store = RedisStore(url=REDIS, prefix="bench-http:", client_cache=True, touch_after=60)
         elif CONTENDER.startswith("sessionware-sqlite"):

@@ -39,6 +39,7 @@ ASGI = [
     "starlette-bare",
     "sessionware-memory",
     "sessionware-redis",
+    "sessionware-redis-unpipelined",
     "sessionware-redis-cache",
     "sessionware-sqlite",
     "sessionware-sqlite-throttled",

@@ -755,6 +755,71 @@ class _TrackedCache:
         await self._reset()
 
 
+class _Pipeliner:
+    """Automatic pipelining: while commands are on their way, the commands that concurrent
+    requests issue in the meantime go to Redis together, as one pipeline (one write, one read of
+    every reply) at the end of the event loop's turn, instead of one round trip each, as
+    node-redis does. With nothing on its way, a command goes at once, as it is: a quiet server
+    pays nothing for this. Each command still gets its own reply or error; a connection error
+    fails the commands sent with it, after the client's retry, so every outage guarantee holds
+    per request."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.queue: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
+        self.busy = 0
+        """Commands and batches on their way."""
+        self.flushing: set[asyncio.Task[None]] = set()
+
+    async def send(self, *command: Any) -> Any:
+        if self.busy:
+            return await self._queued(command)
+        self.busy += 1
+        try:
+            return await self.client.execute_command(*command)
+        finally:
+            self.busy -= 1
+
+    def _queued(self, command: tuple[Any, ...]) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        if not self.queue:
+            task = loop.create_task(self._flush())
+            self.flushing.add(task)
+            task.add_done_callback(self.flushing.discard)
+        self.queue.append((command, future))
+        return future
+
+    async def _flush(self) -> None:
+        batch, self.queue = self.queue, []
+        pipeline = self.client.pipeline(transaction=False)
+        for command, _ in batch:
+            pipeline.execute_command(*command)
+        self.busy += 1
+        try:
+            results = await pipeline.execute(raise_on_error=False)
+        except BaseException as exc:
+            for _, future in batch:
+                _settle(future, exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        finally:
+            self.busy -= 1
+        for (_, future), result in zip(batch, results, strict=True):
+            _settle(future, result)
+
+
+def _settle(future: asyncio.Future[Any], outcome: Any) -> None:
+    """Give a waiting command its reply, or its error (a request that gave up is skipped)."""
+    if future.done():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
 def _client_options(timeout: float, retry: Any) -> dict[str, Any]:
     """One immediate retry on a fresh connection for connection errors (a connection the
     server or a load balancer cut while idle is not an outage), none for timeouts (a stalled
@@ -847,24 +912,27 @@ class RedisStore(_RedisStoreBase, CommandStore[RedisCommand]):
         *,
         client_cache: bool = False,
         client_cache_size: int = 10_000,
+        auto_pipeline: bool = True,
         **options: Any,
     ) -> None:
         super().__init__(client, **options)
         if client_cache and self.is_cluster:
             raise ValueError("client_cache is not available with Redis Cluster")
+        self.pipeliner = _Pipeliner(self.client) if auto_pipeline and not self.is_cluster else None
         self.cache = _TrackedCache(self.client, client_cache_size) if client_cache else None
         if self.cache is not None:
             self.sessions.getex = False  # a cached read costs no round trip; GETEX would
 
     async def _execute(self, command: RedisCommand) -> Any:
+        send = self.client.execute_command if self.pipeliner is None else self.pipeliner.send
         script = _script_call(command)
         if script is not None:
             if self.cache is not None and not isinstance(command, Index):
                 self.cache.entries.pop(command[0].encode(), None)
             try:
-                return await self.client.evalsha(*script[1:])
+                return await send("EVALSHA", *script[1:])
             except NoScriptError:
-                return await self.client.eval(*script[0])
+                return await send("EVAL", *script[0])
         if isinstance(command, Scan):
             return [
                 key async for key in self.client.scan_iter(match=command.match, count=command.batch)
@@ -880,7 +948,7 @@ class RedisStore(_RedisStoreBase, CommandStore[RedisCommand]):
                 return None
         elif self.cache is not None and command[0] == "GETDEL":
             self.cache.entries.pop(command[1].encode(), None)
-        return await self.client.execute_command(*command)
+        return await send(*command)
 
     async def _ping(self) -> None:
         await self.client.ping()
