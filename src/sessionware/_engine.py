@@ -107,7 +107,7 @@ class Engine:
         """A static lifetime a store may apply as it reads (so a read-only request needs no
         second store call); ``None`` when each session's lifetime comes from a function."""
         self._verified: dict[str, str] = {}
-        self._signed: dict[str, str] = {}
+        self._signed_values: dict[str, str] = {}
         self.user_key = options.user_key
         self.idle_ms = _ms(options.idle_timeout)
         self.absolute_ms = _ms(options.absolute_timeout)
@@ -163,10 +163,10 @@ class Engine:
 
     def cookie_value(self, sid: str) -> str:
         """The Set-Cookie value for ``sid``: signed with the first secret, URI-encoded."""
-        value = self._signed.get(sid)
+        value = self._signed_values.get(sid)
         if value is None:
             value = encode_uri_component("s:" + sign(sid, self.secrets[0]))
-            _remember(self._signed, sid, value)
+            _remember(self._signed_values, sid, value)
         return value
 
     def is_secure(self, scheme: str, forwarded_proto: str | None) -> bool:
