@@ -50,12 +50,14 @@ def make(transport: str, default_store: Callable[[], Any]) -> Iterator[Callable[
 
 @pytest.fixture
 def redis_prefix() -> Iterator[str]:
-    """A key prefix of the test's own on the machine's Redis, its keys removed afterwards."""
+    """A key prefix of the test's own on the machine's Redis, its keys removed afterwards (the
+    per-user index keys beside it too)."""
     url = require_redis()
     name = f"sw-test:{uuid.uuid4().hex[:12]}:"
     yield name
     client = redis.Redis.from_url(url)
-    keys = list(client.scan_iter(match=name + "*"))
+    index = name.removesuffix(":") + "-user:"
+    keys = [key for match in (name, index) for key in client.scan_iter(match=match + "*")]
     if keys:
         client.delete(*keys)
     client.close()

@@ -53,7 +53,10 @@ def _redis() -> Place:
     client = redis.Redis.from_url(url)
 
     def cleanup() -> None:
-        keys = list(client.scan_iter(match=prefix + "*"))
+        index_prefix = prefix.removesuffix(":") + "-user:"
+        keys = [
+            key for match in (prefix, index_prefix) for key in client.scan_iter(match=match + "*")
+        ]
         if keys:
             client.delete(*keys)
         client.close()
@@ -238,3 +241,17 @@ def test_keys_must_be_strong() -> None:
         Encryption(["short"])
     with pytest.raises(ValueError, match="at least one key"):
         Encryption([])
+
+
+def test_the_user_index_works_on_sealed_sessions(place: Place) -> None:
+    from sessionware.stores.base import index_users
+
+    store = place.make([NEW_KEY])
+    index_users(store, "uid")
+    for sid in ("a", "b"):
+        store.set(sid, session(uid="ann"))
+    store.set("c", session(uid="bob"))
+    assert sorted(store.user_sessions("ann")) == ["a", "b"]
+    assert store.destroy_user_sessions("ann", keep="a") == 1
+    assert list(store.user_sessions("ann")) == ["a"]
+    assert PLAIN.encode() not in place.raw("a")
