@@ -23,7 +23,7 @@ from typing import Any
 import psycopg
 import pymysql
 import redis
-from bench_asgi import Caller, per_request_us
+from bench_asgi import Caller, per_request_us, read, write
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -44,17 +44,6 @@ RUN = uuid.uuid4().hex[:8]
 
 async def login(request: Request) -> PlainTextResponse:
     request.session["uid"] = "user-1"
-    return PlainTextResponse("ok")
-
-
-async def write(request: Request) -> PlainTextResponse:
-    session = request.session
-    session["n"] = session.get("n", 0) + 1
-    return PlainTextResponse("ok")
-
-
-async def read(request: Request) -> PlainTextResponse:
-    request.session.get("n")
     return PlainTextResponse("ok")
 
 

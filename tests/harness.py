@@ -275,10 +275,15 @@ def express_options(**options: Any) -> dict[str, Any]:
     return options
 
 
-def middleware_for(transport: str, handler: Handler, **options: Any) -> Any:
+def wrap(transport: str, asgi: Any, wsgi: Any, **options: Any) -> Any:
+    """The session middleware of ``transport`` around that transport's app."""
     if transport == "asgi":
-        return SessionMiddleware(asgi_app(handler), **options)
-    return WSGISessionMiddleware(wsgi_app(handler), **options)
+        return SessionMiddleware(asgi, **options)
+    return WSGISessionMiddleware(wsgi, **options)
+
+
+def middleware_for(transport: str, handler: Handler, **options: Any) -> Any:
+    return wrap(transport, asgi_app(handler), wsgi_app(handler), **options)
 
 
 class SpyStore(MemoryStore):

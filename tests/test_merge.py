@@ -17,11 +17,11 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from sessionware import MemoryStore, SessionMiddleware, WSGISessionMiddleware
+from sessionware import MemoryStore
 from sessionware.stores.redis import RedisStore, SyncRedisStore
 from sessionware.wsgi import SESSION_KEY
 
-from .harness import SECRET
+from .harness import SECRET, wrap
 from .services import require_redis
 
 REQUESTS = 100
@@ -63,9 +63,7 @@ class Harness:
     def __init__(self, transport: str, store: Any, **options: Any) -> None:
         self.transport = transport
         self.store = store
-        middleware = SessionMiddleware if transport == "asgi" else WSGISessionMiddleware
-        app = asgi_app if transport == "asgi" else wsgi_app
-        self.app = middleware(app, secret=SECRET, store=store, **options)
+        self.app = wrap(transport, asgi_app, wsgi_app, secret=SECRET, store=store, **options)
         self.loop = asyncio.new_event_loop()
         self.cookie = ""
         self.cookie = (

@@ -12,13 +12,13 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from sessionware import MemoryStore, SessionMiddleware, WSGISessionMiddleware
+from sessionware import MemoryStore, SessionMiddleware
 from sessionware._engine import TIMES_KEY
 from sessionware.cookie import _iso_from_ms
 from sessionware.wsgi import SESSION_KEY
 
 from .contract.stores import FakeClock
-from .harness import SECRET
+from .harness import SECRET, wrap
 from .test_merge import STORES, _drop_table
 
 
@@ -78,9 +78,7 @@ class Site:
     def __init__(self, transport: str, store: Any, **options: Any) -> None:
         self.transport = transport
         self.store = store
-        middleware = SessionMiddleware if transport == "asgi" else WSGISessionMiddleware
-        app = asgi_app if transport == "asgi" else wsgi_app
-        self.app = middleware(app, secret=SECRET, store=store, **options)
+        self.app = wrap(transport, asgi_app, wsgi_app, secret=SECRET, store=store, **options)
         self.loop = asyncio.new_event_loop()
 
     def browser(self) -> Callable[[str], Any]:
