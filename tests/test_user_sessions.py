@@ -292,3 +292,30 @@ def test_the_index_with_the_redis_client_cache(redis_prefix: str) -> None:
     assert site.store_call("destroy_user_sessions", "ada") == 1
     assert laptop("/me")["user"] is None
     site.close()
+
+
+def test_a_reload_mid_request_does_not_time_the_session_out(clock: FakeClock) -> None:
+    """Whether a session timed out is decided as the request starts: a ``reload()`` later in a
+    long request must not destroy the session the request goes on using."""
+    store = MemoryStore(clock=clock)
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        session = scope["session"]
+        if scope["path"] == "/slow":
+            clock.advance(700)
+            await session.reload()
+        session["n"] = session.get("n", 0) + 1
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": session.id.encode()})
+
+    middleware = SessionMiddleware(app, secret=SECRET, store=store, idle_timeout=600, clock=clock)
+
+    async def run() -> tuple[str, str]:
+        transport = httpx.ASGITransport(app=middleware)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            first = (await client.get("/")).text
+            return first, (await client.get("/slow")).text
+
+    first, second = asyncio.run(run())
+    assert first == second
+    assert store.get(first)["n"] == 2, "the session was destroyed under the request using it"

@@ -322,9 +322,13 @@ class Flow:
             self.loaded_token = data.token
             self.pre_touched_ms = data.touched_ms
         else:
-            self.original_fingerprint = encode_json(
-                {key: value for key, value in data.items() if key != "cookie"}
-            )
+            stored = {key: value for key, value in data.items() if key != "cookie"}
+            try:
+                self.original_fingerprint = encode_json(stored)
+            except (TypeError, ValueError, RecursionError) as exc:
+                raise SessionError(
+                    f"session {session.id!r} holds values that are not JSON"
+                ) from exc
         self.base_json = self.original_fingerprint
         if not self.engine.options.resave:
             self.saved = (session.id, self.original_fingerprint)
@@ -449,6 +453,7 @@ class Flow:
 
     def reload(self, session: SessionBase, data: SessionRecord | Mapping[str, Any]) -> None:
         fresh = self.inflate(session.id, data)
+        self.expired_sid = None  # a timeout is decided when the request starts, not mid-way
         session._replace(session.id, fresh.cookie, dict(fresh))
 
     def regenerate(self, session: SessionBase, *, keep: bool = False) -> None:
