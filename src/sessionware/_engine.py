@@ -486,8 +486,10 @@ class Flow:
         ``current`` is what the app left as the request's session (``None`` if it unset it). A
         streamed response asks for the header when its first chunk goes out and for the call
         before its last one; any other response asks for both at once. The decision about the
-        store call is the last one, so the flow lets go of the session then (no cycle left for
-        the garbage collector). A loaded session that had timed out is destroyed with the call.
+        store call is the last one, so the flow lets go of the session and the request then:
+        the request holds the session, the session its flow, so a flow that kept either would
+        leave a cycle for the garbage collector on every request. A loaded session that had
+        timed out is destroyed with the call.
         """
         if self.expired_sid is not None and call:
             expired, self.expired_sid = self.expired_sid, None
@@ -505,6 +507,7 @@ class Flow:
             self.headers_sent = True
         if call:
             self.session = None
+            self.request = None
         options = self.engine.options
         if current is not session:
             if options.unset == "destroy":
