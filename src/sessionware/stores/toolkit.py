@@ -368,6 +368,7 @@ class _Owned:
     health: Health
     guard: OutageGuard
     owns_client: bool
+    retries: bool
 
     @property
     def user_key(self) -> str | None:
@@ -404,6 +405,9 @@ class _Owned:
         self.health.ping = getattr(self, "_ping")  # noqa: B009 (defined by both bases)
         self.guard = OutageGuard(self.health, classify)
         self.owns_client = owns_client
+        self.retries = type(self)._attempts is not _Owned._attempts
+        """Whether the store retries some errors itself (else a command runs without the
+        steps machinery around it)."""
 
 
 class CommandStore(_Owned, RecordStore, Generic[C]):
@@ -417,7 +421,10 @@ class CommandStore(_Owned, RecordStore, Generic[C]):
 
     async def _perform(self, command: C) -> Any:
         try:
-            result = await arun_steps(self._attempts(command), self._execute)
+            if self.retries:
+                result = await arun_steps(self._attempts(command), self._execute)
+            else:
+                result = await self._execute(command)
         except Exception as exc:
             self.guard.check(exc, self._sid_of(command))
             raise
@@ -496,7 +503,10 @@ class SyncCommandStore(_Owned, SyncRecordStore, Generic[C]):
 
     def _perform(self, command: C) -> Any:
         try:
-            result = run_steps(self._attempts(command), self._execute)
+            if self.retries:
+                result = run_steps(self._attempts(command), self._execute)
+            else:
+                result = self._execute(command)
         except Exception as exc:
             self.guard.check(exc, self._sid_of(command))
             raise
