@@ -7,6 +7,7 @@ warm-up cancel out. Added cost = contender - bare app.
 
     .venv/bin/python bench/instructions.py            # every contender, write and read
     .venv/bin/python bench/instructions.py --only sessionware
+    .venv/bin/python bench/instructions.py --only sessionware-redis --no-baseline  # needs Redis
 """
 
 from __future__ import annotations
@@ -24,11 +25,27 @@ N1, N2 = 1000, 3000
 PATHS = ("/write", "/read")
 
 
+def redis_contender() -> object:
+    """sessionware on RedisStore (the machine's Redis): the instructions of this process only,
+    so the server's work and the waits are not counted."""
+    from bench_asgi import SECRET, starlette_app
+
+    from sessionware import SessionMiddleware
+    from sessionware.stores.redis import RedisStore
+
+    app = starlette_app(True)
+    store = RedisStore(url="redis://127.0.0.1:6379/0", prefix="bench-instructions:")
+    app.add_middleware(SessionMiddleware, secret=SECRET, store=store, cookie={"max_age": 3600})
+    return app
+
+
 def serve(contender: str, path: str, count: int) -> None:
     """The measured loop (run under valgrind): a warmed-up session, then ``count`` requests."""
     from bench_asgi import Caller, contenders
 
-    caller = Caller(contenders()[contender])
+    caller = Caller(
+        redis_contender() if contender == "sessionware-redis" else contenders()[contender]
+    )
 
     async def run() -> None:
         await caller("/write")

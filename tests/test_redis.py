@@ -711,3 +711,21 @@ class TestAutoPipeline:
         _on_loop(store, merges())
         assert [_on_loop(store, store.get(sid))["n"] for sid in ("a", "b")] == [2, 2]
         _on_loop(store, store.aclose())
+
+
+def test_the_stores_own_connections_pack_commands_with_hiredis_as_redis_py_does() -> None:
+    """Same bytes on the wire as redis-py's own packer, for what the store sends; a command
+    name with a space (``"CONFIG GET"``) is left to redis-py, which splits it."""
+    store = RedisStore(url=require_redis())
+    connection_class = store.client.connection_pool.connection_class
+    assert connection_class.__name__.startswith("HiredisPacked")
+    ours = connection_class()
+    theirs = redis.asyncio.Connection()
+    for command in (
+        ("GETEX", "sess:abc", "EX", 3600),
+        ("EVALSHA", "f" * 40, 1, "sess:abc", b'{"n":1}', "é-\x00-json", 60),
+        ("CONFIG GET", "maxmemory"),
+    ):
+        assert b"".join(ours.pack_command(*command)) == b"".join(theirs.pack_command(*command))
+    given = RedisStore(redis.asyncio.Redis())
+    assert given.client.connection_pool.connection_class is redis.asyncio.Connection

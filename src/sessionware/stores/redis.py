@@ -48,6 +48,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
+try:
+    from hiredis import pack_command as _hiredis_pack
+except ImportError:  # pragma: no cover - the [redis] extra installs hiredis
+    _hiredis_pack = None  # type: ignore[assignment]
+
 from .._records import (
     Base,
     SessionRecord,
@@ -810,6 +815,26 @@ class _Pipeliner:
             _settle(future, result)
 
 
+class _HiredisPacking:
+    """Commands packed by hiredis, in C. redis-py's sync client does this when hiredis is
+    installed; its asyncio connections pack in Python, which cost about 8 us per command here
+    (a third of the client's time in a profile of 16 concurrent writes)."""
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        if args and isinstance(args[0], str) and " " in args[0]:
+            return super().pack_command(*args)  # type: ignore[misc,no-any-return]
+        return [_hiredis_pack(args)]
+
+
+def _pack_with_hiredis(pool: Any) -> None:
+    """Have the connections of a pool the store built pack commands with hiredis (when it is
+    installed), whatever connection class the URL chose (TCP, TLS, Unix socket)."""
+    if _hiredis_pack is None:
+        return
+    base = pool.connection_class
+    pool.connection_class = type(f"HiredisPacked{base.__name__}", (_HiredisPacking, base), {})
+
+
 def _settle(future: asyncio.Future[Any], outcome: Any) -> None:
     """Give a waiting command its reply, or its error (a request that gave up is skipped)."""
     if future.done():
@@ -918,6 +943,8 @@ class RedisStore(_RedisStoreBase, CommandStore[RedisCommand]):
         super().__init__(client, **options)
         if client_cache and self.is_cluster:
             raise ValueError("client_cache is not available with Redis Cluster")
+        if self.owns_client and not self.is_cluster:
+            _pack_with_hiredis(self.client.connection_pool)
         self.pipeliner = _Pipeliner(self.client) if auto_pipeline and not self.is_cluster else None
         self.cache = _TrackedCache(self.client, client_cache_size) if client_cache else None
         if self.cache is not None:
