@@ -22,28 +22,24 @@ class Pair:
     node: NodeApp
     python: Client
     row: Any  # sid -> (stored JSON text, expiry in epoch seconds)
+    store: Any = None
 
 
-def _python_client(store: Any) -> Client:
+def _python_client(store: Any, **options: Any) -> Client:
     app = middleware_for(
-        "asgi", python_handler, secret=SECRET, store=store, cookie={"max_age": 3600}
+        "asgi", python_handler, secret=SECRET, store=store, cookie={"max_age": 3600}, **options
     )
     return Client(app, "asgi")
 
 
-def _postgres(table: str) -> Iterator[Pair]:
+def _postgres(table: str, **options: Any) -> Iterator[Pair]:
     import psycopg
 
     from sessionware.stores.postgres import PostgresStore
 
     url = require_postgres()
     store = PostgresStore(url=url, table=table)
-    python = Client(
-        middleware_for(
-            "asgi", python_handler, secret=SECRET, store=store, cookie={"max_age": 3600}
-        ),
-        "asgi",
-    )
+    python = _python_client(store, **options)
     python.loop.run_until_complete(store.length())  # creates connect-pg-simple's table
 
     def row(sid: str) -> tuple[str, float]:
@@ -57,7 +53,7 @@ def _postgres(table: str) -> Iterator[Pair]:
 
     try:
         with node_app_on(STORE="pg", PG_URL=url, TABLE=table) as node:
-            yield Pair(node, python, row)
+            yield Pair(node, python, row, store)
     finally:
         python.loop.run_until_complete(store.aclose())
         python.close()
@@ -65,19 +61,14 @@ def _postgres(table: str) -> Iterator[Pair]:
             connection.execute(f'DROP TABLE IF EXISTS "{table}"')
 
 
-def _mysql(table: str) -> Iterator[Pair]:
+def _mysql(table: str, **options: Any) -> Iterator[Pair]:
     import pymysql
 
     from sessionware.stores.mysql import MySQLStore, connection_options
 
     url = require_mysql()
     store = MySQLStore(url=url, table=table)
-    python = Client(
-        middleware_for(
-            "asgi", python_handler, secret=SECRET, store=store, cookie={"max_age": 3600}
-        ),
-        "asgi",
-    )
+    python = _python_client(store, **options)
     python.loop.run_until_complete(store.length())  # creates the table (+ an expiry index)
     options = connection_options(url, 5)
 
@@ -90,7 +81,7 @@ def _mysql(table: str) -> Iterator[Pair]:
 
     try:
         with node_app_on(STORE="mysql", MYSQL_URL=url, TABLE=table) as node:
-            yield Pair(node, python, row)
+            yield Pair(node, python, row, store)
     finally:
         python.loop.run_until_complete(store.aclose())
         python.close()
@@ -98,10 +89,23 @@ def _mysql(table: str) -> Iterator[Pair]:
             connection.cursor().execute(f"DROP TABLE IF EXISTS `{table}`")
 
 
-@pytest.fixture(params=["postgres", "mysql"])
-def pair(request: pytest.FixtureRequest) -> Iterator[Pair]:
+def _pair(kind: str) -> Iterator[Pair]:
     table = f"sw_node_{uuid.uuid4().hex[:10]}"
-    yield from (_postgres if request.param == "postgres" else _mysql)(table)
+    database, _, indexed = kind.partition("-")
+    options = {"user_key": "by"} if indexed else {}
+    yield from (_postgres if database == "postgres" else _mysql)(table, **options)
+
+
+@pytest.fixture(params=["postgres", "mysql", "postgres-indexed", "mysql-indexed"])
+def pair(request: pytest.FixtureRequest) -> Iterator[Pair]:
+    """Each database twice: the Node store's own table, and the table with the per-user index
+    column a Python app with ``user_key`` adds to it (the Node app must not notice)."""
+    yield from _pair(request.param)
+
+
+@pytest.fixture(params=["postgres-indexed", "mysql-indexed"])
+def indexed_pair(request: pytest.FixtureRequest) -> Iterator[Pair]:
+    yield from _pair(request.param)
 
 
 def test_a_node_session_is_read_and_changed_by_python(pair: Pair) -> None:
@@ -138,3 +142,17 @@ def test_both_write_the_same_row_shape(pair: Pair) -> None:
     assert list(node_value) == list(python_value) == ["cookie", "count", "by"]
     assert list(node_value["cookie"]) == list(python_value["cookie"])
     assert abs(node_expiry - python_expiry) < 5
+
+
+def test_the_user_index_beside_a_node_app(indexed_pair: Pair) -> None:
+    """Node's writes leave the ``user_id`` column as it was: a session Node moved to another
+    user leaves the old user's list (checked against the data), and is not indexed under the
+    new one (documented)."""
+    pair = indexed_pair
+    created = pair.python.get("/inc")
+    cookie, sid = created.cookie(), json.loads(created.text)["id"]
+    listed = pair.python.loop.run_until_complete(pair.store.user_sessions("python"))
+    assert list(listed) == [sid]
+    pair.node.get("/inc", cookie=cookie)
+    for user in ("python", "node"):
+        assert pair.python.loop.run_until_complete(pair.store.user_sessions(user)) == {}

@@ -108,3 +108,31 @@ def test_touch_after_spares_a_write_for_reads_soon_after_a_save(tmp_path: Path) 
     assert after == before, "touched again within touch_after"
     before, after = expiry_after_a_touch(0)
     assert after > before
+
+
+def test_the_user_index_leaves_connect_sqlite3s_insert_working(tmp_path: Path) -> None:
+    """connect-sqlite3 writes ``INSERT OR REPLACE INTO sessions VALUES (?, ?, ?)``, with no
+    column list: a fourth, written column would break every save of a Node app sharing the
+    file. The index is a column SQLite derives from the JSON, so the Node app's statement still
+    works, and its sessions are indexed too."""
+    import json
+
+    path = tmp_path / "shared.db"
+    store = SQLiteStore(str(path), user_key="uid")
+    store.set("ours", {"cookie": {"originalMaxAge": None, "expires": None}, "uid": "ann"})
+    expires = int(time.time() * 1000) + 60_000
+    with sqlite3.connect(path) as node:
+        node.execute(
+            "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?)",
+            ("theirs", expires, json.dumps({"cookie": {"expires": None}, "uid": "ann"})),
+        )
+    assert sorted(store.user_sessions("ann")) == ["ours", "theirs"]
+    assert store.destroy_user_sessions("ann", keep="ours") == 1
+    store.close()
+
+
+def test_an_unusable_user_key_for_the_derived_index_is_refused(tmp_path: Path) -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="user_key"):
+        SQLiteStore(str(tmp_path / "s.db"), user_key='a"b')

@@ -13,7 +13,8 @@ below decide what to run, and each store only executes statements on its driver.
 - With ``user_key``, the table gains an indexed ``user_id`` column (added by ``create_table`` to
   an existing table too), written by the same statement as the session; an expired row leaves
   the index with the row. A Node app's writes leave the column as it was, so a user's sessions
-  are checked against their data as they are listed.
+  are checked against their data as they are listed. On SQLite the column is derived from the
+  JSON by SQLite itself, since connect-sqlite3 inserts rows without naming columns.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ T = TypeVar("T")
 DEFAULT_TTL = 86400
 DEFAULT_PRUNE_BATCH = 1000
 USER_COLUMN = "user_id"
+_JSON_KEY = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _MERGE_ATTEMPTS = 1000
 
@@ -92,8 +94,13 @@ class Dialect:
     columns, then this INSERT when no row matched."""
     update: str = ""
     columns: str = ""
-    """The table's column names (to add ``user_id`` to a table that lacks it)."""
+    """The table's column names (to add ``user_id`` to a table that lacks it), and whether
+    each is generated (a second field, where the database has such columns)."""
     add_user: tuple[str, ...] = ()
+    derive_user: tuple[str, ...] = ()
+    """Where the Node store's own INSERT names no columns (connect-sqlite3), ``user_id`` is a
+    column the database derives from the JSON (``{path}``: the user key's JSON path), so the
+    Node app's writes keep working and are indexed too."""
     upsert_user: str = ""
     cas_user: str = ""
     insert_user: str = ""
@@ -109,9 +116,10 @@ class Dialect:
             for key, value in self.__dict__.items()
         }
         fields["name"] = self.name
-        for statements in ("create", "add_user"):
+        for statements in ("create", "add_user", "derive_user"):
             fields[statements] = tuple(
-                statement.format(**names) for statement in getattr(self, statements)
+                statement.replace("{table}", quoted_table).replace("{bare}", bare_table)
+                for statement in getattr(self, statements)
             )
         return Dialect(**fields)
 
@@ -141,6 +149,9 @@ class SqlSessions:
         self.created = not create_table
         self.throttle = TouchThrottle(touch_after)
         self._user_key: str | None = None
+        self.user_written = not dialect.derive_user or self.encryption is not None
+        """Whether saves write the ``user_id`` column; else the database derives it from the
+        JSON (which it cannot read in a sealed session)."""
 
     @property
     def user_key(self) -> str | None:
@@ -150,6 +161,11 @@ class SqlSessions:
     def user_key(self, key: str | None) -> None:
         """Index by ``key`` from now on; ``create_table`` then makes sure of the column."""
         self._user_key = check_user_key(key)
+        if key is not None and not self.user_written and not _JSON_KEY.match(key):
+            raise ValueError(
+                f"user_key {key!r} cannot name a JSON path in SQL: use letters, digits, '_', "
+                f"'-' or '.'"
+            )
         if key is not None and self.create_table:
             self.created = False
 
@@ -197,11 +213,20 @@ class SqlSessions:
     def create(self) -> Steps[Sql, None]:
         for statement in self.dialect.create:
             yield Sql(statement, {}, "none")
-        if self.user_key is not None:
-            columns = yield Sql(self.dialect.columns, {}, "all")
-            if USER_COLUMN not in {str(row[0]).lower() for row in columns}:
-                for statement in self.dialect.add_user:
-                    yield Sql(statement, {}, "none")
+        if self.user_key is None:
+            return
+        columns = yield Sql(self.dialect.columns, {}, "all")
+        found = {str(row[0]).lower(): row[1:] for row in columns}
+        if USER_COLUMN in found:
+            self.user_written = not (found[USER_COLUMN] and found[USER_COLUMN][0] in (2, 3))
+            return
+        if self.user_written:
+            statements = self.dialect.add_user
+        else:
+            path = '$."' + self.user_key + '"'
+            statements = tuple(part.replace("{path}", path) for part in self.dialect.derive_user)
+        for statement in statements:
+            yield Sql(statement, {}, "none")
 
     def get(self, sid: str, touch_ms: int | None = None) -> Steps[Sql, SessionRecord | None]:
         yield from self._ensure_table()
@@ -226,7 +251,7 @@ class SqlSessions:
             return
         params = self._params(now, sid=sid, sess=self.sealed(sid, record.json), expire=expire)
         dialect = self.dialect
-        indexed = self.user_key is not None
+        indexed = self.user_key is not None and self.user_written
         if indexed:
             params["user"] = user_of(record.data, self.user_key)
         if dialect.upsert:
@@ -264,7 +289,7 @@ class SqlSessions:
             if expected is not None:
                 params = self._params(now, sid=sid, sess=value, expire=expire, expected=expected)
                 cas = self.dialect.cas
-                if self.user_key is not None:
+                if self.user_key is not None and self.user_written:
                     params["user"] = user_of(data, self.user_key)
                     cas = self.dialect.cas_user
                 if (yield Sql(cas, params, "rowcount")):
@@ -393,9 +418,15 @@ SQLITE = Dialect(
     ),
     expire_value=milliseconds,
     now_value=milliseconds,
-    columns="SELECT name FROM pragma_table_info('{bare}')",
+    columns="SELECT name, hidden FROM pragma_table_xinfo('{bare}')",
     add_user=(
         "ALTER TABLE {table} ADD COLUMN user_id",
+        'CREATE INDEX IF NOT EXISTS "{bare}_user_id" ON {table} (user_id)',
+    ),
+    derive_user=(
+        "ALTER TABLE {table} ADD COLUMN user_id TEXT GENERATED ALWAYS AS (CASE WHEN"
+        " json_valid(sess) AND json_type(sess) = 'object'"
+        " THEN CAST(json_extract(sess, '{path}') AS TEXT) END) VIRTUAL",
         'CREATE INDEX IF NOT EXISTS "{bare}_user_id" ON {table} (user_id)',
     ),
     upsert_user=(
@@ -563,7 +594,7 @@ def named_parameters(dialect: Dialect) -> Dialect:
         return re.sub(r"%\((\w+)\)s", r":\1", value) if isinstance(value, str) else value
 
     fields = {key: convert(value) for key, value in dialect.__dict__.items()}
-    for statements in ("create", "add_user"):
+    for statements in ("create", "add_user", "derive_user"):
         fields[statements] = tuple(convert(statement) for statement in getattr(dialect, statements))
     return Dialect(**fields)
 
