@@ -26,7 +26,9 @@ from sessionware import (
     SyncSession,
     WSGISessionMiddleware,
 )
+from sessionware._engine import Flow
 from sessionware.integrations.flask import init_app
+from sessionware.session import SessionBase
 from sessionware.stores.redis import RedisStore, SyncRedisStore
 from sessionware.wsgi import SESSION_KEY
 
@@ -242,11 +244,15 @@ def test_a_finished_request_leaves_no_cycle_for_the_garbage_collector(
         client.get(path, cookie=cookie)
     gc.collect()
     gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
     try:
         for _ in range(50):
             client.get(path, cookie=cookie)
-        left = gc.collect()
+        gc.collect()
+        ours = [found for found in gc.garbage if isinstance(found, (Flow, SessionBase))]
     finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
         gc.enable()
         client.close()
-    assert left == 0, f"{left} objects in reference cycles after 50 requests"
+    assert not ours, f"{len(ours)} flows and sessions in reference cycles after 50 requests"
