@@ -207,12 +207,12 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-def timed_site(clock: FakeClock, **options: Any) -> Site:
-    return Site("asgi", MemoryStore(clock=clock), clock=clock, **options)
+def timed_site(clock: FakeClock, transport: str = "asgi", **options: Any) -> Site:
+    return Site(transport, MemoryStore(clock=clock), clock=clock, **options)
 
 
-def test_an_idle_session_ends_and_is_destroyed(clock: FakeClock) -> None:
-    site = timed_site(clock, idle_timeout=600)
+def test_an_idle_session_ends_and_is_destroyed(clock: FakeClock, transport: str) -> None:
+    site = timed_site(clock, transport, idle_timeout=600)
     browser = site.browser()
     sid = browser("/login?user=ada")["sid"]
     clock.advance(590)
