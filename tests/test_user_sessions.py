@@ -184,7 +184,7 @@ def test_the_memory_index_drops_expired_sessions() -> None:
 def test_the_redis_index_expires_with_its_sessions(redis_prefix: str) -> None:
     import redis
 
-    from sessionware.stores.redis import RedisStore
+    from sessionware.stores.redis import RedisSessions, RedisStore
 
     from .services import require_redis
 
@@ -192,7 +192,7 @@ def test_the_redis_index_expires_with_its_sessions(redis_prefix: str) -> None:
     store = RedisStore(url=require_redis(), prefix=redis_prefix)
     site = Site("asgi", store, user_key="uid", cookie={"max_age": 60})
     site.browser()("/login?user=ada")
-    index = redis_prefix.removesuffix(":") + "-user:ada"
+    index = RedisSessions(prefix=redis_prefix).index_key("ada")
     assert client.zcard(index) == 1
     assert 60_000 < client.pttl(index) <= 120_000, "the index outlives its session forever"
     site.close()
