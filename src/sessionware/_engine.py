@@ -92,8 +92,18 @@ _NOTHING = Outcome(None, None)
 class Engine:
     """Per-middleware state: validated options and what could be computed once at start-up."""
 
-    def __init__(self, options: SessionOptions, make_session: SessionFactory, *, has_touch: bool):
+    def __init__(
+        self,
+        options: SessionOptions,
+        make_session: SessionFactory,
+        *,
+        has_touch: bool,
+        on_corrupt: Callable[[SessionCorrupt], None],
+    ):
         self.options = options
+        self.on_corrupt = on_corrupt
+        """Told of a stored value that is not a session (the runtime logs it); the client then
+        gets a fresh session, never a loop of errors."""
         self.make_session = make_session
         self.name = options.name
         self.secrets = options.secrets
@@ -147,9 +157,9 @@ class Engine:
         raw = find_raw_cookie(cookie_header, self.name)
         if not raw:
             return None
-        sid = self._verified.get(raw)
-        if sid is not None:
-            return sid
+        return self._verified.get(raw) or self._verify(raw)
+
+    def _verify(self, raw: str) -> str | None:
         if len(raw) > MAX_COOKIE_VALUE_LENGTH:
             return None
         value = decode_cookie_value(raw)
@@ -305,18 +315,23 @@ class Flow:
     def loaded(self, data: SessionRecord | Mapping[str, Any] | None) -> SessionBase:
         """Inflate the stored data, or generate a new session when the store had nothing.
 
-        Data that is not even a mapping raises ``SessionCorrupt`` (the runtime then logs it and
-        calls ``loaded(None)``: the client gets a fresh session, never a loop of errors). A
-        mapping whose cookie does not inflate is an error, as in express (its test S029).
+        Data that is not even a mapping is told to ``engine.on_corrupt`` (the runtime logs it)
+        and the client gets a fresh session, never a loop of errors. A mapping whose cookie does
+        not inflate is an error, as in express (its test S029).
         """
         if not data:
             return self.generate()
-        assert self.cookie_id is not None
-        session = self.inflate(self.cookie_id, data)
+        sid = self.cookie_id
+        assert sid is not None
+        try:
+            session = self.inflate(sid, data)
+        except SessionCorrupt as exc:
+            self.engine.on_corrupt(exc)
+            return self.generate()
         if self.expired_sid is not None:
             return self.generate()
         self.from_store = True
-        self.original_id = self.cookie_id
+        self.original_id = sid
         if isinstance(data, SessionRecord):
             self.original_fingerprint = data.data_json
             self.loaded_token = data.token
@@ -331,7 +346,7 @@ class Flow:
                 ) from exc
         self.base_json = self.original_fingerprint
         if not self.engine.options.resave:
-            self.saved = (session.id, self.original_fingerprint)
+            self.saved = (sid, self.original_fingerprint)
         self.session = session
         return session
 
@@ -467,7 +482,7 @@ class Flow:
 
     def set_cookie_header(self, session: SessionBase) -> str | None:
         cookie = session.cookie
-        if cookie.secure and not self.secure:
+        if cookie.attributes.secure and not self.secure:
             return None
         engine = self.engine
         return serialize_set_cookie(

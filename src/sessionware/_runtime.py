@@ -137,6 +137,10 @@ class _BoundedThreads:
             slots.release()
 
 
+_ABSENT = (SessionNotFound, FileNotFoundError, SessionCorrupt)
+"""What a store may raise for a session it cannot return: "not found" for a read."""
+
+
 class StoreDriver:
     """Performs typed store calls on one store, from either side: records for record stores,
     dicts for all others; a "not found" error is ``None``, a corrupt value logged and ``None``."""
@@ -179,9 +183,7 @@ class StoreDriver:
         """Call the store method for ``call``: its result, or a coroutine for an async store.
         The per-request calls are tested first, by exact type."""
         if type(call) is Get:
-            if self._touch_on_read and call.touch_ms is not None:
-                return self._get(call.sid, call.touch_ms)
-            return self._get(call.sid)
+            return self._read(call.sid, call.touch_ms)
         if type(call) is Set:
             if call.base is not None and self._merge is not None:
                 return self._merge(call.sid, call.record, call.base)
@@ -196,6 +198,24 @@ class StoreDriver:
             return self.store.destroy_user_sessions(call.user, call.keep)
         raise TypeError(f"not a store call: {call!r}")
 
+    def _read(self, sid: str, touch_ms: int | None) -> Any:
+        if self._touch_on_read and touch_ms is not None:
+            return self._get(sid, touch_ms)
+        return self._get(sid)
+
+    def get(self, sid: str, touch_ms: int | None = None) -> Any:
+        """``call(Get(sid, touch_ms))`` without building the call: the read almost every
+        request makes."""
+        if self.is_async:
+            return self.call(Get(sid, touch_ms))
+        try:
+            result = self._read(sid, touch_ms)
+        except _ABSENT as exc:
+            return self._absent(Get(sid), exc)
+        if result is None or type(result) is SessionRecord:
+            return result
+        return self._checked(Get(sid), result)
+
     async def acall(self, call: StoreCall) -> Any:
         if type(call) is Calls:
             for each in call.calls:
@@ -208,7 +228,7 @@ class StoreDriver:
                 result = self._invoke(call)
             else:
                 result = await self._worker_threads().run(self._invoke, call)
-        except (SessionNotFound, FileNotFoundError, SessionCorrupt) as exc:
+        except _ABSENT as exc:
             return self._absent(call, exc)
         if result is None or type(result) is SessionRecord:
             return result
@@ -224,7 +244,7 @@ class StoreDriver:
                 result = self._event_loop().run(self._invoke(call))
             else:
                 result = self._invoke(call)
-        except (SessionNotFound, FileNotFoundError, SessionCorrupt) as exc:
+        except _ABSENT as exc:
             return self._absent(call, exc)
         if result is None or type(result) is SessionRecord:
             return result
@@ -273,7 +293,10 @@ class SessionRuntime:
             index_users(self.store, options.user_key)
         self.driver = StoreDriver.for_store(self.store)
         self.engine = Engine(
-            options, partial(session_class, self.driver), has_touch=self.driver.has_touch
+            options,
+            partial(session_class, self.driver),
+            has_touch=self.driver.has_touch,
+            on_corrupt=log_corrupt,
         )
         self.store_ready = True
         on = getattr(self.store, "on", None)
@@ -292,17 +315,6 @@ class SessionRuntime:
 
     def _on_connect(self, *args: object) -> None:
         self.store_ready = True
-
-    # -- the request's session ------------------------------------------------------------
-
-    def open(self, flow: Flow, data: Any) -> SessionBase:
-        """The request's session from what the store returned; a corrupt value is logged and
-        the client gets a fresh session."""
-        try:
-            return flow.loaded(data)
-        except SessionCorrupt as exc:
-            log_corrupt(exc)
-            return flow.loaded(None)
 
     # -- the failure policy ------------------------------------------------------------------
 
@@ -358,7 +370,10 @@ def _detached_engine(store: object, session_class: type[SessionBase]) -> Engine:
     secret) and keep the default options."""
     driver = StoreDriver.for_store(store)
     return Engine(
-        SessionOptions(secrets=()), partial(session_class, driver), has_touch=driver.has_touch
+        SessionOptions(secrets=()),
+        partial(session_class, driver),
+        has_touch=driver.has_touch,
+        on_corrupt=log_corrupt,
     )
 
 

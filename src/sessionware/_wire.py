@@ -12,7 +12,6 @@ import re
 import time
 from collections.abc import Iterable
 from email.utils import formatdate
-from typing import Any
 from urllib.parse import quote, unquote_to_bytes
 
 from .options import COOKIE_FIELDS, SET_COOKIE_ORDER, CookieAttributes
@@ -71,17 +70,20 @@ def find_cookie(header: str, name: str) -> str | None:
     return None if value is None else decode_cookie_value(value)
 
 
-_http_date_cache: list[Any] = [-1, ""]
+_http_date_cache: list[tuple[int, str]] = [(-1, "")]
+"""The last second formatted and its text, one tuple so that threads never see half of it."""
 
 
 def http_date(epoch_ms: int) -> str:
     """Format a time the way JavaScript's ``Date.prototype.toUTCString`` does (one format per
     second at most: a session's Expires changes once a second)."""
     second = epoch_ms // 1000
-    if second != _http_date_cache[0]:
-        _http_date_cache[1] = formatdate(second, usegmt=True)
-        _http_date_cache[0] = second
-    return str(_http_date_cache[1])
+    cached = _http_date_cache[0]
+    if cached[0] == second:
+        return cached[1]
+    text = formatdate(second, usegmt=True)
+    _http_date_cache[0] = (second, text)
+    return text
 
 
 _attribute_text: dict[CookieAttributes, tuple[str, str]] = {}
@@ -112,11 +114,14 @@ def _attribute_halves(attributes: CookieAttributes) -> tuple[str, str]:
 def serialize_set_cookie(
     name: str, encoded_value: str, attributes: CookieAttributes, expires_ms: int | None
 ) -> str:
-    """Build a Set-Cookie value; ``encoded_value`` is already URI-component encoded."""
-    before, after = _attribute_halves(attributes)
+    """Build a Set-Cookie value; ``encoded_value`` is already URI-component encoded. Both
+    caches are read here rather than through their functions: this runs on most responses."""
+    halves = _attribute_text.get(attributes) or _attribute_halves(attributes)
     if expires_ms is None:
-        return f"{name}={encoded_value}{before}{after}"
-    return f"{name}={encoded_value}{before}; Expires={http_date(expires_ms)}{after}"
+        return f"{name}={encoded_value}{halves[0]}{halves[1]}"
+    cached = _http_date_cache[0]
+    date = cached[1] if cached[0] == expires_ms // 1000 else http_date(expires_ms)
+    return f"{name}={encoded_value}{halves[0]}; Expires={date}{halves[1]}"
 
 
 def needs_vary_cookie(vary_values: Iterable[str]) -> bool:

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, cast
+from typing import Any
 
 from ._engine import Flow
-from ._records import StoreCall
+from ._records import Get, StoreCall
 from ._runtime import BaseSessionMiddleware, Failure
 from ._wire import needs_vary_cookie
 from .session import Session
@@ -47,31 +47,40 @@ class SessionMiddleware(BaseSessionMiddleware[ASGIApp]):
         if not runtime.store_ready:
             await self._without_session(runtime.when_down(), scope, receive, send)
             return
+        driver = self.driver
         try:
-            flow = runtime.engine.begin(scope, *scope_facts(scope))
-            session = (
-                None if flow is None else runtime.open(flow, await self._run(flow.load_call()))
-            )
+            flow = self.engine.begin(scope, *scope_facts(scope))
+            if flow is not None:
+                sid = flow.cookie_id
+                if sid is None:
+                    data = None
+                elif driver.inline:
+                    data = driver.get(sid, flow.engine.read_touch_ms)
+                else:
+                    data = await driver.acall(Get(sid, flow.engine.read_touch_ms))
+                session = flow.loaded(data)
         except Exception as exc:
             await self._without_session(runtime.load_failed(exc), scope, receive, send)
             return
-        if flow is None or session is None:
+        if flow is None:
             await self.app(scope, receive, send)
             return
         scope["session"] = session
-        cast(Session, session).attach_loop(asyncio.get_running_loop())
+        session._loop = asyncio.get_running_loop()
         if kind == "websocket":
             await self.app(scope, receive, send)
             return
         await self.app(scope, receive, _SendWithSession(self, scope, flow, send))
 
-    async def _run(self, call: StoreCall | None) -> Any:
-        """Perform a store call; a sync store that does no I/O is called right here."""
+    def _perform(self, call: StoreCall | None) -> Awaitable[Any] | None:
+        """Start a store call: a sync store that does no I/O is called right here (no
+        coroutine to build and await), any other store's call is returned to be awaited."""
         if call is None:
             return None
         if self.driver.inline:
-            return self.driver.call(call)
-        return await self.driver.acall(call)
+            self.driver.call(call)
+            return None
+        return self.driver.acall(call)
 
     @staticmethod
     def current_session(scope: Scope, session: object) -> object:
@@ -101,9 +110,6 @@ class _SendWithSession:
         self.start: Message | None = None
         self.streaming = False
 
-    def _current(self) -> object:
-        return self.middleware.current_session(self.scope, self.flow.session)
-
     async def __call__(self, message: Message) -> None:
         kind = message["type"]
         if kind == "http.response.start":
@@ -114,24 +120,25 @@ class _SendWithSession:
             return
         final = kind == "http.response.pathsend" or not message.get("more_body", False)
         start = self.start
+        middleware, flow = self.middleware, self.flow
         if start is not None:
             self.start = None
             if final:
                 try:
-                    outcome = self.flow.finish(
-                        self.middleware.current_session(self.scope, self.flow.session)
-                    )
-                    await self.middleware._run(outcome.call)
+                    outcome = flow.finish(middleware.current_session(self.scope, flow.session))
+                    pending = middleware._perform(outcome.call)
+                    if pending is not None:
+                        await pending
                 except Exception as exc:
-                    failure = self.middleware.runtime.save_failed(exc)
+                    failure = middleware.runtime.save_failed(exc)
                     assert failure is not None
                     await _send_failure(self.scope, self.send, failure)
                     return
                 await self.send(_with_session_headers(start, outcome.set_cookie, outcome.vary))
                 await self.send(message)
                 return
-            outcome = self.flow.finish(
-                self.middleware.current_session(self.scope, self.flow.session), call=False
+            outcome = flow.finish(
+                middleware.current_session(self.scope, flow.session), call=False
             )
             self.streaming = True
             await self.send(_with_session_headers(start, outcome.set_cookie, outcome.vary))
@@ -139,13 +146,15 @@ class _SendWithSession:
             return
         if final and self.streaming:
             self.streaming = False
-            outcome = self.flow.finish(
-                self.middleware.current_session(self.scope, self.flow.session), header=False
+            outcome = flow.finish(
+                middleware.current_session(self.scope, flow.session), header=False
             )
             try:
-                await self.middleware._run(outcome.call)
+                pending = middleware._perform(outcome.call)
+                if pending is not None:
+                    await pending
             except Exception as exc:
-                self.middleware.runtime.save_failed(exc, headers_sent=True)
+                middleware.runtime.save_failed(exc, headers_sent=True)
         await self.send(message)
 
 

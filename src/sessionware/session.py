@@ -71,7 +71,10 @@ class SessionBase(dict[str, Any]):
     Top-level ``cookie`` is reserved for the cookie object, as in express's stored shape.
     """
 
-    __slots__ = ("_destroyed", "_flow", "_id", "_runner", "_unawaited", "cookie")
+    __slots__ = ("_destroyed", "_flow", "_id", "_loop", "_runner", "_unawaited", "cookie")
+    _loop: asyncio.AbstractEventLoop
+    """The request's event loop, set by the ASGI middleware (``Session`` only): where calls
+    from worker threads run."""
 
     def __init__(
         self,
@@ -226,8 +229,7 @@ class Session(SessionBase):
     silently.
     """
 
-    __slots__ = ("_loop",)
-    _loop: asyncio.AbstractEventLoop
+    __slots__ = ()
 
     def attach_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         """Tie the session to its request's event loop (what sync callers run their calls on)."""

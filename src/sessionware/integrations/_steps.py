@@ -26,7 +26,7 @@ def open_steps(
             return None
         load = flow.load_call()
         data = (yield load) if load is not None else None
-        return runtime.open(flow, data)
+        return flow.loaded(data)
     except Exception as exc:
         failure = runtime.load_failed(exc)
         if failure is not None and failure.status != 503:

@@ -294,7 +294,7 @@ class SessionStore:
     def __new__(cls, session_key: str | None = None) -> DjangoSession:  # type: ignore[misc]
         sid, data = _stored(session_key)
         current = runtime()
-        session = current.open(current.engine.flow_for(sid), data)
+        session = current.engine.flow_for(sid).loaded(data)
         assert isinstance(session, DjangoSession)
         return session
 
