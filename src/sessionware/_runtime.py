@@ -18,7 +18,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
-from ._engine import Engine, Flow
+from ._engine import Engine
 from ._records import (
     Calls,
     Destroy,

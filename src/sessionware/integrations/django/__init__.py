@@ -95,9 +95,8 @@ class DjangoSession(SyncSession):
     them. Under ASGI a plain call from a sync view runs on the request's event loop.
     """
 
-    __slots__ = ("_loop",)
+    __slots__ = ()
     accessed = True
-    _loop: asyncio.AbstractEventLoop | None
 
     def attach_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
