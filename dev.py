@@ -41,13 +41,26 @@ def demo() -> None:
     os.execv(BIN / "sessionware", [str(BIN / "sessionware"), "demo", *sys.argv[2:]])
 
 
+PYTHON_FILES = ("src", "tests", "bench", "dev.py", "mypyc_build.py", "hatch_build.py")
+
+
 def test() -> None:
+    """Checks, then the whole suite twice: on the Python sources, and on the same modules
+    compiled with mypyc (what the platform wheels ship)."""
     ensure_venv("dev")
     install_node_packages()
-    run(BIN / "ruff", "check", "src", "tests", "bench", "dev.py")
-    run(BIN / "ruff", "format", "--check", "src", "tests", "bench", "dev.py")
+    run(BIN / "ruff", "check", *PYTHON_FILES)
+    run(BIN / "ruff", "format", "--check", *PYTHON_FILES)
     run(BIN / "mypy")
+    run(BIN / "python", "mypyc_build.py", "--clean")
     run(BIN / "python", "-m", "pytest", *sys.argv[2:])
+    run(BIN / "python", "mypyc_build.py")
+    try:
+        os.environ["SESSIONWARE_EXPECT_COMPILED"] = "1"
+        run(BIN / "python", "-m", "pytest", *sys.argv[2:])
+    finally:
+        del os.environ["SESSIONWARE_EXPECT_COMPILED"]
+        run(BIN / "python", "mypyc_build.py", "--clean")
 
 
 def main() -> None:

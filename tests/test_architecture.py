@@ -8,7 +8,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "sessionware"
 LAYERS = [
-    ["errors", "signing"],
+    ["errors", "signing", "_native"],
     ["options"],
     ["_wire"],
     ["cookie"],

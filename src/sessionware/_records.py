@@ -22,6 +22,114 @@ Y = TypeVar("Y")
 R = TypeVar("R")
 
 
+# Defined before the calls whose fields name it: compiled (mypyc), a NamedTuple reads its field
+# types when the module is imported.
+class SessionRecord:
+    """A session on its way to or from a store that speaks records, its JSON already encoded.
+
+    The middleware encodes the data once anyway (to see whether it changed); a store that
+    implements ``get_record`` / ``set_record`` / ``touch_record`` reuses that text instead of
+    encoding again, and hands back the text it loaded so the middleware need not encode it
+    either. The cookie travels as a ``Cookie`` (an in-process store keeps a copy, no JSON at
+    all) or as its stored dict, whichever the other side has. Every other store gets and returns
+    plain dicts (``as_dict()``).
+    """
+
+    __slots__ = (
+        "_cookie",
+        "_cookie_json",
+        "_cookie_object",
+        "data",
+        "data_json",
+        "token",
+        "touched_ms",
+    )
+
+    def __init__(
+        self,
+        cookie: Cookie | dict[str, Any] | None,
+        data: dict[str, Any],
+        data_json: str,
+        cookie_json: str | None = None,
+        token: str | bytes | None = None,
+    ) -> None:
+        self._cookie_object = cookie if isinstance(cookie, Cookie) else None
+        self._cookie = None if isinstance(cookie, Cookie) else cookie
+        self.data = data
+        self.data_json = data_json
+        self._cookie_json = cookie_json
+        self.token = token
+        """The stored value this record was loaded from, for a later compare-and-set."""
+        self.touched_ms: int | None = None
+        """Set by a store that already gave the session this lifetime as it read it."""
+
+    @classmethod
+    def from_dict(cls, stored: dict[str, Any]) -> SessionRecord:
+        """A record of a plain stored dict (``{"cookie": {...}, **data}``)."""
+        cookie = stored.get("cookie")
+        data = {key: value for key, value in stored.items() if key != "cookie"}
+        return cls(dict(cookie) if isinstance(cookie, dict) else None, data, encode_json(data))
+
+    @classmethod
+    def from_stored(cls, sid: str, text: str | bytes) -> SessionRecord | None:
+        """A record of a session's stored JSON text; ``None`` for ``null``."""
+        stored = decode_stored(sid, text)
+        if stored is None:
+            return None
+        cookie = stored.pop("cookie", None)
+        return cls(cookie if isinstance(cookie, dict) else None, stored, encode_json(stored))
+
+    @property
+    def has_cookie(self) -> bool:
+        return self._cookie_object is not None or self._cookie is not None
+
+    @property
+    def cookie(self) -> dict[str, Any] | None:
+        """The cookie in express's stored shape."""
+        if self._cookie is None and self._cookie_object is not None:
+            self._cookie = self._cookie_object.to_json()
+        return self._cookie
+
+    def cookie_object(self) -> Cookie:
+        """A Cookie of this record's own (a copy: neither side can change the other's)."""
+        if self._cookie_object is not None:
+            return self._cookie_object.copy()
+        return Cookie.from_json(self._cookie)
+
+    def cookie_copy(self) -> Cookie | dict[str, Any] | None:
+        """The cookie in whichever form the record holds, copied, for a store to keep."""
+        if self._cookie_object is not None:
+            return self._cookie_object.copy()
+        return None if self._cookie is None else dict(self._cookie)
+
+    @property
+    def expires_ms(self) -> int | None:
+        """When the session expires (epoch ms), from the cookie."""
+        if self._cookie_object is not None:
+            return self._cookie_object.expires_ms
+        expires = self._cookie.get("expires") if self._cookie is not None else None
+        return ms_from_iso(expires) if isinstance(expires, str) else None
+
+    @property
+    def cookie_json(self) -> str:
+        if self._cookie_json is None:
+            self._cookie_json = encode_json(self.cookie)
+        return self._cookie_json
+
+    @property
+    def json(self) -> str:
+        """The whole session as express stores it: the cookie first, then the data."""
+        if not self.has_cookie:
+            return self.data_json
+        return join_json(self.cookie_json, self.data_json)
+
+    def as_dict(self) -> dict[str, Any]:
+        cookie = self.cookie
+        if cookie is None:
+            return dict(self.data)
+        return {"cookie": cookie, **self.data}
+
+
 class Get(NamedTuple):
     sid: str
     touch_ms: int | None = None
@@ -203,112 +311,6 @@ def decode_own_json(text: str) -> Any:
     if end != len(text):
         raise ValueError(f"trailing data after JSON at {end}")
     return value
-
-
-class SessionRecord:
-    """A session on its way to or from a store that speaks records, its JSON already encoded.
-
-    The middleware encodes the data once anyway (to see whether it changed); a store that
-    implements ``get_record`` / ``set_record`` / ``touch_record`` reuses that text instead of
-    encoding again, and hands back the text it loaded so the middleware need not encode it
-    either. The cookie travels as a ``Cookie`` (an in-process store keeps a copy, no JSON at
-    all) or as its stored dict, whichever the other side has. Every other store gets and returns
-    plain dicts (``as_dict()``).
-    """
-
-    __slots__ = (
-        "_cookie",
-        "_cookie_json",
-        "_cookie_object",
-        "data",
-        "data_json",
-        "token",
-        "touched_ms",
-    )
-
-    def __init__(
-        self,
-        cookie: Cookie | dict[str, Any] | None,
-        data: dict[str, Any],
-        data_json: str,
-        cookie_json: str | None = None,
-        token: str | bytes | None = None,
-    ) -> None:
-        self._cookie_object = cookie if isinstance(cookie, Cookie) else None
-        self._cookie = None if isinstance(cookie, Cookie) else cookie
-        self.data = data
-        self.data_json = data_json
-        self._cookie_json = cookie_json
-        self.token = token
-        """The stored value this record was loaded from, for a later compare-and-set."""
-        self.touched_ms: int | None = None
-        """Set by a store that already gave the session this lifetime as it read it."""
-
-    @classmethod
-    def from_dict(cls, stored: dict[str, Any]) -> SessionRecord:
-        """A record of a plain stored dict (``{"cookie": {...}, **data}``)."""
-        cookie = stored.get("cookie")
-        data = {key: value for key, value in stored.items() if key != "cookie"}
-        return cls(dict(cookie) if isinstance(cookie, dict) else None, data, encode_json(data))
-
-    @classmethod
-    def from_stored(cls, sid: str, text: str | bytes) -> SessionRecord | None:
-        """A record of a session's stored JSON text; ``None`` for ``null``."""
-        stored = decode_stored(sid, text)
-        if stored is None:
-            return None
-        cookie = stored.pop("cookie", None)
-        return cls(cookie if isinstance(cookie, dict) else None, stored, encode_json(stored))
-
-    @property
-    def has_cookie(self) -> bool:
-        return self._cookie_object is not None or self._cookie is not None
-
-    @property
-    def cookie(self) -> dict[str, Any] | None:
-        """The cookie in express's stored shape."""
-        if self._cookie is None and self._cookie_object is not None:
-            self._cookie = self._cookie_object.to_json()
-        return self._cookie
-
-    def cookie_object(self) -> Cookie:
-        """A Cookie of this record's own (a copy: neither side can change the other's)."""
-        if self._cookie_object is not None:
-            return self._cookie_object.copy()
-        return Cookie.from_json(self._cookie)
-
-    def cookie_copy(self) -> Cookie | dict[str, Any] | None:
-        """The cookie in whichever form the record holds, copied, for a store to keep."""
-        if self._cookie_object is not None:
-            return self._cookie_object.copy()
-        return None if self._cookie is None else dict(self._cookie)
-
-    @property
-    def expires_ms(self) -> int | None:
-        """When the session expires (epoch ms), from the cookie."""
-        if self._cookie_object is not None:
-            return self._cookie_object.expires_ms
-        expires = self._cookie.get("expires") if self._cookie is not None else None
-        return ms_from_iso(expires) if isinstance(expires, str) else None
-
-    @property
-    def cookie_json(self) -> str:
-        if self._cookie_json is None:
-            self._cookie_json = encode_json(self.cookie)
-        return self._cookie_json
-
-    @property
-    def json(self) -> str:
-        """The whole session as express stores it: the cookie first, then the data."""
-        if not self.has_cookie:
-            return self.data_json
-        return join_json(self.cookie_json, self.data_json)
-
-    def as_dict(self) -> dict[str, Any]:
-        cookie = self.cookie
-        if cookie is None:
-            return dict(self.data)
-        return {"cookie": cookie, **self.data}
 
 
 def merged_data(current: dict[str, Any], base: Base, record: SessionRecord) -> dict[str, Any]:

@@ -16,9 +16,10 @@ import threading
 import weakref
 from collections.abc import Callable, Coroutine, Mapping
 from functools import partial
-from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, NamedTuple, TypeVar
 
 from ._engine import Engine
+from ._native import mypyc_attr
 from ._records import (
     Calls,
     Destroy,
@@ -347,10 +348,11 @@ class SessionRuntime:
         return SERVER_ERROR
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class BaseSessionMiddleware(Generic[App]):
     """The constructor both middlewares share; subclasses name their session class."""
 
-    session_class: type[SessionBase]
+    session_class: ClassVar[type[SessionBase]]
 
     def __init__(self, app: App, **options: Unpack[SessionOptionsDict]) -> None:
         self.app = app

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from ._engine import Flow
+from ._native import mypyc_attr
 from ._records import Get, StoreCall
 from ._runtime import BaseSessionMiddleware, Failure
 from ._wire import needs_vary_cookie
@@ -32,6 +33,7 @@ RUNTIME_KEY = "sessionware"
 middleware from a request that has no session."""
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class SessionMiddleware(BaseSessionMiddleware[ASGIApp]):
     """express-session for any ASGI app: ``app.add_middleware(SessionMiddleware, secret=...)``."""
 
@@ -82,8 +84,7 @@ class SessionMiddleware(BaseSessionMiddleware[ASGIApp]):
             return None
         return self.driver.acall(call)
 
-    @staticmethod
-    def current_session(scope: Scope, session: object) -> object:
+    def current_session(self, scope: Scope, session: object) -> object:
         """What the app left as the request's session (``session`` is the one it was given);
         an integration maps its framework's idiom here (Litestar's ``clear_session()``)."""
         return scope.get("session")
@@ -137,9 +138,7 @@ class _SendWithSession:
                 await self.send(_with_session_headers(start, outcome.set_cookie, outcome.vary))
                 await self.send(message)
                 return
-            outcome = flow.finish(
-                middleware.current_session(self.scope, flow.session), call=False
-            )
+            outcome = flow.finish(middleware.current_session(self.scope, flow.session), call=False)
             self.streaming = True
             await self.send(_with_session_headers(start, outcome.set_cookie, outcome.vary))
             await self.send(message)

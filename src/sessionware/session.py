@@ -15,6 +15,7 @@ import asyncio
 from collections.abc import Awaitable, Generator
 from typing import Any, Generic, Protocol, TypeVar
 
+from ._native import mypyc_attr
 from ._records import (
     Destroy,
     DestroyUserSessions,
@@ -65,6 +66,7 @@ LifecycleSteps = Steps[StoreCall, None]
 T = TypeVar("T")
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class SessionBase(dict[str, Any]):
     """The data of one session (a dict of JSON values) with its id and cookie.
 
@@ -219,6 +221,7 @@ class _Done(Generic[T]):
         yield
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Session(SessionBase):
     """The session under ASGI (``scope["session"]``): lifecycle methods are awaitables.
 
@@ -300,6 +303,7 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class SyncSession(SessionBase):
     """The session under WSGI: the same steps as ``Session``, run with plain calls."""
 

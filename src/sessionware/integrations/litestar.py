@@ -48,8 +48,7 @@ def _as_mapping(value: object) -> Mapping[str, Any]:
 class LitestarSessionMiddleware(SessionMiddleware):
     """The ASGI middleware with Litestar's ``set_session`` / ``clear_session`` mapped."""
 
-    @staticmethod
-    def current_session(scope: Scope, session: object) -> object:
+    def current_session(self, scope: Scope, session: object) -> object:
         value = scope.get("session")
         if value is Empty or value is None:
             return None

@@ -20,6 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from .._native import mypyc_attr
 from .._records import (
     Base,
     SessionRecord,
@@ -38,6 +39,7 @@ _DROPS_PER_WRITE = 2
 _HEAP_SLACK = 1024
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class MemoryStore(SyncRecordStore):
     """An in-process store for development, tests and single-process apps.
 
@@ -94,7 +96,10 @@ class MemoryStore(SyncRecordStore):
     def get_record(self, sid: str, touch_ms: int | None = None) -> SessionRecord | None:
         """The session, or ``None``. With ``touch_ms`` (the lifetime a read-only request gives
         the session), a session whose cookie has that lifetime is touched as it is read, so the
-        request needs no second store call (as Redis's GETEX)."""
+        request needs no second store call (as Redis's GETEX). The store's cookie is its own
+        (written as a copy, read through a copy), so the touch changes it in place; an entry
+        rewritten meanwhile (compared by value: compiled, a tuple has no lasting identity) keeps
+        the newer write."""
         entry = self._entries.get(sid)
         if entry is None:
             return None
@@ -110,11 +115,11 @@ class MemoryStore(SyncRecordStore):
             and type(cookie) is Cookie
             and cookie.original_max_age_ms == touch_ms
         ):
-            touched = cookie.copy()
-            touched.expires_ms = now + touch_ms
+            expires = now + touch_ms
             with self._lock:
-                if self._entries.get(sid) is entry:
-                    self._entries[sid] = (touched.expires_ms, touched, data_json, user)
+                if self._entries.get(sid) == entry:
+                    cookie.expires_ms = expires
+                    self._entries[sid] = (expires, cookie, data_json, user)
             record.touched_ms = touch_ms
         return record
 
