@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import secrets as _secrets
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 from ._records import (
+    IMMUTABLE_TYPES,
     Base,
     Calls,
     Destroy,
@@ -74,19 +75,31 @@ def path_matches(request_path: str, cookie_path: str) -> bool:
     return cookie_path.endswith("/") or request_path[len(cookie_path)] == "/"
 
 
-class Outcome(NamedTuple):
-    """What the adapter must do once the app has answered: headers to add and a store call.
+class Outcome:
+    """What the adapter must do once the app has answered: headers to add and a store call
+    (never changed once built; see ``StoreCall`` for why a plain class).
 
     ``vary`` asks for ``Vary: Cookie``: the response may depend on the session (one was loaded,
     or a cookie is set), so a shared cache must not serve it to another client.
     """
 
-    set_cookie: str | None
-    call: StoreCall | None
-    vary: bool = False
+    __slots__ = ("call", "set_cookie", "vary")
+
+    def __init__(self, set_cookie: str | None, call: StoreCall | None, vary: bool = False):
+        self.set_cookie = set_cookie
+        self.call = call
+        self.vary = vary
 
 
 _NOTHING = Outcome(None, None)
+_VARY_ONLY = Outcome(None, None, True)
+"""What most read-only requests end with (outcomes are never changed, so one is shared)."""
+
+
+def _without_call(set_cookie: str | None, vary: bool) -> Outcome:
+    if set_cookie is None and vary:
+        return _VARY_ONLY
+    return Outcome(set_cookie, None, vary)
 
 
 class Engine:
@@ -117,6 +130,7 @@ class Engine:
         """A static lifetime a store may apply as it reads (so a read-only request needs no
         second store call); ``None`` when each session's lifetime comes from a function."""
         self._verified: dict[str, str] = {}
+        self._sid_by_header: dict[str, str] = {}
         self._signed_values: dict[str, str] = {}
         self.user_key = options.user_key
         self.idle_ms = _ms(options.idle_timeout)
@@ -150,14 +164,21 @@ class Engine:
         """The sid the client presented, if its signature checks out and its format is valid.
 
         Cookie values that verified once are remembered (a bounded cache of valid values
-        only), so a returning client costs no HMAC.
+        only), so a returning client costs no HMAC; whole Cookie headers too (a browser sends
+        the same one request after request), so it costs no parsing either.
         """
         if not cookie_header:
             return None
+        sid = self._sid_by_header.get(cookie_header)
+        if sid is not None:
+            return sid
         raw = find_raw_cookie(cookie_header, self.name)
         if not raw:
             return None
-        return self._verified.get(raw) or self._verify(raw)
+        sid = self._verified.get(raw) or self._verify(raw)
+        if sid is not None and len(cookie_header) <= _CACHED_HEADER_LENGTH:
+            _remember(self._sid_by_header, cookie_header, sid)
+        return sid
 
     def _verify(self, raw: str) -> str | None:
         if len(raw) > MAX_COOKIE_VALUE_LENGTH:
@@ -237,6 +258,8 @@ class Engine:
 
 
 _CACHE_LIMIT = 10_000
+_CACHED_HEADER_LENGTH = 512
+"""Longer Cookie headers are parsed each time: the header cache stays under 5 MB."""
 
 
 def _ms(seconds: float | None) -> int | None:
@@ -262,6 +285,7 @@ class Flow:
         "force_save",
         "from_store",
         "headers_sent",
+        "loaded_data",
         "loaded_token",
         "original_fingerprint",
         "original_id",
@@ -297,6 +321,8 @@ class Flow:
         self.from_store = False
         self.headers_sent = False
         self.loaded_token: str | bytes | None = None
+        self.loaded_data: dict[str, Any] | None = None
+        """The data as loaded (the same objects the session was given), without timeouts."""
         self.base_json = "{}"
         self.pre_touched_ms: int | None = None
         self.times: dict[str, int] | None = None
@@ -336,14 +362,17 @@ class Flow:
             self.original_fingerprint = data.data_json
             self.loaded_token = data.token
             self.pre_touched_ms = data.touched_ms
+            loaded = data.data
         else:
-            stored = {key: value for key, value in data.items() if key != "cookie"}
+            loaded = {key: value for key, value in data.items() if key != "cookie"}
             try:
-                self.original_fingerprint = encode_json(stored)
+                self.original_fingerprint = encode_json(loaded)
             except (TypeError, ValueError, RecursionError) as exc:
                 raise SessionError(
                     f"session {session.id!r} holds values that are not JSON"
                 ) from exc
+        if self.times is None:
+            self.loaded_data = loaded
         self.base_json = self.original_fingerprint
         if not self.engine.options.resave:
             self.saved = (sid, self.original_fingerprint)
@@ -407,7 +436,22 @@ class Flow:
         return data
 
     def fingerprint(self, session: SessionBase) -> str:
-        """The stored data's JSON (no top-level cookie): what change detection compares."""
+        """The stored data's JSON (no top-level cookie): what change detection compares.
+
+        A session that still holds the very objects it was loaded with, in the same order, all
+        of them immutable, would encode to the text it was loaded from: that text is the
+        answer, with no encoding. Most requests only read the session.
+        """
+        loaded = self.loaded_data
+        if loaded is not None and not session._written and len(loaded) == len(session):
+            now_items = iter(dict.items(session))
+            for key, value in loaded.items():
+                now_key, now_value = next(now_items)
+                if value is not now_value or key != now_key or type(value) not in IMMUTABLE_TYPES:
+                    break
+            else:
+                assert self.original_fingerprint is not None
+                return self.original_fingerprint
         try:
             return encode_json(session if self.times is None else self.stored_data(session))
         except (TypeError, ValueError, RecursionError) as exc:
@@ -512,7 +556,7 @@ class Flow:
             calls = (
                 (Destroy(expired),) if outcome.call is None else (Destroy(expired), outcome.call)
             )
-            return outcome._replace(call=Calls(calls))
+            return Outcome(outcome.set_cookie, Calls(calls), outcome.vary)
         session = self.session
         if session is None:
             return _NOTHING
@@ -555,7 +599,7 @@ class Flow:
                 set_cookie = self.set_cookie_header(session)
         vary = self.from_store or set_cookie is not None
         if not call:
-            return Outcome(set_cookie, None, vary)
+            return _without_call(set_cookie, vary)
         if is_new and not options.save_uninitialized and self.saved is None:
             should_save = modified
         else:
@@ -569,7 +613,7 @@ class Flow:
                 self.pre_touched_ms is not None
                 and session.cookie.original_max_age_ms == self.pre_touched_ms
             ):
-                return Outcome(set_cookie, None, vary)
+                return _without_call(set_cookie, vary)
             record = self.record(session, fingerprint, check_size=False)
             return Outcome(set_cookie, Touch(sid, record), vary)
-        return Outcome(set_cookie, None, vary)
+        return _without_call(set_cookie, vary)

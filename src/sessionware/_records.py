@@ -13,7 +13,7 @@ import json
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from datetime import date, datetime, timezone
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 from .cookie import Cookie, ms_from_iso
 from .errors import SessionConflict, SessionCorrupt
@@ -22,7 +22,7 @@ Y = TypeVar("Y")
 R = TypeVar("R")
 
 
-# Defined before the calls whose fields name it: compiled (mypyc), a NamedTuple reads its field
+# Defined before the store calls whose fields name it: compiled (mypyc), a class reads its field
 # types when the module is imported.
 class SessionRecord:
     """A session on its way to or from a store that speaks records, its JSON already encoded.
@@ -33,6 +33,9 @@ class SessionRecord:
     either. The cookie travels as a ``Cookie`` (an in-process store keeps a copy, no JSON at
     all) or as its stored dict, whichever the other side has. Every other store gets and returns
     plain dicts (``as_dict()``).
+
+    A record is read, never changed: its ``data`` may be the store's own (the memory store
+    shares data whose values are all immutable), and the session copies it.
     """
 
     __slots__ = (
@@ -130,60 +133,89 @@ class SessionRecord:
         return {"cookie": cookie, **self.data}
 
 
-class Get(NamedTuple):
-    sid: str
-    touch_ms: int | None = None
-    """The lifetime a read-only request would give the session at its end: a store that can
-    reset the expiry as it reads (Redis ``GETEX``) does, and marks the record ``touched_ms``."""
+class Get:
+    __slots__ = ("sid", "touch_ms")
+
+    def __init__(self, sid: str, touch_ms: int | None = None) -> None:
+        self.sid = sid
+        self.touch_ms = touch_ms
+        """The lifetime a read-only request would give the session at its end: a store that
+        can reset the expiry as it reads (Redis ``GETEX``) does, and marks the record
+        ``touched_ms``."""
 
 
-class Base(NamedTuple):
+class Base:
     """What a save of a loaded session is based on, so a store can merge instead of overwrite:
     the stored value as loaded (an opaque ``token`` the store compares against; ``None`` when
     unknown) and the data as loaded (this request's changes are the difference from it)."""
 
-    token: str | bytes | None
-    data_json: str
-    on_conflict: str = "last_writer_wins"
+    __slots__ = ("data_json", "on_conflict", "token")
+
+    def __init__(
+        self, token: str | bytes | None, data_json: str, on_conflict: str = "last_writer_wins"
+    ) -> None:
+        self.token = token
+        self.data_json = data_json
+        self.on_conflict = on_conflict
 
 
-class Set(NamedTuple):
-    sid: str
-    record: SessionRecord
-    base: Base | None = None
+class Set:
+    __slots__ = ("base", "record", "sid")
+
+    def __init__(self, sid: str, record: SessionRecord, base: Base | None = None) -> None:
+        self.sid = sid
+        self.record = record
+        self.base = base
 
 
-class Touch(NamedTuple):
-    sid: str
-    record: SessionRecord
+class Touch:
+    __slots__ = ("record", "sid")
+
+    def __init__(self, sid: str, record: SessionRecord) -> None:
+        self.sid = sid
+        self.record = record
 
 
-class Destroy(NamedTuple):
-    sid: str
+class Destroy:
+    __slots__ = ("sid",)
+
+    def __init__(self, sid: str) -> None:
+        self.sid = sid
 
 
-class UserSessions(NamedTuple):
+class UserSessions:
     """A user's live sessions (``store.user_sessions``)."""
 
-    user: str
+    __slots__ = ("user",)
+
+    def __init__(self, user: str) -> None:
+        self.user = user
 
 
-class DestroyUserSessions(NamedTuple):
+class DestroyUserSessions:
     """Destroy a user's sessions but ``keep`` (``store.destroy_user_sessions``)."""
 
-    user: str
-    keep: str | None = None
+    __slots__ = ("keep", "user")
+
+    def __init__(self, user: str, keep: str | None = None) -> None:
+        self.user = user
+        self.keep = keep
 
 
-class Calls(NamedTuple):
+class Calls:
     """Several calls in order (an expired session to destroy, then the fresh one to save)."""
 
-    calls: tuple[StoreCall, ...]
+    __slots__ = ("calls",)
+
+    def __init__(self, calls: tuple[StoreCall, ...]) -> None:
+        self.calls = calls
 
 
 StoreCall = Get | Set | Touch | Destroy | UserSessions | DestroyUserSessions | Calls
-"""Typed, immutable store calls. NamedTuples rather than frozen dataclasses: one is built for
-every request, and a NamedTuple costs half as much to build."""
+"""Typed store calls, never changed once built. Plain slotted classes with an ``__init__`` of
+their own: one or two are built for every request, and such a class costs half a NamedTuple or a
+third of a frozen dataclass to build, and compiled it is a C constructor (a compiled dataclass
+or NamedTuple still builds through Python)."""
 Steps = Generator[Y, Any, R]
 
 
@@ -232,6 +264,19 @@ async def arun_steps(steps: Steps[Y, R], perform: Callable[[Y], Awaitable[Any]])
     while not done:
         done, item = _advance(steps, *await _attempt_async(perform, item))
     return item  # type: ignore[no-any-return]
+
+
+IMMUTABLE_TYPES = frozenset((str, int, float, bool, type(None)))
+"""JSON values no one can change in place: data made only of these may be shared, not copied."""
+
+
+def flat_copy(data: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A copy of ``data`` when all its values are immutable (so the copy shares nothing that can
+    change), else ``None``."""
+    for value in data.values():
+        if type(value) not in IMMUTABLE_TYPES:
+            return None
+    return dict(data)
 
 
 def user_of(data: Mapping[str, Any], user_key: str | None) -> str | None:

@@ -73,7 +73,16 @@ class SessionBase(dict[str, Any]):
     Top-level ``cookie`` is reserved for the cookie object, as in express's stored shape.
     """
 
-    __slots__ = ("_destroyed", "_flow", "_id", "_loop", "_runner", "_unawaited", "cookie")
+    __slots__ = (
+        "_destroyed",
+        "_flow",
+        "_id",
+        "_loop",
+        "_runner",
+        "_unawaited",
+        "_written",
+        "cookie",
+    )
     _loop: asyncio.AbstractEventLoop
     """The request's event loop, set by the ASGI middleware (``Session`` only): where calls
     from worker threads run."""
@@ -93,6 +102,8 @@ class SessionBase(dict[str, Any]):
         self._flow = flow
         self._runner = runner
         self._destroyed = False
+        self._written = False
+        """Whether a value was assigned: a hint for change detection (not proof either way)."""
         self._unawaited: list[str] | None = None
         """Lifecycle calls made in async code and not awaited yet (``Session`` only)."""
 
@@ -125,6 +136,7 @@ class SessionBase(dict[str, Any]):
             )
         if key == "cookie":
             raise KeyError("'cookie' is reserved: use session.cookie to change the cookie")
+        self._written = True
         super().__setitem__(key, value)
 
     def update(self, *args: Any, **kwargs: Any) -> None:

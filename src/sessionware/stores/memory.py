@@ -26,6 +26,7 @@ from .._records import (
     SessionRecord,
     decode_own_json,
     encode_json,
+    flat_copy,
     merged_data,
     user_name,
     user_of,
@@ -33,8 +34,11 @@ from .._records import (
 from ..cookie import Cookie
 from .base import SessionData, SyncRecordStore, check_user_key, require_user_key
 
-# (expiry in epoch ms, the store's own copy of the cookie, the data's JSON, the user)
-_Entry = tuple["int | None", "Cookie | dict[str, Any] | None", str, "str | None"]
+# (expiry in epoch ms, the store's own copy of the cookie, the data's JSON, the user, and the
+# data itself when its values are all immutable: a read then shares it instead of decoding)
+_Entry = tuple[
+    "int | None", "Cookie | dict[str, Any] | None", str, "str | None", "dict[str, Any] | None"
+]
 _DROPS_PER_WRITE = 2
 _HEAP_SLACK = 1024
 
@@ -104,12 +108,13 @@ class MemoryStore(SyncRecordStore):
         if entry is None:
             return None
         now = int(self.clock() * 1000)
-        expiry, cookie, data_json, user = entry
+        expiry, cookie, data_json, user, flat = entry
         if expiry is not None and expiry <= now:
             with self._lock:
                 self._live(sid, now)
             return None
-        record = SessionRecord(cookie, decode_own_json(data_json), data_json, token=data_json)
+        data = decode_own_json(data_json) if flat is None else flat
+        record = SessionRecord(cookie, data, data_json, token=data_json)
         if (
             touch_ms is not None
             and type(cookie) is Cookie
@@ -119,13 +124,19 @@ class MemoryStore(SyncRecordStore):
             with self._lock:
                 if self._entries.get(sid) == entry:
                     cookie.expires_ms = expires
-                    self._entries[sid] = (expires, cookie, data_json, user)
+                    self._entries[sid] = (expires, cookie, data_json, user, flat)
             record.touched_ms = touch_ms
         return record
 
     def set_record(self, sid: str, record: SessionRecord) -> None:
         user = None if self.user_key is None else user_of(record.data, self.user_key)
-        entry = (record.expires_ms, record.cookie_copy(), record.data_json, user)
+        entry = (
+            record.expires_ms,
+            record.cookie_copy(),
+            record.data_json,
+            user,
+            flat_copy(record.data),
+        )
         with self._lock:
             self._write(sid, entry, self._now())
 
@@ -143,7 +154,8 @@ class MemoryStore(SyncRecordStore):
                 data = merged_data(decode_own_json(stored[2]), base, record)
                 data_json = encode_json(data)
             user = None if self.user_key is None else user_of(data, self.user_key)
-            self._write(sid, (record.expires_ms, record.cookie_copy(), data_json, user), now)
+            entry = (record.expires_ms, record.cookie_copy(), data_json, user, flat_copy(data))
+            self._write(sid, entry, now)
 
     def _write(self, sid: str, entry: _Entry, now: int) -> None:
         """Store ``entry`` as the most recently written; make room first. Lock held."""
@@ -175,7 +187,7 @@ class MemoryStore(SyncRecordStore):
         with self._lock:
             entry = self._live(sid, self._now())
             if entry is not None:
-                self._entries[sid] = (record.expires_ms, cookie, entry[2], entry[3])
+                self._entries[sid] = (record.expires_ms, cookie, entry[2], entry[3], entry[4])
 
     def destroy(self, sid: str) -> None:
         with self._lock:
@@ -214,7 +226,7 @@ class MemoryStore(SyncRecordStore):
             entries = list(self._entries.items())
         return {
             sid: SessionRecord(cookie, decode_own_json(data_json), data_json).as_dict()
-            for sid, (_, cookie, data_json, _) in entries
+            for sid, (_, cookie, data_json, _, _) in entries
         }
 
     def length(self) -> int:
