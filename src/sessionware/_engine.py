@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import secrets as _secrets
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from ._records import (
     IMMUTABLE_TYPES,
@@ -57,6 +57,7 @@ RENEW_FRACTION = 10
 """The last-active time is rewritten once a tenth of ``idle_timeout`` has passed, not on every
 request: a session may end up to a tenth early, and a busy one is not rewritten each time."""
 
+K = TypeVar("K")
 SessionFactory = Callable[[SessionFlow, str, Cookie, "dict[str, Any] | None"], SessionBase]
 """Makes a request's session; the runtime binds the session class to its store runner."""
 
@@ -130,7 +131,7 @@ class Engine:
         """A static lifetime a store may apply as it reads (so a read-only request needs no
         second store call); ``None`` when each session's lifetime comes from a function."""
         self._verified: dict[str, str] = {}
-        self._sid_by_header: dict[str, str] = {}
+        self._sid_by_header: dict[str | bytes, str] = {}
         self._signed_values: dict[str, str] = {}
         self.user_key = options.user_key
         self.idle_ms = _ms(options.idle_timeout)
@@ -160,19 +161,23 @@ class Engine:
             return {"created": created, "active": now}, False
         return stored, False
 
-    def read_sid(self, cookie_header: str | None) -> str | None:
+    def read_sid(self, cookie_header: str | bytes | None) -> str | None:
         """The sid the client presented, if its signature checks out and its format is valid.
 
         Cookie values that verified once are remembered (a bounded cache of valid values
-        only), so a returning client costs no HMAC; whole Cookie headers too (a browser sends
-        the same one request after request), so it costs no parsing either.
+        only), so a returning client costs no HMAC; whole Cookie headers too, as the adapter
+        has them (ASGI's bytes, WSGI's text: a browser sends the same header request after
+        request), so it costs no decoding or parsing either.
         """
         if not cookie_header:
             return None
         sid = self._sid_by_header.get(cookie_header)
         if sid is not None:
             return sid
-        raw = find_raw_cookie(cookie_header, self.name)
+        text = (
+            cookie_header.decode("latin-1") if isinstance(cookie_header, bytes) else cookie_header
+        )
+        raw = find_raw_cookie(text, self.name)
         if not raw:
             return None
         sid = self._verified.get(raw) or self._verify(raw)
@@ -219,7 +224,7 @@ class Engine:
         self,
         request: object,
         path: str,
-        cookie_header: str | None,
+        cookie_header: str | bytes | None,
         scheme: str,
         forwarded_proto: str | None,
     ) -> Flow | None:
@@ -266,7 +271,7 @@ def _ms(seconds: float | None) -> int | None:
     return None if seconds is None else round(seconds * 1000)
 
 
-def _remember(cache: dict[str, str], key: str, value: str) -> None:
+def _remember(cache: dict[K, str], key: K, value: str) -> None:
     if len(cache) >= _CACHE_LIMIT:
         cache.clear()
     cache[key] = value

@@ -15,7 +15,7 @@ from datetime import date, datetime, timezone
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any, TypeVar
 
-from .cookie import Cookie, ms_from_iso
+from .cookie import Cookie, CookieState, ms_from_iso
 from .errors import SessionConflict, SessionCorrupt
 
 Y = TypeVar("Y")
@@ -40,6 +40,7 @@ class SessionRecord:
 
     __slots__ = (
         "_cookie",
+        "_cookie_is_copy",
         "_cookie_json",
         "_cookie_object",
         "data",
@@ -55,8 +56,12 @@ class SessionRecord:
         data_json: str,
         cookie_json: str | None = None,
         token: str | bytes | None = None,
+        *,
+        cookie_is_copy: bool = False,
     ) -> None:
         self._cookie_object = cookie if isinstance(cookie, Cookie) else None
+        self._cookie_is_copy = cookie_is_copy
+        """The Cookie was made for this record alone: its first taker needs no copy."""
         self._cookie = None if isinstance(cookie, Cookie) else cookie
         self.data = data
         self.data_json = data_json
@@ -94,15 +99,20 @@ class SessionRecord:
         return self._cookie
 
     def cookie_object(self) -> Cookie:
-        """A Cookie of this record's own (a copy: neither side can change the other's)."""
-        if self._cookie_object is not None:
-            return self._cookie_object.copy()
+        """A Cookie of the caller's own (neither side can change the other's)."""
+        cookie = self._cookie_object
+        if cookie is not None:
+            if self._cookie_is_copy:
+                self._cookie_is_copy = False
+                return cookie
+            return cookie.copy()
         return Cookie.from_json(self._cookie)
 
-    def cookie_copy(self) -> Cookie | dict[str, Any] | None:
-        """The cookie in whichever form the record holds, copied, for a store to keep."""
+    def cookie_state(self) -> CookieState | dict[str, Any] | None:
+        """The cookie for an in-process store to keep: its parts, or a copy of its stored
+        dict (nothing it keeps can change under it)."""
         if self._cookie_object is not None:
-            return self._cookie_object.copy()
+            return self._cookie_object.state()
         return None if self._cookie is None else dict(self._cookie)
 
     @property
@@ -328,9 +338,50 @@ _c_encode = (
 def encode_json(value: object) -> str:
     """Serialize the way JavaScript's JSON.stringify does: compact, UTF-8, no NaN, datetimes
     as ISO. The C encoder is built once (``JSONEncoder.encode`` builds one per call)."""
+    if isinstance(value, dict):
+        flat = _encode_flat(value)
+        if flat is not None:
+            return flat
     if _c_encode is None or isinstance(value, str):
         return _encoder.encode(value)
     return "".join(_c_encode(value, 0))
+
+
+def _encode_flat(data: dict[str, Any]) -> str | None:
+    """The JSON of the usual session (text keys; text, integer, boolean or null values, none
+    needing an escape) without the C encoder's per-call set-up, which costs more than such a
+    session's encoding; ``None`` for anything else. Its output is the encoder's, byte for byte
+    (tests/test_records.py compares them on generated data)."""
+    parts = []
+    for key, value in dict.items(data):
+        if key not in _plain_keys:
+            if type(key) is not str or not _needs_no_escape(key):
+                return None
+            if len(_plain_keys) < 1024:
+                _plain_keys.add(key)
+        kind = type(value)
+        if kind is str:
+            if not _needs_no_escape(value):
+                return None
+            parts.append(f'"{key}":"{value}"')
+        elif kind is int:
+            parts.append(f'"{key}":{value}')
+        elif kind is bool:
+            parts.append(f'"{key}":true' if value else f'"{key}":false')
+        elif value is None:
+            parts.append(f'"{key}":null')
+        else:
+            return None
+    return "{" + ",".join(parts) + "}"
+
+
+_plain_keys: set[str] = set()
+"""Keys known to need no escape (a site uses a handful)."""
+
+
+def _needs_no_escape(text: str) -> bool:
+    """JSON escapes quotes, backslashes and control characters (printable text has none)."""
+    return text.isprintable() and '"' not in text and "\\" not in text
 
 
 _c_scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]

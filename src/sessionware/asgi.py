@@ -116,34 +116,39 @@ class _SendWithSession:
         if kind == "http.response.start":
             self.start = message
             return
+        start = self.start
+        if start is None or not _is_final(kind, message):
+            await self._stream(kind, message)
+            return
+        self.start = None
+        middleware, flow = self.middleware, self.flow
+        try:
+            outcome = flow.finish(middleware.current_session(self.scope, flow.session))
+            pending = middleware._perform(outcome.call)
+            if pending is not None:
+                await pending
+        except Exception as exc:
+            failure = middleware.runtime.save_failed(exc)
+            assert failure is not None
+            await _send_failure(self.scope, self.send, failure)
+            return
+        await self.send(_with_session_headers(start, outcome.set_cookie, outcome.vary))
+        await self.send(message)
+
+    async def _stream(self, kind: str, message: Message) -> None:
+        """Any message but a whole response's body: a streamed response gets its cookie with
+        its first chunk and its store call before its last one."""
         if kind not in _FINAL_TYPES:
             await self.send(message)
             return
-        final = kind == "http.response.pathsend" or not message.get("more_body", False)
-        start = self.start
         middleware, flow = self.middleware, self.flow
+        start = self.start
         if start is not None:
             self.start = None
-            if final:
-                try:
-                    outcome = flow.finish(middleware.current_session(self.scope, flow.session))
-                    pending = middleware._perform(outcome.call)
-                    if pending is not None:
-                        await pending
-                except Exception as exc:
-                    failure = middleware.runtime.save_failed(exc)
-                    assert failure is not None
-                    await _send_failure(self.scope, self.send, failure)
-                    return
-                await self.send(_with_session_headers(start, outcome.set_cookie, outcome.vary))
-                await self.send(message)
-                return
             outcome = flow.finish(middleware.current_session(self.scope, flow.session), call=False)
             self.streaming = True
             await self.send(_with_session_headers(start, outcome.set_cookie, outcome.vary))
-            await self.send(message)
-            return
-        if final and self.streaming:
+        elif self.streaming and _is_final(kind, message):
             self.streaming = False
             outcome = flow.finish(
                 middleware.current_session(self.scope, flow.session), header=False
@@ -155,6 +160,12 @@ class _SendWithSession:
             except Exception as exc:
                 middleware.runtime.save_failed(exc, headers_sent=True)
         await self.send(message)
+
+
+def _is_final(kind: str, message: Message) -> bool:
+    return kind == "http.response.pathsend" or (
+        kind == "http.response.body" and not message.get("more_body", False)
+    )
 
 
 _VARY = (b"vary", b"Cookie")
@@ -177,16 +188,16 @@ def _with_session_headers(start: Message, set_cookie: str | None, vary: bool) ->
     return start
 
 
-def scope_facts(scope: Scope) -> tuple[str, str | None, str, str | None]:
+def scope_facts(scope: Scope) -> tuple[str, bytes | None, str, str | None]:
     """What the engine reads of an ASGI request: the path the browser asked for (mount prefix
-    included: the cookie path is the browser's), the Cookie header (several joined, as HTTP/2
-    may split it), the scheme, and X-Forwarded-Proto."""
-    cookie: str | None = None
+    included: the cookie path is the browser's), the Cookie header as sent (several joined, as
+    HTTP/2 may split it; the engine decodes it only when it has not seen it before), the scheme,
+    and X-Forwarded-Proto."""
+    cookie: bytes | None = None
     forwarded_proto: str | None = None
     for name, value in scope["headers"]:
         if name == b"cookie":
-            text = value.decode("latin-1")
-            cookie = text if cookie is None else f"{cookie}; {text}"
+            cookie = value if cookie is None else cookie + b"; " + value
         elif name == b"x-forwarded-proto" and forwarded_proto is None:
             forwarded_proto = value.decode("latin-1")
     path: str = scope.get("path") or "/"

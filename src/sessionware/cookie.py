@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from ._wire import now_ms
 from .options import (
@@ -25,29 +25,14 @@ from .options import (
     seconds_to_ms,
 )
 
-T = TypeVar("T")
+CookieState = tuple["int | None", "int | None", CookieAttributes]
+"""(expires_ms, original_max_age_ms, attributes): a cookie's validated parts, as ``state()``
+gives them and ``Cookie(state)`` takes them back (what an in-process store keeps)."""
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
     from .options import CookieParams
-
-
-class _Attribute(Generic[T]):
-    """One of ``CookieAttributes``, validated (by the field table) where it is assigned."""
-
-    def __init__(self) -> None:
-        self.name = ""
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        assert name in COOKIE_FIELDS
-        self.name = name
-
-    def __get__(self, obj: Cookie, owner: type | None = None) -> T:
-        return getattr(obj.attributes, self.name)  # type: ignore[no-any-return]
-
-    def __set__(self, obj: Cookie, value: T) -> None:
-        obj.attributes = check_attributes({self.name: value}, obj.attributes)
 
 
 def _iso_from_ms(epoch_ms: int) -> str:
@@ -144,67 +129,116 @@ class Cookie:
     """The session cookie, as express's Cookie: ``max_age`` counts down, ``touch`` resets it."""
 
     __slots__ = ("attributes", "expires_ms", "original_max_age_ms")
+    attributes: CookieAttributes
+    expires_ms: int | None
+    original_max_age_ms: int | None
 
-    path = _Attribute[str | None]()
-    domain = _Attribute[str | None]()
-    secure = _Attribute[Secure]()
-    httponly = _Attribute[bool]()
-    samesite = _Attribute[SameSite]()
-    partitioned = _Attribute[bool | None]()
-    priority = _Attribute[str | None]()
-
-    def __init__(self, **params: Unpack[CookieParams]) -> None:
+    def __init__(
+        self, _state: CookieState | None = None, /, **params: Unpack[CookieParams]
+    ) -> None:
+        if _state is not None:
+            if type(_state) is not tuple or type(_state[-1]) is not CookieAttributes:
+                raise TypeError("Cookie() takes keyword options only, as express's Cookie")
+            self.expires_ms, self.original_max_age_ms, self.attributes = _state
+            return
         options = cookie_params(params)
         self.attributes = options.attributes
-        self.expires_ms: int | None = options.expires_ms
-        self.original_max_age_ms: int | None = None
+        self.expires_ms = options.expires_ms
+        self.original_max_age_ms = None
         if options.max_age_ms is not None:
             self.max_age = options.max_age_ms / 1000
         elif options.expires_ms is not None:
             self.original_max_age_ms = options.expires_ms - now_ms()
 
+    def _set(self, name: str, value: object) -> None:
+        self.attributes = check_attributes({name: value}, self.attributes)
+
+    @property
+    def path(self) -> str | None:
+        return self.attributes.path
+
+    @path.setter
+    def path(self, value: str | None) -> None:
+        self._set("path", value)
+
+    @property
+    def domain(self) -> str | None:
+        return self.attributes.domain
+
+    @domain.setter
+    def domain(self, value: str | None) -> None:
+        self._set("domain", value)
+
+    @property
+    def secure(self) -> Secure:
+        return self.attributes.secure
+
+    @secure.setter
+    def secure(self, value: Secure) -> None:
+        self._set("secure", value)
+
+    @property
+    def httponly(self) -> bool:
+        return self.attributes.httponly
+
+    @httponly.setter
+    def httponly(self, value: bool) -> None:
+        self._set("httponly", value)
+
+    @property
+    def samesite(self) -> SameSite:
+        return self.attributes.samesite
+
+    @samesite.setter
+    def samesite(self, value: SameSite) -> None:
+        self._set("samesite", value)
+
+    @property
+    def partitioned(self) -> bool | None:
+        return self.attributes.partitioned
+
+    @partitioned.setter
+    def partitioned(self, value: bool | None) -> None:
+        self._set("partitioned", value)
+
+    @property
+    def priority(self) -> str | None:
+        return self.attributes.priority
+
+    @priority.setter
+    def priority(self, value: str | None) -> None:
+        self._set("priority", value)
+
     @classmethod
     def from_options(cls, options: CookieOptions, now: int) -> Cookie:
         """A new session's cookie from options validated at start-up (not again per request)."""
-        cookie = cls.__new__(cls)
         if options.max_age_ms is not None:
-            cookie.expires_ms = now + options.max_age_ms
-            cookie.original_max_age_ms = options.max_age_ms
-        elif options.expires_ms is not None:
-            cookie.expires_ms = options.expires_ms
-            cookie.original_max_age_ms = options.expires_ms - now
-        else:
-            cookie.expires_ms = None
-            cookie.original_max_age_ms = None
-        cookie.attributes = options.attributes
-        return cookie
+            return cls((now + options.max_age_ms, options.max_age_ms, options.attributes))
+        if options.expires_ms is not None:
+            return cls((options.expires_ms, options.expires_ms - now, options.attributes))
+        return cls((None, None, options.attributes))
 
     @classmethod
     def from_json(cls, data: object) -> Cookie:
         """Inflate a stored cookie; ``expires`` may be ISO text or a datetime (store's choice)."""
         if not isinstance(data, dict):
             raise ValueError(f"stored session has no cookie object (got {data!r})")
-        cookie = cls.__new__(cls)
         expires = data.get("expires")
+        expires_ms: int | None = None
         if isinstance(expires, str):
-            cookie.expires_ms = ms_from_iso(expires)
+            expires_ms = ms_from_iso(expires)
         elif isinstance(expires, datetime):
-            cookie.expires_ms = datetime_to_ms(expires, "stored cookie expires")
-        else:
-            cookie.expires_ms = None
+            expires_ms = datetime_to_ms(expires, "stored cookie expires")
         original = data.get("originalMaxAge")
         if type(original) is not int:
             original = _ms_or_none(original, "originalMaxAge")
-        cookie.original_max_age_ms = original
-        cookie.attributes = _stored_attributes(data)
-        return cookie
+        return cls((expires_ms, original, _stored_attributes(data)))
 
     def copy(self) -> Cookie:
-        cookie = Cookie.__new__(Cookie)
-        cookie.expires_ms = self.expires_ms
-        cookie.original_max_age_ms = self.original_max_age_ms
-        cookie.attributes = self.attributes
-        return cookie
+        return Cookie((self.expires_ms, self.original_max_age_ms, self.attributes))
+
+    def state(self) -> CookieState:
+        return (self.expires_ms, self.original_max_age_ms, self.attributes)
 
     def to_json(self) -> dict[str, Any]:
         """The stored shape, keys in express's order, absent attributes left out."""

@@ -137,7 +137,7 @@ class SessionBase(dict[str, Any]):
         if key == "cookie":
             raise KeyError("'cookie' is reserved: use session.cookie to change the cookie")
         self._written = True
-        super().__setitem__(key, value)
+        dict.__setitem__(self, key, value)
 
     def update(self, *args: Any, **kwargs: Any) -> None:
         for key, value in dict(*args, **kwargs).items():

@@ -13,7 +13,7 @@ from ..session import SessionBase
 def open_steps(
     runtime: SessionRuntime,
     request: object,
-    facts: tuple[str, str | None, str, str | None],
+    facts: tuple[str, str | bytes | None, str, str | None],
 ) -> Steps[StoreCall, SessionBase | None]:
     """The request's session (``facts``: path, Cookie header, scheme, X-Forwarded-Proto), or
     ``None`` (store down, path outside the cookie path, skipped).

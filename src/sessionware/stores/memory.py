@@ -16,7 +16,6 @@ from __future__ import annotations
 import heapq
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -31,13 +30,13 @@ from .._records import (
     user_name,
     user_of,
 )
-from ..cookie import Cookie
+from ..cookie import Cookie, CookieState
 from .base import SessionData, SyncRecordStore, check_user_key, require_user_key
 
-# (expiry in epoch ms, the store's own copy of the cookie, the data's JSON, the user, and the
-# data itself when its values are all immutable: a read then shares it instead of decoding)
+# (expiry in epoch ms, the cookie's parts (or its stored dict), the data's JSON, the user, and
+# the data itself when its values are all immutable: a read then shares it instead of decoding)
 _Entry = tuple[
-    "int | None", "Cookie | dict[str, Any] | None", str, "str | None", "dict[str, Any] | None"
+    "int | None", "CookieState | dict[str, Any] | None", str, "str | None", "dict[str, Any] | None"
 ]
 _DROPS_PER_WRITE = 2
 _HEAP_SLACK = 1024
@@ -66,7 +65,9 @@ class MemoryStore(SyncRecordStore):
             raise ValueError(f"max_sessions must be a positive int or None, got {max_sessions!r}")
         self.max_sessions = max_sessions
         self.clock = clock
-        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._entries: dict[str, _Entry] = {}
+        """In write order (a rewrite pops and re-inserts), so the first is the least recently
+        written: what ``max_sessions`` evicts."""
         self._expiries: list[tuple[int, str]] = []
         """(expiry, sid) for every entry written with an expiry, plus stale pairs of entries
         since rewritten or destroyed (skipped when they come up). A touch only moves an entry's
@@ -100,10 +101,8 @@ class MemoryStore(SyncRecordStore):
     def get_record(self, sid: str, touch_ms: int | None = None) -> SessionRecord | None:
         """The session, or ``None``. With ``touch_ms`` (the lifetime a read-only request gives
         the session), a session whose cookie has that lifetime is touched as it is read, so the
-        request needs no second store call (as Redis's GETEX). The store's cookie is its own
-        (written as a copy, read through a copy), so the touch changes it in place; an entry
-        rewritten meanwhile (compared by value: compiled, a tuple has no lasting identity) keeps
-        the newer write."""
+        request needs no second store call (as Redis's GETEX). An entry rewritten meanwhile
+        (compared by value: compiled, a tuple has no lasting identity) keeps the newer write."""
         entry = self._entries.get(sid)
         if entry is None:
             return None
@@ -114,17 +113,21 @@ class MemoryStore(SyncRecordStore):
                 self._live(sid, now)
             return None
         data = decode_own_json(data_json) if flat is None else flat
-        record = SessionRecord(cookie, data, data_json, token=data_json)
-        if (
-            touch_ms is not None
-            and type(cookie) is Cookie
-            and cookie.original_max_age_ms == touch_ms
-        ):
+        if not isinstance(cookie, tuple):
+            return SessionRecord(cookie, data, data_json, token=data_json)
+        touched = touch_ms is not None and cookie[1] == touch_ms
+        if touched:
+            assert touch_ms is not None
             expires = now + touch_ms
+            fresh = (expires, touch_ms, cookie[2])
             with self._lock:
                 if self._entries.get(sid) == entry:
-                    cookie.expires_ms = expires
-                    self._entries[sid] = (expires, cookie, data_json, user, flat)
+                    self._entries[sid] = (expires, fresh, data_json, user, flat)
+            cookie = fresh
+        record = SessionRecord(
+            Cookie(cookie), data, data_json, token=data_json, cookie_is_copy=True
+        )
+        if touched:
             record.touched_ms = touch_ms
         return record
 
@@ -132,7 +135,7 @@ class MemoryStore(SyncRecordStore):
         user = None if self.user_key is None else user_of(record.data, self.user_key)
         entry = (
             record.expires_ms,
-            record.cookie_copy(),
+            record.cookie_state(),
             record.data_json,
             user,
             flat_copy(record.data),
@@ -154,7 +157,7 @@ class MemoryStore(SyncRecordStore):
                 data = merged_data(decode_own_json(stored[2]), base, record)
                 data_json = encode_json(data)
             user = None if self.user_key is None else user_of(data, self.user_key)
-            entry = (record.expires_ms, record.cookie_copy(), data_json, user, flat_copy(data))
+            entry = (record.expires_ms, record.cookie_state(), data_json, user, flat_copy(data))
             self._write(sid, entry, now)
 
     def _write(self, sid: str, entry: _Entry, now: int) -> None:
@@ -183,7 +186,7 @@ class MemoryStore(SyncRecordStore):
         """Replace only the stored cookie of a live session; a gone session stays gone."""
         if not record.has_cookie:
             return
-        cookie = record.cookie_copy()
+        cookie = record.cookie_state()
         with self._lock:
             entry = self._live(sid, self._now())
             if entry is not None:
@@ -201,7 +204,7 @@ class MemoryStore(SyncRecordStore):
             now = self._now()
             live = [(sid, self._live(sid, now)) for sid in list(self._users.get(name, ()))]
         return {
-            sid: SessionRecord(entry[1], decode_own_json(entry[2]), entry[2]).as_dict()
+            sid: SessionRecord(_cookie(entry[1]), decode_own_json(entry[2]), entry[2]).as_dict()
             for sid, entry in live
             if entry is not None
         }
@@ -225,7 +228,7 @@ class MemoryStore(SyncRecordStore):
             self._drop_expired(self._now(), None)
             entries = list(self._entries.items())
         return {
-            sid: SessionRecord(cookie, decode_own_json(data_json), data_json).as_dict()
+            sid: SessionRecord(_cookie(cookie), decode_own_json(data_json), data_json).as_dict()
             for sid, (_, cookie, data_json, _, _) in entries
         }
 
@@ -271,3 +274,7 @@ class MemoryStore(SyncRecordStore):
                 dropped += 1
             elif entry[0] > expiry:
                 heapq.heappush(expiries, (entry[0], sid))
+
+
+def _cookie(kept: CookieState | dict[str, Any] | None) -> Cookie | dict[str, Any] | None:
+    return Cookie(kept) if isinstance(kept, tuple) else kept
