@@ -26,6 +26,7 @@ COMPILED = (
     "sessionware/signing.py",
     "sessionware/session.py",
     "sessionware/asgi.py",
+    "sessionware/_driver.py",
     "sessionware/stores/memory.py",
 )
 """What a request runs through. Not (yet) compiled: ``_runtime.py`` (its compiled middleware

@@ -20,6 +20,7 @@ LAYERS = [
     ["stores.sql"],
     ["stores.redis", "stores.sqlite", "stores.postgres", "stores.mysql", "stores.sqlalchemy"],
     ["stores.urls", "stores"],
+    ["_driver"],
     ["_runtime"],
     ["asgi", "wsgi"],
     ["integrations", "integrations._steps", "integrations.fastapi", ""],

@@ -30,9 +30,10 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils.cache import patch_vary_headers
 from django.utils.deprecation import MiddlewareMixin
 
+from ..._driver import StoreDriver
 from ..._engine import Outcome
 from ..._records import Get, Steps, StoreCall, arun_steps, run_steps
-from ..._runtime import Failure, SessionRuntime, StoreDriver
+from ..._runtime import Failure, SessionRuntime
 from ...session import SyncSession, run_on_loop
 from ...stores.urls import from_url
 from .._steps import open_steps, save_steps
