@@ -1,5 +1,6 @@
 """sessionware: express-session's server-side sessions for ASGI and WSGI applications."""
 
+from . import _engine
 from ._records import SessionRecord
 from ._runtime import (
     aload_session,
@@ -25,6 +26,10 @@ from .stores.base import RecordStore, Store, SyncRecordStore, SyncStore
 from .stores.memory import MemoryStore
 from .wsgi import WSGISessionMiddleware
 
+compiled: bool = not _engine.__file__.endswith(".py")
+"""Whether this install runs the core compiled with mypyc (a platform wheel, or a checkout
+built with ``SESSIONWARE_COMPILE=1``); the pure-Python sources behave the same, slower."""
+
 __all__ = [
     "Cookie",
     "HeadersAlreadySent",
@@ -48,6 +53,7 @@ __all__ = [
     "WSGISessionMiddleware",
     "WeakSecretWarning",
     "aload_session",
+    "compiled",
     "create_session",
     "create_sync_session",
     "load_session",
