@@ -195,13 +195,16 @@ def versions() -> str:
     import starlette
     import uvicorn
 
+    import sessionware
+
     node = subprocess.run(
         ["node", "--version"], capture_output=True, text=True, check=False
     ).stdout.strip()
     return (
         f"{platform.node()} ({os.cpu_count()} cores), {datetime.now(timezone.utc):%Y-%m-%d}, "
         f"Python {platform.python_version()}, uvicorn {uvicorn.__version__}, "
-        f"Starlette {starlette.__version__}, Node {node}"
+        f"Starlette {starlette.__version__}, Node {node}, sessionware "
+        f"{'compiled (mypyc)' if sessionware.compiled else 'pure Python'}"
     )
 
 
@@ -244,6 +247,7 @@ def main() -> None:
     contenders = [*ASGI, *NODE, *FLASK]
     if args.only:
         contenders = [c for c in contenders if c in args.only.split(",")]
+    print(versions(), flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="sessionware-bench-"))
     results: dict[str, dict[str, tuple[float, float]]] = {}
     for contender in contenders:
