@@ -16,7 +16,11 @@ class CompileHook(BuildHookInterface):  # type: ignore[type-arg]
     PLUGIN_NAME = "custom"
 
     def enabled(self, version: str) -> bool:
-        return os.environ.get("SESSIONWARE_COMPILE") == "1" and version != "editable"
+        return _compiling() and version != "editable"
+
+    def dependencies(self) -> list[str]:
+        """What the compile needs in the build environment; a pure build needs nothing."""
+        return ["mypy>=2.0", "setuptools>=65"] if _compiling() else []
 
     def mypyc_build(self) -> Any:
         spec = importlib.util.spec_from_file_location(
@@ -40,3 +44,7 @@ class CompileHook(BuildHookInterface):  # type: ignore[type-arg]
         """The source tree goes back to pure Python once the wheel holds the compiled files."""
         if self.enabled(version):
             self.mypyc_build().remove_compiled(Path(self.root) / "src")
+
+
+def _compiling() -> bool:
+    return os.environ.get("SESSIONWARE_COMPILE") == "1"
