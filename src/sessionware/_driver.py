@@ -161,19 +161,6 @@ class StoreDriver:
             return self._get(sid, touch_ms)
         return self._get(sid)
 
-    def get(self, sid: str, touch_ms: int | None = None) -> Any:
-        """``call(Get(sid, touch_ms))`` without building the call: the read almost every
-        request makes."""
-        if self.is_async:
-            return self.call(Get(sid, touch_ms))
-        try:
-            result = self._read(sid, touch_ms)
-        except _ABSENT as exc:
-            return self._absent(Get(sid), exc)
-        if result is None or type(result) is SessionRecord:
-            return result
-        return self._checked(Get(sid), result)
-
     async def acall(self, call: StoreCall) -> Any:
         if type(call) is Calls:
             for each in call.calls:
@@ -188,8 +175,6 @@ class StoreDriver:
                 result = await self._worker_threads().run(self._invoke, call)
         except _ABSENT as exc:
             return self._absent(call, exc)
-        if result is None or type(result) is SessionRecord:
-            return result
         return self._checked(call, result)
 
     def call(self, call: StoreCall) -> Any:
@@ -204,8 +189,6 @@ class StoreDriver:
                 result = self._invoke(call)
         except _ABSENT as exc:
             return self._absent(call, exc)
-        if result is None or type(result) is SessionRecord:
-            return result
         return self._checked(call, result)
 
     @staticmethod
@@ -219,6 +202,8 @@ class StoreDriver:
     def _checked(call: StoreCall, result: Any) -> Any:
         """What a get returned, if it is a session at all (a store handing back a list, a
         number or text is a corrupt value, not a crash)."""
+        if result is None or type(result) is SessionRecord:
+            return result
         if type(call) is Get and not isinstance(result, (SessionRecord, Mapping)):
             log_corrupt(SessionCorrupt(f"the store returned {type(result).__name__} for a session"))
             return None

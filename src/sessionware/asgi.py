@@ -16,7 +16,7 @@ from typing import Any
 
 from ._engine import Flow
 from ._native import mypyc_attr
-from ._records import Get, StoreCall
+from ._records import StoreCall
 from ._runtime import BaseSessionMiddleware, Failure
 from ._wire import needs_vary_cookie
 from .session import Session
@@ -53,13 +53,13 @@ class SessionMiddleware(BaseSessionMiddleware[ASGIApp]):
         try:
             flow = self.engine.begin(scope, *scope_facts(scope))
             if flow is not None:
-                sid = flow.cookie_id
-                if sid is None:
+                load = flow.load_call()
+                if load is None:
                     data = None
                 elif driver.inline:
-                    data = driver.get(sid, flow.engine.read_touch_ms)
+                    data = driver.call(load)
                 else:
-                    data = await driver.acall(Get(sid, flow.engine.read_touch_ms))
+                    data = await driver.acall(load)
                 session = flow.loaded(data)
         except Exception as exc:
             await self._without_session(runtime.load_failed(exc), scope, receive, send)

@@ -235,7 +235,7 @@ class Cookie:
         return cls((expires_ms, original, _stored_attributes(data)))
 
     def copy(self) -> Cookie:
-        return Cookie((self.expires_ms, self.original_max_age_ms, self.attributes))
+        return Cookie(self.state())
 
     def state(self) -> CookieState:
         return (self.expires_ms, self.original_max_age_ms, self.attributes)

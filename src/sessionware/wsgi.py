@@ -68,8 +68,8 @@ def open_flow(runtime: SessionRuntime, environ: dict[str, Any]) -> Flow | None:
     """Read the request's session from a WSGI environ (``None`` outside the cookie path)."""
     flow = runtime.engine.begin(environ, *environ_facts(environ))
     if flow is not None:
-        sid = flow.cookie_id
-        flow.loaded(None if sid is None else runtime.driver.get(sid, flow.engine.read_touch_ms))
+        load = flow.load_call()
+        flow.loaded(None if load is None else runtime.driver.call(load))
     return flow
 
 
