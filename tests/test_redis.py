@@ -672,6 +672,53 @@ class TestAutoPipeline:
             assert self._connections(private_redis) == expected
             _on_loop(store, store.aclose())
 
+    def test_a_given_clients_connections_go_back_to_its_pool_as_they_came(
+        self, private_redis: RedisServer
+    ) -> None:
+        """The pipeliner lifts the socket timeout off the connections it keeps (it bounds each
+        batch itself) and puts it back when they return to the client's pool at close."""
+        client = redis.asyncio.Redis.from_url(private_redis.url, socket_timeout=1.5)
+        store = RedisStore(client)
+
+        async def scenario() -> tuple[set[Any], Any]:
+            await asyncio.gather(
+                *(store.set(f"s{index}", stored(60, n=index)) for index in range(8))
+            )
+            await asyncio.gather(*(store.get(f"s{index}") for index in range(8)))
+            await store.aclose()
+            pool = client.connection_pool
+            connections = [await pool.get_connection() for _ in range(3)]
+            timeouts = {connection.socket_timeout for connection in connections}
+            for connection in connections:
+                await pool.release(connection)
+            value = await client.get("sess:s7")
+            await client.aclose()
+            return timeouts, value
+
+        timeouts, value = _on_loop(store, scenario())
+        assert timeouts == {1.5}
+        assert json.loads(value)["n"] == 7
+
+    def test_replies_are_what_redis_pys_client_gives(self, private_redis: RedisServer) -> None:
+        """Each reply goes through the client's own response callback, as ``execute_command``
+        gives it (``SET`` -> True, ``EXPIRE`` on a missing key -> False)."""
+        store = RedisStore(url=private_redis.url)
+        pipeliner = store.pipeliner
+        assert pipeliner is not None
+
+        async def replies() -> list[Any]:
+            written = await pipeliner.send("SET", "sess:x", "1")
+            together = await asyncio.gather(
+                pipeliner.send("EXPIRE", "sess:missing", 10),
+                pipeliner.send("GET", "sess:x"),
+                pipeliner.send("INCR", "sess:counter"),
+                pipeliner.send("SET", "sess:y", "2"),
+            )
+            return [written, *together]
+
+        assert _on_loop(store, replies()) == [True, False, b"1", 1, True]
+        _on_loop(store, store.aclose())
+
     def test_one_commands_error_stays_its_own(self, private_redis: RedisServer) -> None:
         admin = redis.Redis.from_url(private_redis.url)
         admin.hset("sess:wrong-type", "a", "1")

@@ -143,6 +143,39 @@ def test_the_client_cache_does_not_queue_requests_behind_a_stall(server: RedisSe
     assert max(durations) < 3 * TIMEOUT, durations
 
 
+def test_a_stall_fails_pipelined_commands_within_the_timeout_and_the_store_recovers(
+    server: RedisServer,
+) -> None:
+    """The pipeliner keeps connections of its own and bounds each batch itself: a lone command
+    and a batch behind it both fail as an outage within the timeout, and once the server answers
+    again the same connections serve."""
+    store = RedisStore(url=server.url, timeout=TIMEOUT)
+
+    async def timed_get(sid: str) -> tuple[float, BaseException | None]:
+        started = time.monotonic()
+        try:
+            await store.get_record(sid)
+        except Exception as exc:
+            return time.monotonic() - started, exc
+        return time.monotonic() - started, None
+
+    async def scenario() -> tuple[list[tuple[float, BaseException | None]], Any]:
+        await store.set_record("warm", record(n=1))
+        server.pause()
+        try:
+            stalled = await asyncio.gather(*(timed_get(f"s{index}") for index in range(6)))
+        finally:
+            server.resume()
+        after = await asyncio.gather(*(store.get_record("warm") for _ in range(6)))
+        await store.aclose()
+        return stalled, after
+
+    stalled, after = run(scenario())
+    assert all(duration < 2 * TIMEOUT + 0.5 for duration, _ in stalled), stalled
+    assert all(type(error).__name__ == "StoreUnavailable" for _, error in stalled), stalled
+    assert [got.data["n"] for got in after] == [1] * 6
+
+
 # -- 3. a sync store under ASGI has threads of its own, and fails fast when they are all stuck
 
 
