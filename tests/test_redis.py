@@ -774,5 +774,8 @@ def test_the_stores_own_connections_pack_commands_with_hiredis_as_redis_py_does(
         ("CONFIG GET", "maxmemory"),
     ):
         assert b"".join(ours.pack_command(*command)) == b"".join(theirs.pack_command(*command))
+    batch = [("GETEX", "sess:a", "EX", 60), ("EVALSHA", "f" * 40, 1, "sess:b", b"{}", "{}", 60)]
+    for commands in (batch, [*batch, ("CONFIG GET", "maxmemory")]):
+        assert b"".join(ours.pack_commands(commands)) == b"".join(theirs.pack_commands(commands))
     given = RedisStore(redis.asyncio.Redis())
     assert given.client.connection_pool.connection_class is redis.asyncio.Connection

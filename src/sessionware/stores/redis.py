@@ -310,7 +310,8 @@ class RedisSessions:
             record.touched_ms = touch_ms
             now = now_ms()
             self.throttle.remember(sid, now)
-            yield from self._refresh_index(sid, record, now + ttl * 1000, now)
+            if self.user_key is not None:
+                yield from self._refresh_index(sid, record, now + ttl * 1000, now)
         return record
 
     def _index_update(self, sid: str, user: str, expires: int, now: int) -> Index:
@@ -887,6 +888,12 @@ class _HiredisPacking:
         if args and isinstance(args[0], str) and " " in args[0]:
             return super().pack_command(*args)  # type: ignore[misc,no-any-return]
         return [_hiredis_pack(args)]
+
+    def pack_commands(self, commands: list[tuple[Any, ...]]) -> list[bytes]:
+        """A batch in one piece (what the store sends has no command name with a space)."""
+        if any(" " in command[0] for command in commands if isinstance(command[0], str)):
+            return super().pack_commands(commands)  # type: ignore[misc,no-any-return]
+        return [b"".join([_hiredis_pack(command) for command in commands])]
 
 
 def _pack_with_hiredis(pool: Any) -> None:
