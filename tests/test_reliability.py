@@ -138,6 +138,7 @@ def test_the_client_cache_does_not_queue_requests_behind_a_stall(server: RedisSe
             return await asyncio.gather(*(timed_get(f"s{index}") for index in range(6)))
         finally:
             server.resume()
+            await store.aclose()
 
     durations = run(scenario())
     assert max(durations) < 3 * TIMEOUT, durations

@@ -99,6 +99,13 @@ _ABSENT = (SessionNotFound, FileNotFoundError, SessionCorrupt)
 """What a store may raise for a session it cannot return: "not found" for a read."""
 
 
+def _takes_touch_ms(get_record: Any) -> bool:
+    try:
+        return "touch_ms" in inspect.signature(get_record).parameters
+    except ValueError:  # compiled (mypyc gives async methods no signature): one of ours
+        return True
+
+
 class StoreDriver:
     """Performs typed store calls on one store, from either side: records for record stores,
     dicts for all others; a "not found" error is ``None``, a corrupt value logged and ``None``."""
@@ -119,7 +126,7 @@ class StoreDriver:
         self._merge = (
             store.merge_record if self.records and implements(store, "merge_record") else None
         )
-        self._touch_on_read = self.records and "touch_ms" in inspect.signature(self._get).parameters
+        self._touch_on_read = self.records and _takes_touch_ms(self._get)
         """A record store whose ``get_record`` can apply a lifetime as it reads."""
         self.inline = not self.blocking and not self.is_async
         """Plain calls are fine from async code too: a sync store that does no I/O."""

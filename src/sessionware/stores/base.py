@@ -43,20 +43,22 @@ SessionData = dict[str, Any]
 class EventEmitter:
     """The three events the middleware listens to: ``connect``, ``disconnect`` and ``error``."""
 
-    _listeners: dict[str, list[Listener]]
+    _listeners: dict[str, list[Listener]] | None = None
 
     def on(self, event: str, listener: Listener) -> None:
-        listeners = self.__dict__.setdefault("_listeners", {})
+        listeners = self._listeners
+        if listeners is None:
+            listeners = self._listeners = {}
         listeners.setdefault(event, []).append(listener)
 
     def off(self, event: str, listener: Listener) -> None:
-        listeners = self.__dict__.get("_listeners", {}).get(event, [])
+        listeners = (self._listeners or {}).get(event, [])
         if listener in listeners:
             listeners.remove(listener)
 
     def emit(self, event: str, *args: Any) -> bool:
         """Call the listeners; an ``error`` nobody listens to is logged rather than lost."""
-        listeners = list(self.__dict__.get("_listeners", {}).get(event, ()))
+        listeners = list((self._listeners or {}).get(event, ()))
         if not listeners and event == "error":
             logger.error("session store error: %s", args[0] if args else "unknown", exc_info=None)
         for listener in listeners:

@@ -82,9 +82,10 @@ class Encryption:
         nonce, ciphertext = sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:]
         for cipher in self._ciphers:
             try:
-                return cipher.decrypt(nonce, ciphertext, sid.encode()).decode()
+                plain: bytes = cipher.decrypt(nonce, ciphertext, sid.encode())
             except (InvalidTag, ValueError):
                 continue
+            return plain.decode()
         raise SessionCorrupt(f"session {sid!r} does not decrypt with any of the encryption keys")
 
 

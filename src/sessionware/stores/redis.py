@@ -54,11 +54,7 @@ if sys.version_info >= (3, 11):
 else:  # redis-py depends on async-timeout on these versions, for the same use
     from async_timeout import timeout as _deadline  # type: ignore[import-not-found,unused-ignore]
 
-try:
-    from hiredis import pack_command as _hiredis_pack
-except ImportError:  # pragma: no cover - the [redis] extra installs hiredis
-    _hiredis_pack = None  # type: ignore[assignment]
-
+from .._native import mypyc_attr
 from .._records import (
     Base,
     SessionRecord,
@@ -72,6 +68,7 @@ from .._records import (
 from .._wire import now_ms
 from ..errors import SessionConflict, SessionCorrupt
 from ..options import is_valid_sid
+from ._hiredis import pack_with_hiredis
 from .base import SessionData, check_user_key, require_user_key
 from .encryption import EncryptionKeys, encryption, plain_text
 from .toolkit import (
@@ -228,6 +225,7 @@ class Serializer(Protocol):
     def loads(self, text: str) -> SessionData: ...
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class RedisSessions:
     """connect-redis's rules, with no I/O: which command to send, how to read what comes back."""
 
@@ -562,6 +560,16 @@ class RedisSessions:
         self.throttle.loaded(sid, record)
         return record
 
+    def sid_in(self, command: RedisCommand) -> str | None:
+        """The session a command is about, for the outage guard's messages."""
+        if isinstance(command, (Scan, Each)) or len(command) < 2:
+            return None
+        if isinstance(command, Index):
+            return command.sid
+        if isinstance(command, (Cas, IndexedWrite)):
+            return self.sid_of(command.key)
+        return self.sid_of(command[1])
+
     def sid_of(self, key: bytes | str) -> str | None:
         text = key.decode() if isinstance(key, bytes) else key
         sid = text[len(self.prefix) :]
@@ -879,32 +887,6 @@ class _Pipeliner:
             await self._release(connection, timeout)
 
 
-class _HiredisPacking:
-    """Commands packed by hiredis, in C. redis-py's sync client does this when hiredis is
-    installed; its asyncio connections pack in Python, which cost about 8 us per command here
-    (a third of the client's time in a profile of 16 concurrent writes)."""
-
-    def pack_command(self, *args: Any) -> list[bytes]:
-        if args and isinstance(args[0], str) and " " in args[0]:
-            return super().pack_command(*args)  # type: ignore[misc,no-any-return]
-        return [_hiredis_pack(args)]
-
-    def pack_commands(self, commands: list[tuple[Any, ...]]) -> list[bytes]:
-        """A batch in one piece (what the store sends has no command name with a space)."""
-        if any(" " in command[0] for command in commands if isinstance(command[0], str)):
-            return super().pack_commands(commands)  # type: ignore[misc,no-any-return]
-        return [b"".join([_hiredis_pack(command) for command in commands])]
-
-
-def _pack_with_hiredis(pool: Any) -> None:
-    """Have the connections of a pool the store built pack commands with hiredis (when it is
-    installed), whatever connection class the URL chose (TCP, TLS, Unix socket)."""
-    if _hiredis_pack is None:
-        return
-    base = pool.connection_class
-    pool.connection_class = type(f"HiredisPacked{base.__name__}", (_HiredisPacking, base), {})
-
-
 def _settle(future: asyncio.Future[Any], outcome: Any) -> None:
     """Give a waiting command its reply, or its error (a request that gave up is skipped)."""
     if future.done():
@@ -930,76 +912,57 @@ def _client_options(timeout: float, retry: Any) -> dict[str, Any]:
     }
 
 
-class _RedisStoreBase:
-    """The constructor both stores share; each names its client classes and retry class."""
-
-    client_class: Any
-    cluster_class: Any
-    retry_class: Any
-
-    def __init__(
-        self,
-        client: Any = None,
-        *,
-        url: str | None = None,
-        cluster: bool = False,
-        timeout: float = DEFAULT_TIMEOUT,
-        retry_interval: float = DEFAULT_RETRY_INTERVAL,
-        **options: Any,
-    ) -> None:
-        check_client(client, type(self).__name__)
-        sessions = RedisSessions(**options)
-        owns_client = client is None
-        if client is None:
-            factory = self.cluster_class if cluster else self.client_class
-            retry = self.retry_class(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
-            client = factory.from_url(
-                url or "redis://127.0.0.1:6379", **_client_options(timeout, retry)
-            )
-        elif url is not None:
-            raise TypeError("pass a client or url=, not both")
-        self.client = client
-        self.is_cluster = isinstance(client, self.cluster_class)
-        sessions.atomic_index = not self.is_cluster
-        self.sessions = sessions
-        assert isinstance(self, (CommandStore, SyncCommandStore))
-        self._setup(
-            sessions,
-            name="redis",
-            classify=classify,
-            retry_interval=retry_interval,
-            owns_client=owns_client,
-            asynchronous=isinstance(self, CommandStore),
+def _open(
+    store: CommandStore[RedisCommand] | SyncCommandStore[RedisCommand],
+    client: Any,
+    kinds: tuple[Any, Any, Any],
+    *,
+    url: str | None = None,
+    cluster: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
+    retry_interval: float = DEFAULT_RETRY_INTERVAL,
+    **options: Any,
+) -> tuple[Any, RedisSessions]:
+    """What both stores' constructors share: the client (``kinds``: its class, the cluster
+    class and the retry class of the store's side) and the store's rules."""
+    client_class, cluster_class, retry_class = kinds
+    check_client(client, type(store).__name__)
+    sessions = RedisSessions(**options)
+    owns_client = client is None
+    if client is None:
+        factory = cluster_class if cluster else client_class
+        retry = retry_class(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
+        client = factory.from_url(
+            url or "redis://127.0.0.1:6379", **_client_options(timeout, retry)
         )
-
-    def _sid_of(self, command: RedisCommand) -> str | None:
-        if isinstance(command, (Scan, Each)) or len(command) < 2:
-            return None
-        if isinstance(command, Index):
-            return command.sid
-        if isinstance(command, (Cas, IndexedWrite)):
-            return self.sessions.sid_of(command.key)
-        return self.sessions.sid_of(command[1])
-
-    def _pipeline(self, each: Each) -> Any:
-        pipe = (
-            self.client.pipeline() if self.is_cluster else self.client.pipeline(transaction=False)
-        )
-        for sid in each.keys:
-            pipe.execute_command(each.command, self.sessions.key(sid))
-        return pipe
+    elif url is not None:
+        raise TypeError("pass a client or url=, not both")
+    sessions.atomic_index = not isinstance(client, cluster_class)
+    store._setup(
+        sessions,
+        name="redis",
+        classify=classify,
+        retry_interval=retry_interval,
+        owns_client=owns_client,
+        asynchronous=isinstance(store, CommandStore),
+    )
+    return client, sessions
 
 
-class RedisStore(_RedisStoreBase, CommandStore[RedisCommand]):
+def _each_pipeline(client: Any, sessions: RedisSessions, each: Each) -> Any:
+    pipe = client.pipeline(transaction=False) if sessions.atomic_index else client.pipeline()
+    for sid in each.keys:
+        pipe.execute_command(each.command, sessions.key(sid))
+    return pipe
+
+
+@mypyc_attr(allow_interpreted_subclasses=True)
+class RedisStore(CommandStore[RedisCommand]):
     """The Redis store for ASGI apps (redis.asyncio), standalone or Cluster.
 
     ``RedisStore(url="redis://...")``, ``RedisStore(url=..., cluster=True)`` or
     ``RedisStore(client)`` with any redis.asyncio client (Sentinel: ``sentinel.master_for(...)``).
     """
-
-    client_class = aioredis.Redis
-    cluster_class = aioredis.RedisCluster
-    retry_class = AsyncRetry
 
     def __init__(
         self,
@@ -1010,11 +973,14 @@ class RedisStore(_RedisStoreBase, CommandStore[RedisCommand]):
         auto_pipeline: bool = True,
         **options: Any,
     ) -> None:
-        super().__init__(client, **options)
+        self.client, self.sessions = _open(
+            self, client, (aioredis.Redis, aioredis.RedisCluster, AsyncRetry), **options
+        )
+        self.is_cluster = not self.sessions.atomic_index
         if client_cache and self.is_cluster:
             raise ValueError("client_cache is not available with Redis Cluster")
         if self.owns_client and not self.is_cluster:
-            _pack_with_hiredis(self.client.connection_pool)
+            pack_with_hiredis(self.client.connection_pool)
         self.pipeliner = _Pipeliner(self.client) if auto_pipeline and not self.is_cluster else None
         self.cache = _TrackedCache(self.client, client_cache_size) if client_cache else None
         if self.cache is not None:
@@ -1035,7 +1001,7 @@ class RedisStore(_RedisStoreBase, CommandStore[RedisCommand]):
                 key async for key in self.client.scan_iter(match=command.match, count=command.batch)
             ]
         if isinstance(command, Each):
-            return list(await self._pipeline(command).execute())
+            return list(await _each_pipeline(self.client, self.sessions, command).execute())
         if self.cache is not None and command[0] in _CACHED_COMMANDS:
             if command[0] == "GET":
                 value = await self.cache.get(command[1])
@@ -1046,6 +1012,9 @@ class RedisStore(_RedisStoreBase, CommandStore[RedisCommand]):
         elif self.cache is not None and command[0] == "GETDEL":
             self.cache.entries.pop(command[1].encode(), None)
         return await send(*command)
+
+    def _sid_of(self, command: RedisCommand) -> str | None:
+        return self.sessions.sid_in(command)
 
     async def _ping(self) -> None:
         await self.client.ping()
@@ -1060,15 +1029,19 @@ class RedisStore(_RedisStoreBase, CommandStore[RedisCommand]):
             await self.pipeliner.close()
         await super().aclose()
 
-    close = aclose
 
-
-class SyncRedisStore(_RedisStoreBase, SyncCommandStore[RedisCommand]):
+@mypyc_attr(allow_interpreted_subclasses=True)
+class SyncRedisStore(SyncCommandStore[RedisCommand]):
     """The Redis store for WSGI apps (redis-py's blocking client), standalone or Cluster."""
 
-    client_class = redis.Redis
-    cluster_class = redis.RedisCluster
-    retry_class = Retry
+    def __init__(self, client: Any = None, **options: Any) -> None:
+        self.client, self.sessions = _open(
+            self, client, (redis.Redis, redis.RedisCluster, Retry), **options
+        )
+        self.is_cluster = not self.sessions.atomic_index
+
+    def _sid_of(self, command: RedisCommand) -> str | None:
+        return self.sessions.sid_in(command)
 
     def _execute(self, command: RedisCommand) -> Any:
         script = _script_call(command)
@@ -1080,7 +1053,7 @@ class SyncRedisStore(_RedisStoreBase, SyncCommandStore[RedisCommand]):
         if isinstance(command, Scan):
             return list(self.client.scan_iter(match=command.match, count=command.batch))
         if isinstance(command, Each):
-            return list(self._pipeline(command).execute())
+            return list(_each_pipeline(self.client, self.sessions, command).execute())
         return self.client.execute_command(*command)
 
     def _ping(self) -> None:

@@ -677,8 +677,6 @@ class SqlStore(_Pruning, CommandStore[Sql]):
         self.pruner.close()
         await super().aclose()
 
-    close = aclose
-
 
 class SyncSqlStore(_Pruning, SyncCommandStore[Sql]):
     """A sync SQL store: prunes in a background thread from its first statement on."""

@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Generic, Protocol, TypeVar
 
+from .._native import mypyc_attr
 from .._records import Base, SessionRecord, Steps, arun_steps, run_steps, user_name
 from .._wire import now_ms
 from ..errors import SessionCorrupt, StoreUnavailable
@@ -338,6 +339,8 @@ class OutageGuard:
 class StoreOps(Protocol[C_co]):
     """A store's rules, with no I/O: generators of its commands, one per store method."""
 
+    user_key: str | None
+
     def get(self, sid: str, touch_ms: int | None = None) -> Steps[C_co, SessionRecord | None]: ...
 
     def set(self, sid: str, record: SessionRecord) -> Steps[C_co, None]: ...
@@ -361,10 +364,13 @@ class StoreOps(Protocol[C_co]):
     def destroy_user_sessions(self, user: str, keep: str | None) -> Steps[C_co, int]: ...
 
 
-class _Owned:
+@mypyc_attr(allow_interpreted_subclasses=True)
+class _Owned(Generic[C]):
     """What both bases share: the ops, the health, the guard, and whether the client is ours."""
 
-    ops: Any
+    ops: StoreOps[C]
+    _listeners: dict[str, list[Callable[..., Any]]] | None = None
+    """Declared again for the compiled build, whose instances have no ``__dict__``."""
     health: Health
     guard: OutageGuard
     owns_client: bool
@@ -410,11 +416,10 @@ class _Owned:
         steps machinery around it)."""
 
 
-class CommandStore(_Owned, RecordStore, Generic[C]):
+@mypyc_attr(allow_interpreted_subclasses=True)
+class CommandStore(_Owned[C], RecordStore):
     """An async store: its ops performed with ``await``. Subclasses implement ``_execute`` (one
     command on the client), ``_ping`` and ``_close_client``; an async context manager."""
-
-    ops: StoreOps[C]
 
     async def _execute(self, command: C) -> Any:
         raise NotImplementedError
@@ -479,7 +484,9 @@ class CommandStore(_Owned, RecordStore, Generic[C]):
         if self.owns_client:
             await self._close_client()
 
-    close = aclose
+    async def close(self) -> None:
+        """``aclose()`` by its other name (express's stores and redis-py say ``close``)."""
+        await self.aclose()
 
     async def __aenter__(self: T) -> T:
         return self
@@ -493,10 +500,9 @@ class CommandStore(_Owned, RecordStore, Generic[C]):
         await self.aclose()
 
 
-class SyncCommandStore(_Owned, SyncRecordStore, Generic[C]):
+@mypyc_attr(allow_interpreted_subclasses=True)
+class SyncCommandStore(_Owned[C], SyncRecordStore):
     """A sync store: the same ops performed with plain calls; a context manager."""
-
-    ops: StoreOps[C]
 
     def _execute(self, command: C) -> Any:
         raise NotImplementedError
