@@ -8,6 +8,7 @@ warm-up cancel out. Added cost = contender - bare app.
     .venv/bin/python bench/instructions.py            # every contender, write and read
     .venv/bin/python bench/instructions.py --only sessionware
     .venv/bin/python bench/instructions.py --only sessionware-redis --no-baseline  # needs Redis
+    .venv/bin/python bench/instructions.py --only sessionware-redis --no-baseline --concurrency 8
 """
 
 from __future__ import annotations
@@ -39,25 +40,28 @@ def redis_contender() -> object:
     return app
 
 
-def serve(contender: str, path: str, count: int) -> None:
-    """The measured loop (run under valgrind): a warmed-up session, then ``count`` requests."""
+def serve(contender: str, path: str, count: int, concurrency: int = 1) -> None:
+    """The measured loop (run under valgrind): warmed-up sessions, then ``count`` requests,
+    ``concurrency`` at a time (each loop with a session of its own, as concurrent users)."""
     from bench_asgi import Caller, contenders
 
-    caller = Caller(
-        redis_contender() if contender == "sessionware-redis" else contenders()[contender]
-    )
+    app = redis_contender() if contender == "sessionware-redis" else contenders()[contender]
+    callers = [Caller(app) for _ in range(concurrency)]
+
+    async def requests(caller: Caller, times: int) -> None:
+        for _ in range(times):
+            await caller(path)
 
     async def run() -> None:
-        await caller("/write")
-        for _ in range(200):
-            await caller(path)
-        for _ in range(count):
-            await caller(path)
+        for caller in callers:
+            await caller("/write")
+        await asyncio.gather(*(requests(caller, 200) for caller in callers))
+        await asyncio.gather(*(requests(caller, count // concurrency) for caller in callers))
 
     asyncio.run(run())
 
 
-def instructions(contender: str, path: str, count: int) -> int:
+def instructions(contender: str, path: str, count: int, concurrency: int = 1) -> int:
     command = [
         "valgrind",
         "--tool=callgrind",
@@ -68,6 +72,8 @@ def instructions(contender: str, path: str, count: int) -> int:
         contender,
         path,
         str(count),
+        "--concurrency",
+        str(concurrency),
     ]
     environment = {**os.environ, "PYTHONHASHSEED": "0"}
     done = subprocess.run(
@@ -79,8 +85,11 @@ def instructions(contender: str, path: str, count: int) -> int:
     return int(found.group(1))
 
 
-def per_request(contender: str, path: str, n1: int = N1, n2: int = N2) -> float:
-    return (instructions(contender, path, n2) - instructions(contender, path, n1)) / (n2 - n1)
+def per_request(
+    contender: str, path: str, n1: int = N1, n2: int = N2, concurrency: int = 1
+) -> float:
+    counted = [instructions(contender, path, n, concurrency) for n in (n1, n2)]
+    return (counted[1] - counted[0]) / (n2 - n1)
 
 
 def main() -> None:
@@ -89,15 +98,20 @@ def main() -> None:
     parser.add_argument("--only", action="append", help="measure only these contenders")
     parser.add_argument("--no-baseline", action="store_true", help="skip the bare app")
     parser.add_argument("--counts", nargs=2, type=int, default=(N1, N2), metavar=("N1", "N2"))
+    parser.add_argument(
+        "--concurrency", type=int, default=1, help="requests in flight at once (Redis batches)"
+    )
     args = parser.parse_args()
     if args.serve:
         contender, path, count = args.serve
-        serve(contender, path, int(count))
+        serve(contender, path, int(count), args.concurrency)
         return
     contenders = args.only or ["sessionware", "starsessions", "starlette"]
     names = contenders if args.no_baseline else ["baseline", *contenders]
     counts = {
-        (name, path): per_request(name, path, *args.counts) for path in PATHS for name in names
+        (name, path): per_request(name, path, *args.counts, args.concurrency)
+        for path in PATHS
+        for name in names
     }
     if args.no_baseline:
         for (name, path), value in counts.items():

@@ -4,7 +4,7 @@ each one's ratio to its bare app in the same run, and a PNG chart. Requests cycl
 existing sessions, as many users' traffic does.
 
     pip install '.[bench]' && apt-get install wrk nodejs npm
-    .venv/bin/python bench/http/run.py [--seconds 5] [--only sessionware-memory,starlette-bare]
+    .venv/bin/python bench/http/run.py [--seconds 5] [--rounds 3] [--only sessionware-memory,...]
 
 Contenders: sessionware on uvicorn (one worker, uvloop + httptools) with MemoryStore, RedisStore,
 RedisStore with client_cache + touch_after, SQLiteStore and PostgresStore; the same Starlette app
@@ -236,10 +236,36 @@ def chart(results: dict[str, dict[str, tuple[float, float]]], path: Path) -> Non
     figure.savefig(path, dpi=110)
 
 
+def report(contender: str, by_route: dict[str, tuple[float, float]]) -> None:
+    read, write = by_route["/read"], by_route["/write"]
+    print(
+        f"{contender:26} read {read[0]:8.0f}/s p99 {read[1]:6.2f} ms   "
+        f"write {write[0]:8.0f}/s p99 {write[1]:6.2f} ms",
+        flush=True,
+    )
+
+
+def median_of(runs: list[dict[str, tuple[float, float]]]) -> dict[str, tuple[float, float]]:
+    """Per route, the run with the median requests/s (its p99 with it): on a shared machine one
+    round can be slowed by a neighbour, and interleaved rounds' medians compare fairly."""
+    return {
+        route: sorted((run[route] for run in runs), key=lambda measured: measured[0])[
+            len(runs) // 2
+        ]
+        for route in ("/read", "/write")
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--only", help="comma-separated contenders")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure every contender this many times, in turn; report each one's median",
+    )
     args = parser.parse_args()
     for tool in ("wrk", "node"):
         if shutil.which(tool) is None:
@@ -249,19 +275,21 @@ def main() -> None:
         contenders = [c for c in contenders if c in args.only.split(",")]
     print(versions(), flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="sessionware-bench-"))
-    results: dict[str, dict[str, tuple[float, float]]] = {}
-    for contender in contenders:
-        try:
-            results[contender] = measure(contender, args.seconds, workdir)
-        except Exception as exc:
-            print(f"{contender}: skipped ({exc})", file=sys.stderr)
-            continue
-        read, write = results[contender]["/read"], results[contender]["/write"]
-        print(
-            f"{contender:26} read {read[0]:8.0f}/s p99 {read[1]:6.2f} ms   "
-            f"write {write[0]:8.0f}/s p99 {write[1]:6.2f} ms",
-            flush=True,
-        )
+    runs: dict[str, list[dict[str, tuple[float, float]]]] = {}
+    for _ in range(args.rounds):
+        for contender in contenders:
+            try:
+                by_route = measure(contender, args.seconds, workdir)
+            except Exception as exc:
+                print(f"{contender}: skipped ({exc})", file=sys.stderr)
+                continue
+            runs.setdefault(contender, []).append(by_route)
+            report(contender, by_route)
+    results = {contender: median_of(measured) for contender, measured in runs.items()}
+    if args.rounds > 1:
+        print(f"\nmedian of {args.rounds} rounds:")
+        for contender, by_route in results.items():
+            report(contender, by_route)
     print("\nratio to the bare app of the same stack (requests/s):")
     for contender, by_route in results.items():
         bare = results.get(BARE[contender])
