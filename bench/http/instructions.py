@@ -16,11 +16,9 @@ import asyncio
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
-from run import ASGI, command_for, environment, free_port
+from run import ASGI, command_for, environment, free_port, new_session_cookie, wait_for
 
 N1, N2 = 400, 1600
 CONNECTIONS = 4
@@ -69,17 +67,8 @@ def measure(contender: str, path: str, workdir: Path) -> float:
         cwd=Path(__file__).resolve().parent,
     )
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/write", timeout=30) as r:
-                    cookie = r.headers.get("Set-Cookie")
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("the contender did not start") from None
-                time.sleep(0.5)
-        cookie = cookie.split(";", 1)[0] if cookie else None
+        wait_for(port, process, seconds=120)  # valgrind starts Python slowly
+        cookie = new_session_cookie(port, timeout=60)
         for count in (N1, N1, N2):  # a warm-up, then the two measured phases
             asyncio.run(load(port, path, cookie, count))
             subprocess.run(

@@ -112,8 +112,8 @@ def environment(contender: str, port: int, workdir: Path) -> dict[str, str]:
     return env
 
 
-def wait_for(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 20
+def wait_for(port: int, process: subprocess.Popen[bytes], seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError("the contender exited at start")
@@ -130,17 +130,23 @@ SESSIONS = 64
 shared session would measure concurrent writes to a single session instead)."""
 
 
+def new_session_cookie(port: int, timeout: float = 10) -> str | None:
+    """The ``name=value`` of the cookie a first write sets (``None``: the app sets none)."""
+    url = f"http://127.0.0.1:{port}/write"
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        header = response.headers.get("Set-Cookie")
+    return None if header is None else header.split(";", 1)[0]
+
+
 def session_cookies(port: int, workdir: Path) -> Path | None:
     """A wrk script that sends the cookies of ``SESSIONS`` sessions in turn (``None`` for an
     app that sets no cookie)."""
     cookies = []
     for _ in range(SESSIONS):
-        url = f"http://127.0.0.1:{port}/write"
-        with urllib.request.urlopen(url, timeout=10) as response:
-            header = response.headers.get("Set-Cookie")
-        if header is None:
+        cookie = new_session_cookie(port)
+        if cookie is None:
             return None
-        cookies.append(header.split(";", 1)[0])
+        cookies.append(cookie)
     script = workdir / f"cookies-{port}.lua"
     listed = ",\n".join(f'  "{cookie}"' for cookie in cookies)
     script.write_text(
