@@ -30,7 +30,7 @@ import math
 import select
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple, Protocol
 
 import redis
@@ -982,12 +982,16 @@ class RedisStore(CommandStore[RedisCommand]):
         if self.owns_client and not self.is_cluster:
             pack_with_hiredis(self.client.connection_pool)
         self.pipeliner = _Pipeliner(self.client) if auto_pipeline and not self.is_cluster else None
+        self.send: Callable[..., Awaitable[Any]] = (
+            self.client.execute_command if self.pipeliner is None else self.pipeliner.send
+        )
+        """How a command that may be pipelined goes to Redis."""
         self.cache = _TrackedCache(self.client, client_cache_size) if client_cache else None
         if self.cache is not None:
             self.sessions.getex = False  # a cached read costs no round trip; GETEX would
 
     async def _execute(self, command: RedisCommand) -> Any:
-        send = self.client.execute_command if self.pipeliner is None else self.pipeliner.send
+        send = self.send
         script = _script_call(command)
         if script is not None:
             if self.cache is not None and not isinstance(command, Index):
