@@ -97,3 +97,52 @@ def test_data_the_memory_store_shares_never_changes_through_a_session() -> None:
     first, second = store.get_record("t" * 32), store.get_record("t" * 32)
     assert first is not None and second is not None
     assert first.data is not second.data, "data with a list in it is decoded for each reader"
+
+
+def test_a_request_asks_asyncio_for_its_loop_once_per_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Up to Python 3.11 ``asyncio.get_running_loop()`` makes a ``getpid`` system call, which
+    costs microseconds under virtualization: the middleware finds the request's loop once per
+    loop, and a session still runs a worker thread's calls on its own request's loop."""
+    import asyncio
+
+    from sessionware import SessionMiddleware
+
+    asked: list[object] = []
+    lookup = asyncio.get_running_loop
+
+    def counted() -> asyncio.AbstractEventLoop:
+        asked.append(None)
+        return lookup()
+
+    monkeypatch.setattr(asyncio, "get_running_loop", counted)
+    monkeypatch.setattr(asyncio.events, "get_running_loop", counted)
+
+    async def endpoint(scope: Any, receive: Any, send: Any) -> None:
+        session = scope["session"]
+        session["n"] = session.get("n", 0) + 1
+        if scope["path"] == "/from-a-thread":
+            await lookup().run_in_executor(None, session.save)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    store = MemoryStore()
+    middleware = SessionMiddleware(endpoint, secret=SECRET, store=store)
+
+    async def requests(path: str, count: int) -> None:
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            pass
+
+        for _ in range(count):
+            scope = {"type": "http", "method": "GET", "path": path, "headers": []}
+            await middleware(scope, receive, send)
+
+    asyncio.run(requests("/", 20))
+    assert len(asked) <= 1
+    asked.clear()
+    asyncio.run(requests("/", 20))
+    assert len(asked) <= 1, "once again for a new loop"
+    asyncio.run(requests("/from-a-thread", 3))
+    assert len(store.all()) == 43
