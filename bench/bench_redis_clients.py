@@ -8,7 +8,9 @@ rounds, medians.
 
 Contenders: redis-py asyncio with its connection pool (the store's default), redis-py on one
 dedicated connection, redis-py with automatic pipelining (concurrent requests' commands sent
-together, a small layer written here to measure the idea), coredis, and valkey-glide.
+together, a small layer written here to measure the idea), sessionware's own pipelining (what
+``RedisStore`` sends through: multiplexed over one connection for the client it makes itself,
+batched over a given client's connections), coredis, and valkey-glide.
 
     pip install 'sessionware[bench]'; .venv/bin/python bench/bench_redis_clients.py
 """
@@ -144,6 +146,39 @@ class RawPipelined(AutoPipelined):
         await self.client.aclose()
 
 
+class Sessionware(Client):
+    """sessionware's own pipelining (``RedisStore``'s transport): with the client the store
+    makes itself, one connection redis-py opened, multiplexed, its replies read with hiredis;
+    with a client passed in, batches on a few of that client's connections."""
+
+    def __init__(self, own: bool) -> None:
+        import redis.asyncio
+
+        from sessionware.stores.redis import RedisStore
+
+        if own:
+            self.name = "sessionware, own client (multiplexed)"
+            self.given = None
+            self.store = RedisStore(url=f"redis://{HOST}:{PORT}/0")
+        else:
+            self.name = "sessionware, given client (pipelined)"
+            self.given = redis.asyncio.Redis(host=HOST, port=PORT, socket_timeout=2)
+            self.store = RedisStore(self.given)
+        assert self.store.pipeliner is not None
+        self.send = self.store.pipeliner.send
+
+    async def getex(self, key: str) -> Any:
+        return await self.send("GETEX", key, "EX", TTL)
+
+    async def set(self, key: str, value: bytes) -> Any:
+        return await self.send("SET", key, value, "EX", TTL)
+
+    async def close(self) -> None:
+        await self.store.aclose()
+        if self.given is not None:
+            await self.given.aclose()
+
+
 class Coredis(Client):
     name = "coredis"
 
@@ -221,6 +256,8 @@ async def measure(count: int, rounds: int) -> dict[tuple[str, str, int], tuple[f
         RedisPy(True),
         AutoPipelined(),
         RawPipelined(),
+        Sessionware(own=False),
+        Sessionware(own=True),
         Coredis(),
         Glide(),
     ]

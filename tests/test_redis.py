@@ -657,9 +657,16 @@ class TestAutoPipeline:
         return count
 
     def test_concurrent_requests_share_connections(self, private_redis: RedisServer) -> None:
-        """The first of 16 concurrent reads goes at once; the other 15 follow as one batch."""
-        for auto_pipeline, expected in ((True, 2), (False, 16)):
-            store = RedisStore(url=private_redis.url, auto_pipeline=auto_pipeline)
+        """16 concurrent reads: the store's own client sends every command over one connection;
+        a given client's first read goes at once and the other 15 follow as one batch on a
+        second connection; without ``auto_pipeline`` each read takes a connection."""
+        stores = [
+            (lambda: RedisStore(url=private_redis.url), 1),
+            (lambda: RedisStore(redis.asyncio.Redis.from_url(private_redis.url)), 2),
+            (lambda: RedisStore(url=private_redis.url, auto_pipeline=False), 16),
+        ]
+        for make, expected in stores:
+            store = make()
             sids = [f"s{index}" for index in range(16)]
 
             async def burst(store: Any = store, sids: list[str] = sids) -> list[Any]:
@@ -671,6 +678,8 @@ class TestAutoPipeline:
             assert [data["sid"] for data in got] == sids
             assert self._connections(private_redis) == expected
             _on_loop(store, store.aclose())
+            if not store.owns_client:
+                _on_loop(store, store.client.aclose())
 
     def test_a_given_clients_connections_go_back_to_its_pool_as_they_came(
         self, private_redis: RedisServer
@@ -728,6 +737,76 @@ class TestAutoPipeline:
         first, busy, after_idling = _on_loop(store, connection_ids())
         assert busy == first
         assert after_idling != first
+
+    def test_the_stores_own_connection_is_replaced_after_idling_past_its_health_check(
+        self, private_redis: RedisServer
+    ) -> None:
+        """The store's own client multiplexes every command over one connection; one idle for
+        longer than the health check interval is replaced before its next command."""
+        store = RedisStore(url=private_redis.url)
+        pipeliner = store.pipeliner
+        assert pipeliner is not None
+
+        async def connection_ids() -> list[int]:
+            first = await pipeliner.send("CLIENT", "ID")
+            channel = getattr(pipeliner, "channel", None)
+            assert channel is not None, "the store's own client multiplexes"
+            channel.health_check_interval = 0.3
+            busy = await pipeliner.send("CLIENT", "ID")
+            await asyncio.sleep(0.5)
+            after_idling = await pipeliner.send("CLIENT", "ID")
+            await store.aclose()
+            return [first, busy, after_idling]
+
+        first, busy, after_idling = _on_loop(store, connection_ids())
+        assert busy == first
+        assert after_idling != first
+
+    def test_a_command_given_up_on_leaves_the_others_replies_in_order(
+        self, private_redis: RedisServer
+    ) -> None:
+        """Replies come back in the order commands went: a request that stops waiting (its task
+        cancelled) must not shift the replies of the commands behind it."""
+        store = RedisStore(url=private_redis.url)
+        pipeliner = store.pipeliner
+        assert pipeliner is not None
+
+        async def scenario() -> list[Any]:
+            for index in range(6):
+                await pipeliner.send("SET", f"k{index}", str(index))
+            sends = [asyncio.ensure_future(pipeliner.send("GET", f"k{i}")) for i in range(6)]
+            await asyncio.sleep(0)
+            sends[2].cancel()
+            replies = await asyncio.gather(*sends, return_exceptions=True)
+            after = await pipeliner.send("GET", "k5")
+            await store.aclose()
+            return [*replies, after]
+
+        replies = _on_loop(store, scenario())
+        assert isinstance(replies[2], asyncio.CancelledError)
+        assert [replies[i] for i in (0, 1, 3, 4, 5, 6)] == [b"0", b"1", b"3", b"4", b"5", b"5"]
+
+    def test_commands_caught_by_a_lost_connection_before_their_batch_went_are_retried(
+        self, private_redis: RedisServer
+    ) -> None:
+        """The connection is lost after commands were issued but before the end of the loop's
+        turn sent them: each is retried once on a fresh connection, and none waits forever."""
+        store = RedisStore(url=private_redis.url)
+        pipeliner = store.pipeliner
+        assert pipeliner is not None
+
+        async def scenario() -> list[Any]:
+            await pipeliner.send("SET", "k", "v")
+            channel = getattr(pipeliner, "channel", None)
+            assert channel is not None, "the store's own client multiplexes"
+            sends = [asyncio.ensure_future(pipeliner.send("GET", "k")) for _ in range(3)]
+            await asyncio.sleep(0)  # issued; their batch goes at the end of this turn
+            channel.fail(redis.exceptions.ConnectionError("cut"))
+            replies = await asyncio.wait_for(asyncio.gather(*sends), 5)
+            await store.aclose()
+            return replies
+
+        assert _on_loop(store, scenario()) == [b"v", b"v", b"v"]
 
     def test_batches_make_no_system_call_to_find_their_loop(
         self, private_redis: RedisServer, monkeypatch: pytest.MonkeyPatch

@@ -6,12 +6,23 @@ compiled class cannot.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 try:
+    from hiredis import Reader as _Reader
     from hiredis import pack_command as _hiredis_pack
 except ImportError:  # pragma: no cover - the [redis] extra installs hiredis
     _hiredis_pack = None  # type: ignore[assignment]
+    _Reader = None  # type: ignore[assignment,misc]
+
+hiredis_pack: Callable[[tuple[Any, ...]], bytes] | None = _hiredis_pack
+"""hiredis's ``pack_command`` (``None`` without hiredis)."""
+
+
+def hiredis_reader(**options: Any) -> Any:
+    """A hiredis ``Reader`` (only called where ``hiredis_pack`` is not ``None``)."""
+    return _Reader(**options)
 
 
 class _HiredisPacking:
