@@ -955,3 +955,46 @@ def test_the_pipeliners_deadline_times_out_and_lets_outside_cancellation_through
         assert await unbounded() == "done"
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("client", ["own", "given"])
+def test_a_garbled_reply_is_an_outage_not_a_crash_or_a_hang(client: str) -> None:
+    """Something on the Redis port that answers the handshake but then sends bytes that are
+    not RESP: the read fails as ``StoreUnavailable``, promptly, and nothing waits forever;
+    the store's own client retries once on a fresh connection first."""
+    connections = []
+
+    async def fake_redis(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+        while data := await reader.read(65536):
+            if b"GETEX" in data or b"GET" in data:
+                writer.write(b"?this is not RESP\r\n")
+            else:
+                writer.write(b"+OK\r\n" * data.count(b"*"))
+
+    async def scenario() -> tuple[type[BaseException], float]:
+        server = await asyncio.start_server(fake_redis, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        url = f"redis://127.0.0.1:{port}/0"
+        given = redis.asyncio.Redis.from_url(url) if client == "given" else None
+        store = RedisStore(given) if given is not None else RedisStore(url=url)
+        started = time.monotonic()
+        try:
+            await store.get("abc")
+        except BaseException as exc:
+            failure = type(exc)
+        else:
+            failure = type(None)
+        elapsed = time.monotonic() - started
+        await store.aclose()
+        if given is not None:
+            await given.aclose()
+        for writer in connections:
+            writer.close()
+        server.close()
+        return failure, elapsed
+
+    failure, elapsed = asyncio.run(scenario())
+    assert failure is StoreUnavailable
+    assert elapsed < 1.5, "well within the 2 s timeout: the garbled reply itself is the failure"
+    assert len(connections) >= (2 if client == "own" else 1), "retried on a fresh connection"

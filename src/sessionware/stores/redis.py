@@ -99,6 +99,7 @@ _OUTAGES = (
     TryAgainError,
     ClusterDownError,
     OutOfMemoryError,
+    InvalidResponse,
 )
 _OUTAGE_REPLIES = ("READONLY", "LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "OOM")
 
@@ -945,12 +946,12 @@ class _Channel(asyncio.Protocol):
             try:
                 reply = reader.gets()
             except Exception as exc:
-                self.fail(exc)
+                self.fail(RedisConnectionError(f"unreadable reply from Redis: {exc}"))
                 return
             if reply is _MORE:
                 return
             if not waiting:
-                self.fail(InvalidResponse("a reply no command waited for"))
+                self.fail(RedisConnectionError("a reply from Redis no command waited for"))
                 return
             future, callback = waiting.popleft()
             head = batches[0]
@@ -1073,7 +1074,10 @@ class _Multiplexer:
                 await self._give_back(old, "replaced")
             channel = self.channel = _Channel(await self.pool.get_connection(), loop)
         except BaseException as exc:
-            opening.set_exception(exc)
+            if isinstance(exc, asyncio.CancelledError):  # the opener's cancellation is its own
+                opening.set_exception(RedisConnectionError("opening a connection was cancelled"))
+            else:
+                opening.set_exception(exc)
             opening.exception()  # retrieved here: any caller waiting gets it itself
             raise
         finally:
