@@ -31,7 +31,6 @@ COMPILED = (
     "sessionware/stores/toolkit.py",
     "sessionware/stores/redis.py",
     "sessionware/stores/encryption.py",
-    "sessionware/_loops.py",
 )
 """What a request runs through, the Redis store's side included. Not (yet) compiled:
 ``_runtime.py`` (its compiled middleware base crashed at construction under mypy 2.4),

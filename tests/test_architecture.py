@@ -8,7 +8,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "sessionware"
 LAYERS = [
-    ["errors", "signing", "_native", "_loops", "stores._hiredis"],
+    ["errors", "signing", "_native", "stores._hiredis"],
     ["options"],
     ["_wire"],
     ["cookie"],

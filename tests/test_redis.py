@@ -684,12 +684,9 @@ class TestAutoPipeline:
     def test_a_given_clients_connections_go_back_to_its_pool_as_they_came(
         self, private_redis: RedisServer
     ) -> None:
-        """The pipeliner lifts the socket timeout and the health check off the connections it
-        keeps (it bounds each batch and checks idle connections itself) and puts them back when
-        they return to the client's pool at close."""
-        client = redis.asyncio.Redis.from_url(
-            private_redis.url, socket_timeout=1.5, health_check_interval=7
-        )
+        """The pipeliner lifts the socket timeout off the connections it keeps (it bounds each
+        batch itself) and puts it back when they return to the client's pool at close."""
+        client = redis.asyncio.Redis.from_url(private_redis.url, socket_timeout=1.5)
         store = RedisStore(client)
 
         async def scenario() -> tuple[set[Any], Any]:
@@ -700,10 +697,7 @@ class TestAutoPipeline:
             await store.aclose()
             pool = client.connection_pool
             connections = [await pool.get_connection() for _ in range(3)]
-            timeouts = {
-                (connection.socket_timeout, connection.health_check_interval)
-                for connection in connections
-            }
+            timeouts = {connection.socket_timeout for connection in connections}
             for connection in connections:
                 await pool.release(connection)
             value = await client.get("sess:s7")
@@ -711,32 +705,8 @@ class TestAutoPipeline:
             return timeouts, value
 
         timeouts, value = _on_loop(store, scenario())
-        assert timeouts == {(1.5, 7)}
+        assert timeouts == {1.5}
         assert json.loads(value)["n"] == 7
-
-    def test_a_connection_idle_past_its_health_check_interval_reconnects(
-        self, private_redis: RedisServer
-    ) -> None:
-        """A kept connection idle for longer than the client's ``health_check_interval`` (one a
-        load balancer may have cut without a word) is replaced by a fresh one before its next
-        batch; a busy one is not."""
-        client = redis.asyncio.Redis.from_url(private_redis.url, health_check_interval=0.3)
-        store = RedisStore(client)
-        pipeliner = store.pipeliner
-        assert pipeliner is not None
-
-        async def connection_ids() -> list[int]:
-            first = await pipeliner.send("CLIENT", "ID")
-            busy = await pipeliner.send("CLIENT", "ID")
-            await asyncio.sleep(0.5)
-            after_idling = await pipeliner.send("CLIENT", "ID")
-            await store.aclose()
-            await client.aclose()
-            return [first, busy, after_idling]
-
-        first, busy, after_idling = _on_loop(store, connection_ids())
-        assert busy == first
-        assert after_idling != first
 
     def test_the_stores_own_connection_is_replaced_after_idling_past_its_health_check(
         self, private_redis: RedisServer
@@ -807,35 +777,6 @@ class TestAutoPipeline:
             return replies
 
         assert _on_loop(store, scenario()) == [b"v", b"v", b"v"]
-
-    def test_batches_make_no_system_call_to_find_their_loop(
-        self, private_redis: RedisServer, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        """Up to Python 3.11 every ``asyncio.get_running_loop()`` (``asyncio.timeout()`` and
-        redis-py's health check each make some per batch or reply) is a ``getpid`` system call,
-        microseconds under virtualization: a batch makes none once the loop is known."""
-        store = RedisStore(url=private_redis.url)
-        asked: list[str] = []
-        lookup = asyncio.events.get_running_loop
-
-        def counted() -> asyncio.AbstractEventLoop:
-            asked.append("get_running_loop")
-            return lookup()
-
-        async def traffic() -> list[Any]:
-            await store.set("s", stored(60, n=1))
-            await asyncio.gather(*(store.get("s") for _ in range(8)))  # connections opened
-            monkeypatch.setattr(asyncio, "get_running_loop", counted)
-            monkeypatch.setattr(asyncio.events, "get_running_loop", counted)
-            try:
-                return [await asyncio.gather(*(store.get("s") for _ in range(8))) for _ in range(5)]
-            finally:
-                monkeypatch.undo()
-
-        rounds = _on_loop(store, traffic())
-        assert [data["n"] for reads in rounds for data in reads] == [1] * 40
-        assert asked == []
-        _on_loop(store, store.aclose())
 
     def test_replies_are_what_redis_pys_client_gives(self, private_redis: RedisServer) -> None:
         """Each reply goes through the client's own response callback, as ``execute_command``
@@ -917,44 +858,6 @@ def test_the_stores_own_connections_pack_commands_with_hiredis_as_redis_py_does(
         assert b"".join(ours.pack_commands(commands)) == b"".join(theirs.pack_commands(commands))
     given = RedisStore(redis.asyncio.Redis())
     assert given.client.connection_pool.connection_class is redis.asyncio.Connection
-
-
-def test_the_pipeliners_deadline_times_out_and_lets_outside_cancellation_through() -> None:
-    """The batch deadline (``asyncio.timeout()`` without its system calls): its expiry is a
-    ``TimeoutError`` that leaves the task as it was, a cancellation from outside stays one, and
-    no deadline (``socket_timeout=None``) waits as long as it takes."""
-    from sessionware.stores.redis import _Deadline
-
-    async def expires() -> int:
-        loop = asyncio.get_running_loop()
-        with pytest.raises(asyncio.TimeoutError):
-            async with _Deadline(loop, 0.01):
-                await asyncio.sleep(5)
-        task = asyncio.current_task()
-        assert task is not None
-        await asyncio.sleep(0)  # the task goes on: it was not left cancelled
-        return task.cancelling() if hasattr(task, "cancelling") else 0
-
-    async def cancelled_from_outside() -> None:
-        loop = asyncio.get_running_loop()
-        async with _Deadline(loop, 5):
-            await asyncio.sleep(5)
-
-    async def unbounded() -> str:
-        async with _Deadline(asyncio.get_running_loop(), None):
-            await asyncio.sleep(0.02)
-        return "done"
-
-    async def scenario() -> None:
-        assert await expires() == 0
-        outside = asyncio.ensure_future(cancelled_from_outside())
-        await asyncio.sleep(0.01)
-        outside.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await outside
-        assert await unbounded() == "done"
-
-    asyncio.run(scenario())
 
 
 @pytest.mark.parametrize("client", ["own", "given"])

@@ -10,11 +10,11 @@ response gets its cookie with the first chunk and its store call before the last
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from ._engine import Flow
-from ._loops import running_loop
 from ._native import mypyc_attr
 from ._records import StoreCall
 from ._runtime import BaseSessionMiddleware, Failure
@@ -68,7 +68,7 @@ class SessionMiddleware(BaseSessionMiddleware[ASGIApp]):
             await self.app(scope, receive, send)
             return
         scope["session"] = session
-        session._loop = running_loop()
+        session._loop = asyncio.get_running_loop()
         if kind == "websocket":
             await self.app(scope, receive, send)
             return

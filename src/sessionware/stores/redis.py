@@ -51,7 +51,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from .._loops import running_loop
+if sys.version_info >= (3, 11):
+    from asyncio import timeout as _deadline
+else:  # redis-py depends on async-timeout on these versions, for the same use
+    from async_timeout import timeout as _deadline  # type: ignore[import-not-found,unused-ignore]
+
 from .._native import mypyc_attr
 from .._records import (
     Base,
@@ -777,14 +781,6 @@ class _TrackedCache:
         await self._reset()
 
 
-class _Held(NamedTuple):
-    """A connection the pipeliner holds, with the settings it came with from the pool."""
-
-    connection: Any
-    timeout: float | None
-    health_check_interval: float
-
-
 class _Pipeliner:
     """Automatic pipelining: while commands are on their way, the commands that concurrent
     requests issue in the meantime go to Redis together, as one pipeline (one write, one read of
@@ -798,10 +794,7 @@ class _Pipeliner:
     ``IDLE`` of them between batches): redis-py's client and ``Pipeline`` objects cost more per
     command than the round trip itself (the pool's lock and its bookkeeping, a task per write
     for the socket timeout, a timer per reply). The connection's ``socket_timeout`` still bounds
-    every batch, once for the whole batch. Its health check becomes the pipeliner's: a
-    connection kept idle longer than its ``health_check_interval`` reconnects before its next
-    batch (redis-py's own asks the event loop for the time on every reply, a system call each
-    up to Python 3.11)."""
+    every batch, once for the whole batch."""
 
     IDLE = 4
 
@@ -812,8 +805,8 @@ class _Pipeliner:
         self.queue: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
         self.busy = 0
         """Batches on their way."""
-        self.idle: list[tuple[_Held, float]] = []
-        """Connections kept between batches, each with the loop time it was last used."""
+        self.idle: list[tuple[Any, float | None]] = []
+        """Connections kept between batches, each with the socket timeout it came with."""
         self.flushing: set[asyncio.Task[None]] = set()
 
     async def send(self, *command: Any) -> Any:
@@ -825,7 +818,7 @@ class _Pipeliner:
         return reply
 
     def _queued(self, command: tuple[Any, ...]) -> asyncio.Future[Any]:
-        loop = running_loop()
+        loop = asyncio.get_running_loop()
         future = loop.create_future()
         if not self.queue:
             task = loop.create_task(self._flush())
@@ -851,22 +844,20 @@ class _Pipeliner:
         """Every command's reply (or its error reply, as an exception): one write, one read."""
         self.busy += 1
         try:
-            loop = running_loop()
-            held = await self._take(loop)
-            connection = held.connection
+            connection, timeout = self.idle.pop() if self.idle else await self._acquire()
             try:
-                async with _Deadline(loop, held.timeout):
+                async with _deadline(timeout):
                     return await connection.retry.call_with_retry(  # type: ignore[no-any-return]
                         lambda: self._round_trip(connection, commands),
                         lambda _error: connection.disconnect(),
                     )
             finally:
-                await self._keep(held, loop)
+                await self._keep(connection, timeout)
         finally:
             self.busy -= 1
 
     async def _round_trip(self, connection: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
-        await connection.send_packed_command(connection.pack_commands(commands), False)
+        await connection.send_packed_command(connection.pack_commands(commands))
         replies: list[Any] = []
         for command in commands:
             try:
@@ -878,35 +869,27 @@ class _Pipeliner:
             replies.append(reply if callback is None else callback(reply))
         return replies
 
-    async def _take(self, loop: asyncio.AbstractEventLoop) -> _Held:
-        if not self.idle:
-            connection = await self.pool.get_connection()
-            held = _Held(connection, connection.socket_timeout, connection.health_check_interval)
-            connection.socket_timeout = None
-            connection.health_check_interval = 0
-            return held
-        held, last_used = self.idle.pop()
-        interval = held.health_check_interval
-        if interval and loop.time() - last_used > interval:
-            await held.connection.disconnect()
-        return held
+    async def _acquire(self) -> tuple[Any, float | None]:
+        connection = await self.pool.get_connection()
+        timeout = connection.socket_timeout
+        connection.socket_timeout = None
+        return connection, timeout
 
-    async def _keep(self, held: _Held, loop: asyncio.AbstractEventLoop) -> None:
+    async def _keep(self, connection: Any, timeout: float | None) -> None:
         if len(self.idle) < self.IDLE:
-            self.idle.append((held, loop.time()))
+            self.idle.append((connection, timeout))
         else:
-            await self._release(held)
+            await self._release(connection, timeout)
 
-    async def _release(self, held: _Held) -> None:
-        held.connection.socket_timeout = held.timeout
-        held.connection.health_check_interval = held.health_check_interval
-        await self.pool.release(held.connection)
+    async def _release(self, connection: Any, timeout: float | None) -> None:
+        connection.socket_timeout = timeout
+        await self.pool.release(connection)
 
     async def close(self) -> None:
         """Give the kept connections back to the client's pool."""
         idle, self.idle = self.idle, []
-        for held, _ in idle:
-            await self._release(held)
+        for connection, timeout in idle:
+            await self._release(connection, timeout)
 
 
 class _Channel(asyncio.Protocol):
@@ -1046,7 +1029,7 @@ class _Multiplexer:
 
     async def _send(self, command: tuple[Any, ...]) -> Any:
         channel = self.channel
-        loop = running_loop()
+        loop = asyncio.get_running_loop()
         if (
             channel is None
             or channel.failure is not None
@@ -1096,50 +1079,6 @@ class _Multiplexer:
         channel, self.channel = self.channel, None
         if channel is not None:
             await self._give_back(channel, "closed with the store")
-
-
-class _Deadline:
-    """``asyncio.timeout()`` (``async_timeout`` before Python 3.11) on a loop already at hand:
-    those ask for the running loop and the current task, three system calls per batch up to
-    Python 3.11. Expiry cancels the task and surfaces as ``asyncio.TimeoutError``; a
-    cancellation from outside still propagates as one."""
-
-    __slots__ = ("cancelling", "expired", "loop", "seconds", "task", "timer")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, seconds: float | None) -> None:
-        self.loop = loop
-        self.seconds = seconds
-        self.task: asyncio.Task[Any] | None = None
-        self.timer: asyncio.TimerHandle | None = None
-        self.expired = False
-        self.cancelling = 0
-
-    async def __aenter__(self) -> None:
-        if self.seconds is None:
-            return
-        task = self.task = asyncio.current_task(self.loop)
-        if task is None:
-            raise RuntimeError("a deadline is for code running in a task")
-        if sys.version_info >= (3, 11):
-            self.cancelling = task.cancelling()
-        self.timer = self.loop.call_later(self.seconds, self._expire)
-
-    def _expire(self) -> None:
-        self.expired = True
-        assert self.task is not None
-        self.task.cancel()
-
-    async def __aexit__(self, kind: type[BaseException] | None, error: Any, _: Any) -> None:
-        if self.timer is None:
-            return
-        self.timer.cancel()
-        if not self.expired:
-            return
-        assert self.task is not None
-        if sys.version_info >= (3, 11) and self.task.uncancel() > self.cancelling:
-            return
-        if kind is not None and issubclass(kind, asyncio.CancelledError):
-            raise asyncio.TimeoutError from error
 
 
 def _settle(future: asyncio.Future[Any], outcome: Any) -> None:
