@@ -933,7 +933,7 @@ class _Channel(asyncio.Protocol):
                 return
             if reply is _MORE:
                 return
-            if not waiting:
+            if not batches:  # commands not yet sent cannot have replies
                 self.fail(RedisConnectionError("a reply from Redis no command waited for"))
                 return
             future, callback = waiting.popleft()
