@@ -870,7 +870,7 @@ def test_a_garbled_reply_is_an_outage_not_a_crash_or_a_hang(client: str) -> None
     async def fake_redis(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connections.append(writer)
         while data := await reader.read(65536):
-            if b"GETEX" in data or b"GET" in data:
+            if b"GET" in data:
                 writer.write(b"?this is not RESP\r\n")
             else:
                 writer.write(b"+OK\r\n" * data.count(b"*"))
@@ -879,8 +879,8 @@ def test_a_garbled_reply_is_an_outage_not_a_crash_or_a_hang(client: str) -> None
         server = await asyncio.start_server(fake_redis, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         url = f"redis://127.0.0.1:{port}/0"
-        given = redis.asyncio.Redis.from_url(url) if client == "given" else None
-        store = RedisStore(given) if given is not None else RedisStore(url=url)
+        given = redis.asyncio.Redis.from_url(url, socket_timeout=10) if client == "given" else None
+        store = RedisStore(given) if given is not None else RedisStore(url=url, timeout=10)
         started = time.monotonic()
         try:
             await store.get("abc")
@@ -899,5 +899,5 @@ def test_a_garbled_reply_is_an_outage_not_a_crash_or_a_hang(client: str) -> None
 
     failure, elapsed = asyncio.run(scenario())
     assert failure is StoreUnavailable
-    assert elapsed < 1.5, "well within the 2 s timeout: the garbled reply itself is the failure"
+    assert elapsed < 5, "well within the 10 s timeout: the garbled reply itself is the failure"
     assert len(connections) >= (2 if client == "own" else 1), "retried on a fresh connection"
