@@ -37,15 +37,19 @@ Command = Callable[[str], Awaitable[Any]]
 
 
 class Client:
-    """One contender: ``getex`` and ``set`` as coroutines, ``close``."""
+    """One contender: ``getex`` and ``set`` as coroutines (by default through ``send``, a
+    command's words in, its reply out), ``close``."""
 
     name = ""
 
-    async def getex(self, key: str) -> Any:
+    async def send(self, *command: Any) -> Any:
         raise NotImplementedError
 
+    async def getex(self, key: str) -> Any:
+        return await self.send("GETEX", key, "EX", TTL)
+
     async def set(self, key: str, value: bytes) -> Any:
-        raise NotImplementedError
+        return await self.send("SET", key, value, "EX", TTL)
 
     async def close(self) -> None:
         raise NotImplementedError
@@ -60,11 +64,8 @@ class RedisPy(Client):
             host=HOST, port=PORT, single_connection_client=single, socket_timeout=2
         )
 
-    async def getex(self, key: str) -> Any:
-        return await self.client.execute_command("GETEX", key, "EX", TTL)
-
-    async def set(self, key: str, value: bytes) -> Any:
-        return await self.client.execute_command("SET", key, value, "EX", TTL)
+    async def send(self, *command: Any) -> Any:
+        return await self.client.execute_command(*command)
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -83,7 +84,7 @@ class AutoPipelined(Client):
         self.queue: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
         self.flushing = False
 
-    async def _send(self, *command: Any) -> Any:
+    async def send(self, *command: Any) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.queue.append((command, future))
         if not self.flushing:
@@ -105,12 +106,6 @@ class AutoPipelined(Client):
             return
         for (_, future), result in zip(batch, results, strict=True):
             future.set_result(result)
-
-    async def getex(self, key: str) -> Any:
-        return await self._send("GETEX", key, "EX", TTL)
-
-    async def set(self, key: str, value: bytes) -> Any:
-        return await self._send("SET", key, value, "EX", TTL)
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -165,13 +160,10 @@ class Sessionware(Client):
             self.given = redis.asyncio.Redis(host=HOST, port=PORT, socket_timeout=2)
             self.store = RedisStore(self.given)
         assert self.store.pipeliner is not None
-        self.send = self.store.pipeliner.send
+        self.pipeliner = self.store.pipeliner
 
-    async def getex(self, key: str) -> Any:
-        return await self.send("GETEX", key, "EX", TTL)
-
-    async def set(self, key: str, value: bytes) -> Any:
-        return await self.send("SET", key, value, "EX", TTL)
+    async def send(self, *command: Any) -> Any:
+        return await self.pipeliner.send(*command)
 
     async def close(self) -> None:
         await self.store.aclose()

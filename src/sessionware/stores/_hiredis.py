@@ -6,7 +6,6 @@ compiled class cannot.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 try:
@@ -16,12 +15,17 @@ except ImportError:  # pragma: no cover - the [redis] extra installs hiredis
     _hiredis_pack = None  # type: ignore[assignment]
     _Reader = None  # type: ignore[assignment,misc]
 
-hiredis_pack: Callable[[tuple[Any, ...]], bytes] | None = _hiredis_pack
-"""hiredis's ``pack_command`` (``None`` without hiredis)."""
+HIREDIS = _hiredis_pack is not None
+"""Whether hiredis is installed (the ``[redis]`` extra installs it)."""
+
+
+def pack_batch(commands: list[tuple[Any, ...]]) -> bytes:
+    """Commands packed by hiredis, in one piece (only where ``HIREDIS``)."""
+    return b"".join([_hiredis_pack(command) for command in commands])
 
 
 def hiredis_reader(**options: Any) -> Any:
-    """A hiredis ``Reader`` (only called where ``hiredis_pack`` is not ``None``)."""
+    """A hiredis ``Reader`` (only where ``HIREDIS``)."""
     return _Reader(**options)
 
 
@@ -39,13 +43,13 @@ class _HiredisPacking:
         """A batch in one piece (what the store sends has no command name with a space)."""
         if any(" " in command[0] for command in commands if isinstance(command[0], str)):
             return super().pack_commands(commands)  # type: ignore[misc,no-any-return]
-        return [b"".join([_hiredis_pack(command) for command in commands])]
+        return [pack_batch(commands)]
 
 
 def pack_with_hiredis(pool: Any) -> None:
     """Have the connections of a pool the store built pack commands with hiredis (when it is
     installed), whatever connection class the URL chose (TCP, TLS, Unix socket)."""
-    if _hiredis_pack is None:
+    if not HIREDIS:
         return
     base = pool.connection_class
     pool.connection_class = type(f"HiredisPacked{base.__name__}", (_HiredisPacking, base), {})

@@ -70,7 +70,7 @@ from .._records import (
 from .._wire import now_ms
 from ..errors import SessionConflict, SessionCorrupt
 from ..options import is_valid_sid
-from ._hiredis import hiredis_pack, hiredis_reader, pack_with_hiredis
+from ._hiredis import HIREDIS, hiredis_reader, pack_batch, pack_with_hiredis
 from .base import SessionData, check_user_key, require_user_key
 from .encryption import EncryptionKeys, encryption, plain_text
 from .toolkit import (
@@ -963,9 +963,7 @@ class _Channel(asyncio.Protocol):
         commands, self.pending = self.pending, []
         if self.failure is not None or not commands:
             return
-        pack = hiredis_pack
-        assert pack is not None
-        self.transport.write(b"".join([pack(command) for command in commands]))
+        self.transport.write(pack_batch(commands))
         now = self.loop.time()
         self.last_used = now
         if self.timeout is None:
@@ -1177,7 +1175,7 @@ class RedisStore(CommandStore[RedisCommand]):
             pack_with_hiredis(self.client.connection_pool)
         self.pipeliner: _Pipeliner | _Multiplexer | None = None
         if auto_pipeline and not self.is_cluster:
-            multiplex = self.owns_client and hiredis_pack is not None
+            multiplex = self.owns_client and HIREDIS
             self.pipeliner = (_Multiplexer if multiplex else _Pipeliner)(self.client)
         self.send: Callable[..., Awaitable[Any]] = (
             self.client.execute_command if self.pipeliner is None else self.pipeliner.send
