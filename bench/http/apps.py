@@ -18,7 +18,7 @@ def starlette_app() -> Any:
     from starlette.responses import PlainTextResponse
     from starlette.routing import Route
 
-    with_session = CONTENDER != "starlette-bare"
+    with_session = CONTENDER not in ("starlette-bare", "headers-only")
 
     async def write(request: Request) -> PlainTextResponse:
         if with_session:
@@ -52,6 +52,14 @@ def starlette_app() -> Any:
 
             store = PostgresStore(url=os.environ.get("BENCH_POSTGRES", PG), table="bench_http")
         app.add_middleware(SessionMiddleware, secret=SECRET, store=store, cookie={"max_age": 3600})
+    elif CONTENDER == "headers-only":
+        from floor import HeadersOnlyMiddleware
+
+        app.add_middleware(HeadersOnlyMiddleware)
+    elif CONTENDER == "floor-memory":
+        from floor import FloorSessionMiddleware
+
+        app.add_middleware(FloorSessionMiddleware, secret=SECRET)
     elif CONTENDER == "starlette-cookie":
         from starlette.middleware.sessions import SessionMiddleware
 

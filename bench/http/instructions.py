@@ -93,7 +93,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", help="comma-separated ASGI contenders")
     args = parser.parse_args()
-    default = ["starlette-bare", "sessionware-memory"]
+    default = ["starlette-bare", "headers-only", "sessionware-memory"]
     contenders = args.only.split(",") if args.only else default
     workdir = Path(tempfile.mkdtemp(prefix="sessionware-http-instructions-"))
     for contender in contenders:

@@ -9,7 +9,9 @@ every contender receives the same requests.
 
 Contenders: sessionware on uvicorn (one worker, uvloop + httptools) with MemoryStore, RedisStore,
 RedisStore with client_cache + touch_after, SQLiteStore and PostgresStore; the same Starlette app
-bare, with Starlette's cookie SessionMiddleware and with starsessions (memory, Redis); Node's
+bare, with two references (``headers-only``: a pass-through middleware that adds only the headers
+a session write adds; ``floor-memory``: the least a session middleware does, in floor.py), with
+Starlette's cookie SessionMiddleware and with starsessions (memory, Redis); Node's
 express bare, with express-session + MemoryStore and + connect-redis; Flask on gunicorn (one sync
 worker) bare, with Flask's cookie session, Flask-Session on Redis, and sessionware's Flask
 integration on MemoryStore and on Redis. Needs Redis and PostgreSQL on their usual ports; the
@@ -46,6 +48,8 @@ ASGI = [
     "sessionware-sqlite",
     "sessionware-sqlite-throttled",
     "sessionware-postgres",
+    "floor-memory",
+    "headers-only",
     "starlette-cookie",
     "starsessions-memory",
     "starsessions-redis",
