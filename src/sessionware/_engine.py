@@ -448,7 +448,7 @@ class Flow:
         answer, with no encoding. Most requests only read the session.
         """
         loaded = self.loaded_data
-        if loaded is not None and not session._written and len(loaded) == len(session):
+        if loaded is not None and not session._state.written and len(loaded) == len(session):
             now_items = iter(dict.items(session))
             for key, value in loaded.items():
                 now_key, now_value = next(now_items)
@@ -468,7 +468,7 @@ class Flow:
 
     def is_modified(self, session: SessionBase, fingerprint: str | None = None) -> bool:
         """express's ``isModified``: a new id, or data that differs from what was loaded."""
-        if self.force_modified or self.original_id != session._id:
+        if self.force_modified or self.original_id != session._state.id:
             return True
         return self.original_fingerprint != (fingerprint or self.fingerprint(session))
 
@@ -565,7 +565,8 @@ class Flow:
         session = self.session
         if session is None:
             return _NOTHING
-        if session._unawaited:
+        state = session._state
+        if state.unawaited:
             session._check_lifecycle_awaited()
         if header:
             self.headers_sent = True
@@ -578,17 +579,17 @@ class Flow:
                 set_cookie = self.expire_cookie_header(session) if header else None
                 return Outcome(
                     set_cookie,
-                    Destroy(session._id) if call else None,
+                    Destroy(state.id) if call else None,
                     self.from_store or set_cookie is not None,
                 )
             return Outcome(None, None, self.from_store)
-        if session._destroyed:
+        if state.destroyed:
             set_cookie = self.expire_cookie_header(session) if header else None
             return Outcome(set_cookie, None, self.from_store or set_cookie is not None)
         if not self.touched:
             session.cookie.reset_max_age()
             self.touched = True
-        sid = session._id
+        sid = state.id
         fingerprint = self.fingerprint(session)
         modified = self.is_modified(session, fingerprint)
         is_new = self.cookie_id != sid

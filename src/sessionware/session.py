@@ -66,6 +66,27 @@ LifecycleSteps = Steps[StoreCall, None]
 T = TypeVar("T")
 
 
+class SessionState:
+    """What a session keeps beside its data: its id, flow, store runner and flags, in one plain
+    object. A session is a dict subclass, whose own attributes are found by name on every
+    access; these are read and written by position (compiled), on every request."""
+
+    __slots__ = ("destroyed", "flow", "id", "loop", "runner", "unawaited", "written")
+
+    def __init__(self, sid: str, flow: SessionFlow, runner: StoreRunner) -> None:
+        self.id = sid
+        self.flow = flow
+        self.runner = runner
+        self.destroyed = False
+        self.written = False
+        """Whether a value was assigned: a hint for change detection (not proof either way)."""
+        self.unawaited: list[str] | None = None
+        """Lifecycle calls made in async code and not awaited yet (``Session`` only)."""
+        self.loop: asyncio.AbstractEventLoop | None = None
+        """The request's event loop, set by the ASGI middleware (``Session`` only): where calls
+        from worker threads run."""
+
+
 @mypyc_attr(allow_interpreted_subclasses=True)
 class SessionBase(dict[str, Any]):
     """The data of one session (a dict of JSON values) with its id and cookie.
@@ -73,19 +94,7 @@ class SessionBase(dict[str, Any]):
     Top-level ``cookie`` is reserved for the cookie object, as in express's stored shape.
     """
 
-    __slots__ = (
-        "_destroyed",
-        "_flow",
-        "_id",
-        "_loop",
-        "_runner",
-        "_unawaited",
-        "_written",
-        "cookie",
-    )
-    _loop: asyncio.AbstractEventLoop
-    """The request's event loop, set by the ASGI middleware (``Session`` only): where calls
-    from worker threads run."""
+    __slots__ = ("_state", "cookie")
 
     def __init__(
         self,
@@ -97,24 +106,17 @@ class SessionBase(dict[str, Any]):
     ):
         if data:
             dict.update(self, data)
-        self._id = sid
+        self._state = SessionState(sid, flow, runner)
         self.cookie = cookie
-        self._flow = flow
-        self._runner = runner
-        self._destroyed = False
-        self._written = False
-        """Whether a value was assigned: a hint for change detection (not proof either way)."""
-        self._unawaited: list[str] | None = None
-        """Lifecycle calls made in async code and not awaited yet (``Session`` only)."""
 
     @property
     def id(self) -> str:
         """The session id; it changes only through ``regenerate()``."""
-        return self._id
+        return self._state.id
 
     @property
     def destroyed(self) -> bool:
-        return self._destroyed
+        return self._state.destroyed
 
     @property
     def modified(self) -> bool:
@@ -123,20 +125,22 @@ class SessionBase(dict[str, Any]):
         Changes are found by content, nested ones included; setting ``modified = True`` forces
         the save anyway (for example after changing only the cookie).
         """
-        return self._flow.is_modified(self)
+        return self._state.flow.is_modified(self)
 
     @modified.setter
     def modified(self, value: bool) -> None:
-        self._flow.force_modified = self._flow.force_save = bool(value)
+        flow = self._state.flow
+        flow.force_modified = flow.force_save = bool(value)
 
     def __setitem__(self, key: str, value: Any) -> None:
-        if self._destroyed:
+        state = self._state
+        if state.destroyed:
             raise SessionDestroyed(
                 "the session was destroyed; call regenerate() to start a new one"
             )
         if key == "cookie":
             raise KeyError("'cookie' is reserved: use session.cookie to change the cookie")
-        self._written = True
+        state.written = True
         dict.__setitem__(self, key, value)
 
     def update(self, *args: Any, **kwargs: Any) -> None:
@@ -160,7 +164,7 @@ class SessionBase(dict[str, Any]):
         return {"cookie": self.cookie.to_json(), **self}
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(id={self._id!r}, data={dict(self)!r})"
+        return f"{type(self).__name__}(id={self._state.id!r}, data={dict(self)!r})"
 
     def __ior__(self, other: Any) -> SessionBase:  # type: ignore[override,misc]
         self.update(other)
@@ -169,51 +173,56 @@ class SessionBase(dict[str, Any]):
     def _replace(self, sid: str, cookie: Cookie, data: dict[str, Any]) -> None:
         dict.clear(self)
         dict.update(self, data)
-        self._id = sid
+        state = self._state
+        state.id = sid
         self.cookie = cookie
-        self._destroyed = False
+        state.destroyed = False
 
     def _mark_destroyed(self) -> None:
         dict.clear(self)
-        self._destroyed = True
+        self._state.destroyed = True
 
     def _save_steps(self) -> LifecycleSteps:
-        if self._destroyed:
+        state = self._state
+        if state.destroyed:
             raise SessionDestroyed("the session was destroyed; saving it would bring it back")
-        call = self._flow.save_call(self)
+        call = state.flow.save_call(self)
         yield call
-        self._flow.mark_saved(self._id, call.record.data_json)
+        state.flow.mark_saved(state.id, call.record.data_json)
 
     def _reload_steps(self) -> LifecycleSteps:
-        data = yield Get(self._id)
+        data = yield Get(self._state.id)
         if not data:
             raise SessionError("failed to load session: it is no longer in the store")
-        self._flow.reload(self, data)
+        self._state.flow.reload(self, data)
 
     def _destroy_steps(self) -> LifecycleSteps:
-        self._flow.check_headers_not_sent("destroy")
-        yield Destroy(self._id)
+        state = self._state
+        state.flow.check_headers_not_sent("destroy")
+        yield Destroy(state.id)
         self._mark_destroyed()
 
     def _regenerate_steps(self, keep: bool) -> LifecycleSteps:
-        self._flow.check_headers_not_sent("regenerate")
+        state = self._state
+        state.flow.check_headers_not_sent("regenerate")
         try:
-            yield Destroy(self._id)
+            yield Destroy(state.id)
         finally:
-            self._flow.regenerate(self, keep=keep)
+            state.flow.regenerate(self, keep=keep)
 
     def _user_sessions_steps(self) -> Steps[StoreCall, dict[str, dict[str, Any]]]:
-        user = self._flow.user(self)
+        user = self._state.flow.user(self)
         if user is None:
             return {}
         sessions: dict[str, dict[str, Any]] = yield UserSessions(user)
         return sessions
 
     def _destroy_others_steps(self) -> Steps[StoreCall, int]:
-        user = self._flow.user(self)
+        state = self._state
+        user = state.flow.user(self)
         if user is None:
             return 0
-        destroyed: int = yield DestroyUserSessions(user, self._id)
+        destroyed: int = yield DestroyUserSessions(user, state.id)
         return destroyed
 
     def _check_lifecycle_awaited(self) -> None:
@@ -248,7 +257,7 @@ class Session(SessionBase):
 
     def attach_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         """Tie the session to its request's event loop (what sync callers run their calls on)."""
-        self._loop = loop
+        self._state.loop = loop
 
     def save(self) -> Awaitable[None]:
         """Write the session now, e.g. before a long-lived response; the end of request skips it."""
@@ -278,21 +287,22 @@ class Session(SessionBase):
         return self._lifecycle("destroy_other_sessions()", self._destroy_others_steps())
 
     def _lifecycle(self, name: str, steps: Steps[StoreCall, T]) -> Awaitable[T]:
-        loop: asyncio.AbstractEventLoop | None = getattr(self, "_loop", None)
+        state = self._state
+        loop = state.loop
         if loop is not None and _running_loop() is not loop:
-            return _Done(run_on_loop(loop, steps, self._runner))
-        unawaited = self._unawaited
+            return _Done(run_on_loop(loop, steps, state.runner))
+        unawaited = state.unawaited
         if unawaited is None:
-            unawaited = self._unawaited = []
+            unawaited = state.unawaited = []
         unawaited.append(name)
         return self._run(name, unawaited, steps)
 
     async def _run(self, name: str, unawaited: list[str], steps: Steps[StoreCall, T]) -> T:
         unawaited.remove(name)
-        return await arun_steps(steps, self._runner.acall)
+        return await arun_steps(steps, self._state.runner.acall)
 
     def _check_lifecycle_awaited(self) -> None:
-        unawaited = self._unawaited
+        unawaited = self._state.unawaited
         if unawaited:
             raise SessionError(
                 f"session.{unawaited[0]} was called but never awaited: write "
@@ -322,21 +332,21 @@ class SyncSession(SessionBase):
     __slots__ = ()
 
     def save(self) -> None:
-        run_steps(self._save_steps(), self._runner.call)
+        run_steps(self._save_steps(), self._state.runner.call)
 
     def reload(self) -> None:
-        run_steps(self._reload_steps(), self._runner.call)
+        run_steps(self._reload_steps(), self._state.runner.call)
 
     def destroy(self) -> None:
-        run_steps(self._destroy_steps(), self._runner.call)
+        run_steps(self._destroy_steps(), self._state.runner.call)
 
     def regenerate(self, *, keep: bool = False) -> None:
-        run_steps(self._regenerate_steps(keep), self._runner.call)
+        run_steps(self._regenerate_steps(keep), self._state.runner.call)
 
     def user_sessions(self) -> dict[str, dict[str, Any]]:
         """The stored sessions of this session's user (``user_key``), by id."""
-        return run_steps(self._user_sessions_steps(), self._runner.call)
+        return run_steps(self._user_sessions_steps(), self._state.runner.call)
 
     def destroy_other_sessions(self) -> int:
         """Destroy every session of this session's user but this one; how many went."""
-        return run_steps(self._destroy_others_steps(), self._runner.call)
+        return run_steps(self._destroy_others_steps(), self._state.runner.call)

@@ -89,7 +89,7 @@ class FrameworkSession:
     def new(self) -> bool:
         """True when this request started the session (no stored session was loaded)."""
         assert isinstance(self, SessionBase)
-        return self._flow.cookie_id != self.id
+        return self._state.flow.cookie_id != self.id
 
 
 def cookie_defaults(config: Any) -> dict[str, Any]:

@@ -41,7 +41,7 @@ def save_steps(
     if failed:
         return None
     try:
-        outcome = session._flow.finish(session)  # type: ignore[attr-defined]
+        outcome = session._state.flow.finish(session)  # type: ignore[attr-defined]
         if outcome.call is not None:
             yield outcome.call
     except Exception as exc:

@@ -100,16 +100,16 @@ class DjangoSession(SyncSession):
     accessed = True
 
     def attach_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        self._state.loop = loop
 
     def _perform(self, steps: Steps[StoreCall, T]) -> T:
-        loop = getattr(self, "_loop", None)
-        if loop is not None:
-            return run_on_loop(loop, steps, self._runner)
-        return run_steps(steps, self._runner.call)
+        state = self._state
+        if state.loop is not None:
+            return run_on_loop(state.loop, steps, state.runner)
+        return run_steps(steps, state.runner.call)
 
     async def _aperform(self, steps: Steps[StoreCall, T]) -> T:
-        return await arun_steps(steps, self._runner.acall)
+        return await arun_steps(steps, self._state.runner.acall)
 
     def user_sessions(self) -> dict[str, dict[str, Any]]:
         """The stored sessions of the signed-in user (with ``user_key="_auth_user_id"``)."""
@@ -184,7 +184,7 @@ class DjangoSession(SyncSession):
         return runtime().engine.cookie_value(self.id)
 
     def is_empty(self) -> bool:
-        return not self and self._flow.cookie_id != self.id
+        return not self and self._state.flow.cookie_id != self.id
 
     def has_key(self, key: str) -> bool:
         return key in self
