@@ -51,7 +51,8 @@ class SessionMiddleware(BaseSessionMiddleware[ASGIApp]):
             return
         driver = self.driver
         try:
-            flow = self.engine.begin(scope, *scope_facts(scope))
+            path, cookie, scheme, forwarded_proto = scope_facts(scope)
+            flow = self.engine.begin(scope, path, cookie, scheme, forwarded_proto)
             if flow is not None:
                 load = flow.load_call()
                 if load is None:
@@ -68,7 +69,7 @@ class SessionMiddleware(BaseSessionMiddleware[ASGIApp]):
             await self.app(scope, receive, send)
             return
         scope["session"] = session
-        session._loop = asyncio.get_running_loop()
+        session._state.loop = asyncio.get_running_loop()
         if kind == "websocket":
             await self.app(scope, receive, send)
             return
