@@ -171,9 +171,17 @@ def lookalike_cookie() -> str:
     return f"connect.sid=s%3A{secrets.token_urlsafe(24)}.{signature}"
 
 
-def wrk(port: int, path: str, cookies: Path, seconds: float) -> tuple[float, float]:
+def pinned(command: list[str], core: int | None) -> list[str]:
+    """``command`` bound to one core (``None``: left to the scheduler)."""
+    return command if core is None else ["taskset", "-c", str(core), *command]
+
+
+def wrk(
+    port: int, path: str, cookies: Path, seconds: float, core: int | None = None
+) -> tuple[float, float]:
     """Requests/s and p99 latency (ms) of wrk on ``path``."""
     command = ["wrk", "-t1", "-c8", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(cookies)]
+    command = pinned(command, core)
     output = subprocess.run(
         [*command, f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True
     ).stdout
@@ -184,10 +192,15 @@ def wrk(port: int, path: str, cookies: Path, seconds: float) -> tuple[float, flo
     return rate, float(p99.group(1)) * scale
 
 
-def measure(contender: str, seconds: float, workdir: Path) -> dict[str, tuple[float, float]]:
+def measure(
+    contender: str, seconds: float, workdir: Path, pin: bool = False
+) -> dict[str, tuple[float, float]]:
+    """With ``pin``, the server runs on core 1 and wrk on core 0: no run shares a core with
+    the load generator or moves between cores, which otherwise scatters requests/s from one
+    round to the next by more than the gaps measured."""
     port = free_port()
     process = subprocess.Popen(
-        command_for(contender, port),
+        pinned(command_for(contender, port), 1 if pin else None),
         env=environment(contender, port, workdir),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -198,8 +211,8 @@ def measure(contender: str, seconds: float, workdir: Path) -> dict[str, tuple[fl
         cookies = session_cookies(port, workdir)
         results = {}
         for path in ("/read", "/write"):
-            wrk(port, path, cookies, 2)
-            results[path] = wrk(port, path, cookies, seconds)
+            wrk(port, path, cookies, 2, 0 if pin else None)
+            results[path] = wrk(port, path, cookies, seconds, 0 if pin else None)
         return results
     finally:
         process.terminate()
@@ -226,7 +239,7 @@ def versions() -> str:
     )
 
 
-def chart(results: dict[str, dict[str, tuple[float, float]]], path: Path) -> None:
+def chart(results: dict[str, dict[str, tuple[float, float]]], path: Path, setting: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -249,7 +262,7 @@ def chart(results: dict[str, dict[str, tuple[float, float]]], path: Path) -> Non
         f"requests/s (wrk, 1 thread, 8 connections, each request one of {SESSIONS} sessions)"
     )
     axis.legend()
-    figure.text(0.01, 0.01, versions(), fontsize=8, color="#555")
+    figure.text(0.01, 0.01, f"{versions()}, {setting}", fontsize=8, color="#555")
     figure.tight_layout(rect=(0, 0.03, 1, 1))
     figure.savefig(path, dpi=110)
 
@@ -284,20 +297,27 @@ def main() -> None:
         default=1,
         help="measure every contender this many times, in turn; report each one's median",
     )
+    parser.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="leave the server and wrk to the scheduler (default: server on core 1, wrk on 0)",
+    )
     args = parser.parse_args()
+    pin = not args.no_pin and (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
     for tool in ("wrk", "node"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is needed (apt-get install {tool if tool == 'wrk' else 'nodejs'})")
     contenders = [*ASGI, *NODE, *FLASK]
     if args.only:
         contenders = [c for c in contenders if c in args.only.split(",")]
-    print(versions(), flush=True)
+    setting = "server on core 1, wrk on core 0" if pin else "unpinned"
+    print(f"{versions()}, {setting}", flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="sessionware-bench-"))
     runs: dict[str, list[dict[str, tuple[float, float]]]] = {}
     for _ in range(args.rounds):
         for contender in contenders:
             try:
-                by_route = measure(contender, args.seconds, workdir)
+                by_route = measure(contender, args.seconds, workdir, pin)
             except Exception as exc:
                 print(f"{contender}: skipped ({exc})", file=sys.stderr)
                 continue
@@ -316,7 +336,7 @@ def main() -> None:
         ratios = [by_route[r][0] / bare[r][0] for r in ("/read", "/write")]
         print(f"{contender:26} read {ratios[0]:.2f}x  write {ratios[1]:.2f}x")
     if results:
-        chart(results, HERE / "results.png")
+        chart(results, HERE / "results.png", setting)
         print(f"\nchart: {HERE / 'results.png'}")
 
 
