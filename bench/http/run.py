@@ -195,9 +195,10 @@ def wrk(
 def measure(
     contender: str, seconds: float, workdir: Path, pin: bool = False
 ) -> dict[str, tuple[float, float]]:
-    """With ``pin``, the server runs on core 1 and wrk on core 0: no run shares a core with
-    the load generator or moves between cores, which otherwise scatters requests/s from one
-    round to the next by more than the gaps measured."""
+    """With ``pin``, the server runs on core 1 and wrk on core 0, so no run shares a core with
+    the load generator or moves between cores. Measured here, it did not remove the scatter
+    between rounds, and it slows Node, whose helper threads then share the server's core: so it
+    is not the default."""
     port = free_port()
     process = subprocess.Popen(
         pinned(command_for(contender, port), 1 if pin else None),
@@ -298,12 +299,12 @@ def main() -> None:
         help="measure every contender this many times, in turn; report each one's median",
     )
     parser.add_argument(
-        "--no-pin",
+        "--pin",
         action="store_true",
-        help="leave the server and wrk to the scheduler (default: server on core 1, wrk on 0)",
+        help="the server on core 1, wrk on core 0 (Node's helper threads then share one core)",
     )
     args = parser.parse_args()
-    pin = not args.no_pin and (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
+    pin = args.pin and (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
     for tool in ("wrk", "node"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is needed (apt-get install {tool if tool == 'wrk' else 'nodejs'})")
