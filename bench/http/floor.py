@@ -1,7 +1,8 @@
 """The floor: the least a server-side session middleware with sessionware's observable
 behaviour on the benchmark's two routes does, written plainly (not a product, no option, no
 error handling). A cached signed-cookie lookup, a dict store of JSON, one decode per request,
-one encode for change detection, one for the store, a Set-Cookie from a template. Over HTTP it
+one encode for change detection, one for the store, a cached signature, a Set-Cookie from a
+template. Over HTTP it
 says what any session layer costs on this stack, so sessionware's gap to the bare app can be
 read against what is reachable at all."""
 
@@ -18,6 +19,12 @@ from urllib.parse import quote
 
 MAX_AGE = 3600
 HTTP_DATE = "%a, %d %b %Y %H:%M:%S GMT"
+VARY = (b"vary", b"Cookie")
+
+
+def add_headers(start: Any, *headers: tuple[bytes, bytes]) -> None:
+    """Headers added to an ``http.response.start`` message, as both middlewares here do."""
+    start["headers"] = [*start["headers"], *headers]
 
 
 class FloorSessionMiddleware:
@@ -62,13 +69,9 @@ class FloorSessionMiddleware:
                         f"connect.sid={value}; Path=/; "
                         f"Expires={time.strftime(HTTP_DATE, time.gmtime(expires))}; HttpOnly"
                     )
-                    message["headers"] = [
-                        *message["headers"],
-                        (b"vary", b"Cookie"),
-                        (b"set-cookie", set_cookie.encode()),
-                    ]
+                    add_headers(message, VARY, (b"set-cookie", set_cookie.encode()))
                 elif stored is not None:
-                    message["headers"] = [*message["headers"], (b"vary", b"Cookie")]
+                    add_headers(message, VARY)
             await send(message)
 
         await self.app(scope, receive, send_with_session)
@@ -78,6 +81,7 @@ SET_COOKIE = (
     b"connect.sid=s%3AvnHhjVNvwpn7cQhuOJjcVuwTa3fCp1yD.7HMtE5Tx1GlEBbjmfSbAxz0PiBLoQQIBRWe6SWNtAiU;"
     b" Path=/; Expires=Sun, 29 Nov 2026 13:00:00 GMT; HttpOnly"
 )
+WRITE_HEADERS = (VARY, (b"set-cookie", SET_COOKIE))
 
 
 class HeadersOnlyMiddleware:
@@ -93,8 +97,7 @@ class HeadersOnlyMiddleware:
 
         async def send_with_headers(message: Any) -> None:
             if message["type"] == "http.response.start":
-                added = [(b"vary", b"Cookie"), (b"set-cookie", SET_COOKIE)] if write else []
-                message["headers"] = [*message["headers"], *added]
+                add_headers(message, *(WRITE_HEADERS if write else ()))
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

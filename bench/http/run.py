@@ -199,9 +199,10 @@ def measure(
     the load generator or moves between cores. Measured here, it did not remove the scatter
     between rounds, and it slows Node, whose helper threads then share the server's core: so it
     is not the default."""
+    server_core, wrk_core = (1, 0) if pin else (None, None)
     port = free_port()
     process = subprocess.Popen(
-        pinned(command_for(contender, port), 1 if pin else None),
+        pinned(command_for(contender, port), server_core),
         env=environment(contender, port, workdir),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -212,8 +213,8 @@ def measure(
         cookies = session_cookies(port, workdir)
         results = {}
         for path in ("/read", "/write"):
-            wrk(port, path, cookies, 2, 0 if pin else None)
-            results[path] = wrk(port, path, cookies, seconds, 0 if pin else None)
+            wrk(port, path, cookies, 2, wrk_core)
+            results[path] = wrk(port, path, cookies, seconds, wrk_core)
         return results
     finally:
         process.terminate()
