@@ -205,6 +205,25 @@ def test_a_stalled_sync_store_under_asgi_bounds_every_request(server: RedisServe
     assert max(durations) < 2 * TIMEOUT + 1.0, durations
 
 
+def test_a_burst_longer_than_the_thread_wait_queues_while_calls_keep_finishing() -> None:
+    """Calls that queue for the store's threads longer than ``THREAD_WAIT`` while other calls
+    keep finishing are a burst, not a stall: they wait their turn instead of failing (a burst
+    of concurrent writes to SQLite, serialized by its lock, turned into 503s)."""
+    from sessionware._driver import THREAD_WAIT, _BoundedThreads
+
+    threads = _BoundedThreads(2)
+    call_seconds = 0.04
+    calls = int(4 * THREAD_WAIT / call_seconds)  # the last one queues about 2 x THREAD_WAIT
+
+    async def burst() -> list[object]:
+        return await asyncio.gather(
+            *(threads.run(time.sleep, call_seconds) for _ in range(calls)), return_exceptions=True
+        )
+
+    outcomes = run(burst())
+    assert [outcome for outcome in outcomes if outcome is not None] == []
+
+
 # -- 4. errors that are not outages, and the probe ------------------------------------------
 
 

@@ -16,6 +16,7 @@ import contextlib
 import inspect
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Callable, Coroutine, Mapping
 from functools import partial
@@ -65,9 +66,10 @@ class _EventLoopThread:
 class _BoundedThreads:
     """The worker threads a blocking store gets under ASGI: its own (``store.max_threads``, 16
     by default), so a stalled store never queues behind (or starves) the default executor. A
-    call waits at most ``THREAD_WAIT`` seconds for a free thread, then fails with
-    ``StoreUnavailable``: a burst of fast calls queues briefly, a stall fails fast instead of
-    making every request wait behind all the stuck ones."""
+    call waiting for a free thread fails with ``StoreUnavailable`` once no call has finished for
+    ``THREAD_WAIT`` seconds: a stall fails fast instead of making every request wait behind all
+    the stuck ones, while a burst (calls finishing one after another, as concurrent writes
+    serialized by SQLite's lock do) waits its turn however long the queue."""
 
     def __init__(self, threads: int) -> None:
         self.threads = threads
@@ -77,21 +79,28 @@ class _BoundedThreads:
         self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             weakref.WeakKeyDictionary()
         )
+        self.last_finished = 0.0
+        """When a call last finished (``time.monotonic()``): the threads are making progress."""
 
     async def run(self, function: Callable[..., Any], *args: Any) -> Any:
         loop = asyncio.get_running_loop()
         slots = self._slots.get(loop)
         if slots is None:
             slots = self._slots[loop] = asyncio.Semaphore(self.threads)
-        try:
-            await asyncio.wait_for(slots.acquire(), THREAD_WAIT)
-        except asyncio.TimeoutError:
-            raise StoreUnavailable(
-                f"the store's {self.threads} worker threads stayed busy for {THREAD_WAIT} s"
-            ) from None
+        while True:
+            try:
+                await asyncio.wait_for(slots.acquire(), THREAD_WAIT)
+                break
+            except asyncio.TimeoutError:
+                if time.monotonic() - self.last_finished >= THREAD_WAIT:
+                    raise StoreUnavailable(
+                        f"the store's {self.threads} worker threads stayed busy for "
+                        f"{THREAD_WAIT} s with no call finishing"
+                    ) from None
         try:
             return await loop.run_in_executor(self.executor, partial(function, *args))
         finally:
+            self.last_finished = time.monotonic()
             slots.release()
 
 
