@@ -53,4 +53,4 @@ def get_session(connection: HTTPConnection) -> Session:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
-OptionalSessionDep = Annotated["Session | None", Depends(get_optional_session)]
+OptionalSessionDep = Annotated[Session | None, Depends(get_optional_session)]
