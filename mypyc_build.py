@@ -29,13 +29,16 @@ COMPILED = (
     "sessionware/_driver.py",
     "sessionware/stores/memory.py",
     "sessionware/stores/toolkit.py",
-    "sessionware/stores/redis.py",
+    "sessionware/stores/redis/rules.py",
+    "sessionware/stores/redis/transport.py",
+    "sessionware/stores/redis/cache.py",
+    "sessionware/stores/redis/stores.py",
     "sessionware/stores/encryption.py",
 )
 """What a request runs through, the Redis store's side included. Not (yet) compiled:
 ``_runtime.py`` (its compiled middleware base crashed at construction under mypy 2.4),
 ``options.py`` (read at start-up only), ``stores/base.py`` (the contracts applications subclass),
-``stores/_hiredis.py`` (it mixes into classes made at run time) and the SQL stores (their
+``stores/redis/_hiredis.py`` (it mixes into classes made at run time) and the SQL stores (their
 client's work dominates)."""
 GROUP = "sessionware"
 MYPY_FLAGS = ("--ignore-missing-imports", "--follow-imports=silent")

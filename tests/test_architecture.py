@@ -4,37 +4,35 @@ import (runtime, type-checking or function-level) closes a cycle."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parent.parent / "src" / "sessionware"
-LAYERS = [
-    ["errors", "signing", "_native", "stores._hiredis"],
-    ["options"],
-    ["_wire"],
-    ["cookie"],
-    ["_records"],
-    ["stores.base"],
-    ["session"],
-    ["_engine"],
-    ["stores.memory", "stores.toolkit", "stores.encryption"],
-    ["stores.sql"],
-    ["stores.redis", "stores.sqlite", "stores.postgres", "stores.mysql", "stores.sqlalchemy"],
-    ["stores.urls", "stores"],
-    ["_driver"],
-    ["_runtime"],
-    ["asgi", "wsgi"],
-    ["integrations", "integrations._steps", "integrations.fastapi", ""],
-    ["integrations._interface"],
-    ["integrations.flask", "integrations.quart", "integrations.litestar", "integrations.django"],
-    ["demo"],
-    ["cli"],
-    ["__main__"],
-    [
-        "integrations.django.management",
-        "integrations.django.management.commands",
-        "integrations.django.management.commands.sessionware",
-    ],
-]
+ROOT = Path(__file__).resolve().parent.parent
+SRC = ROOT / "src" / "sessionware"
+
+
+def layers() -> list[list[str]]:
+    """The module list of ARCHITECTURE.md (its first fenced block under "## Modules"), as
+    dotted module names per layer: a line starting with two spaces and a path names a module, a
+    blank line ends a layer."""
+    text = (ROOT / "ARCHITECTURE.md").read_text()
+    block = text[text.index("## Modules") :].split("```")[1]
+    found: list[list[str]] = [[]]
+    for line in block.splitlines():
+        if not line.strip():
+            if found[-1]:
+                found.append([])
+            continue
+        match = re.match(r"  (\S+\.py)\b", line)
+        if match is not None:
+            parts = match.group(1).removesuffix(".py").split("/")
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            found[-1].append(".".join(parts))
+    return [layer for layer in found if layer]
+
+
+LAYERS = layers()
 RANK = {module: rank for rank, layer in enumerate(LAYERS) for module in layer}
 
 
@@ -64,8 +62,14 @@ def imports() -> dict[str, set[str]]:
     return edges
 
 
-def test_every_module_has_a_layer() -> None:
-    assert set(imports()) <= set(RANK), set(imports()) - set(RANK)
+def test_every_module_is_in_architecture_md_and_every_listed_one_exists() -> None:
+    assert set(imports()) - set(RANK) == set(), "modules missing from ARCHITECTURE.md"
+    assert set(RANK) - set(imports()) == set(), "ARCHITECTURE.md lists modules that are gone"
+
+
+def test_architecture_md_stands_alone() -> None:
+    """A user's clone has only the repository: nothing it reads may point outside it."""
+    assert "../" not in (ROOT / "ARCHITECTURE.md").read_text()
 
 
 def test_imports_point_down_the_layers_only() -> None:

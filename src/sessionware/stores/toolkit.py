@@ -33,6 +33,7 @@ from .._native import mypyc_attr
 from .._records import Base, SessionRecord, Steps, arun_steps, run_steps, user_name
 from .._wire import now_ms
 from ..errors import SessionCorrupt, StoreUnavailable
+from ..options import is_valid_sid
 from .base import EventEmitter, RecordStore, SessionData, SyncRecordStore, check_user_key
 
 logger = logging.getLogger("sessionware")
@@ -43,6 +44,9 @@ T = TypeVar("T")
 
 UNAVAILABLE = "unavailable"
 CORRUPT = "corrupt"
+BROKEN = "broken"
+"""The client failed inside itself (a reply it cannot parse, a release whose internals moved):
+an outage, whose traceback is logged once so the cause can be found."""
 Classify = Callable[[BaseException], "str | None"]
 """Says what a client error means: ``UNAVAILABLE``, ``CORRUPT``, or ``None`` (a bug: re-raised)."""
 
@@ -101,6 +105,15 @@ class TouchThrottle:
 
     def forget(self, sid: str) -> None:
         self._last.pop(sid, None)
+
+
+def valid_sid(sid: str) -> str:
+    """``sid`` if a cookie could carry it; else ``ValueError``. The engine never passes another,
+    but the store API, the CLI and forms can: no such id reaches a database (MySQL's PAD SPACE
+    collations would find ``"victim"`` for ``"victim "``)."""
+    if not is_valid_sid(sid):
+        raise ValueError(f"not a valid session id: {sid!r}")
+    return sid
 
 
 def positive_int(value: object, option: str) -> int:
@@ -324,16 +337,42 @@ class OutageGuard:
     def __init__(self, health: Health, classify: Classify) -> None:
         self.health = health
         self.classify = classify
+        self.logged: set[str] = set()
 
     def check(self, error: BaseException, sid: str | None = None) -> None:
         """Raise ``StoreUnavailable`` or ``SessionCorrupt`` for ``error``; return for others (the
         caller re-raises them: they are bugs, not outages)."""
         kind = self.classify(error)
+        if kind == BROKEN:
+            self._log_once(error)
+            kind = UNAVAILABLE
         if kind == UNAVAILABLE:
             self.health.failed(error)
             raise StoreUnavailable(f"{self.health.name}: {error}") from error
         if kind == CORRUPT:
             raise SessionCorrupt(f"session {sid!r} in {self.health.name}: {error}") from error
+
+    def _log_once(self, error: BaseException) -> None:
+        reason = f"{type(error).__name__}: {error}"
+        if reason not in self.logged:
+            if len(self.logged) < 100:
+                self.logged.add(reason)
+            logger.error(
+                "%s session store: the client failed inside itself; treated as an outage",
+                self.health.name,
+                exc_info=error,
+            )
+
+
+def raised_inside(package: str, error: BaseException) -> bool:
+    """Whether ``error`` was raised by code of ``package`` (its innermost frame is there)."""
+    traceback = error.__traceback__
+    if traceback is None:
+        return False
+    while traceback.tb_next is not None:
+        traceback = traceback.tb_next
+    module = str(traceback.tb_frame.f_globals.get("__name__", ""))
+    return module == package or module.startswith(package + ".")
 
 
 class StoreOps(Protocol[C_co]):
@@ -446,19 +485,19 @@ class CommandStore(_Owned[C], RecordStore):
         return arun_steps(steps, self._perform)
 
     async def get_record(self, sid: str, touch_ms: int | None = None) -> SessionRecord | None:
-        return await self._run(self.ops.get(sid, touch_ms))
+        return await self._run(self.ops.get(valid_sid(sid), touch_ms))
 
     async def set_record(self, sid: str, record: SessionRecord) -> None:
-        await self._run(self.ops.set(sid, record))
+        await self._run(self.ops.set(valid_sid(sid), record))
 
     async def touch_record(self, sid: str, record: SessionRecord) -> None:
-        await self._run(self.ops.touch(sid, record))
+        await self._run(self.ops.touch(valid_sid(sid), record))
 
     async def destroy(self, sid: str) -> None:
-        await self._run(self.ops.destroy(sid))
+        await self._run(self.ops.destroy(valid_sid(sid)))
 
     async def merge_record(self, sid: str, record: SessionRecord, base: Base) -> None:
-        await self._run(self.ops.merge(sid, record, base))
+        await self._run(self.ops.merge(valid_sid(sid), record, base))
 
     async def ids(self) -> list[str]:
         return await self._run(self.ops.ids())
@@ -529,19 +568,19 @@ class SyncCommandStore(_Owned[C], SyncRecordStore):
         return run_steps(steps, self._perform)
 
     def get_record(self, sid: str, touch_ms: int | None = None) -> SessionRecord | None:
-        return self._run(self.ops.get(sid, touch_ms))
+        return self._run(self.ops.get(valid_sid(sid), touch_ms))
 
     def set_record(self, sid: str, record: SessionRecord) -> None:
-        self._run(self.ops.set(sid, record))
+        self._run(self.ops.set(valid_sid(sid), record))
 
     def touch_record(self, sid: str, record: SessionRecord) -> None:
-        self._run(self.ops.touch(sid, record))
+        self._run(self.ops.touch(valid_sid(sid), record))
 
     def destroy(self, sid: str) -> None:
-        self._run(self.ops.destroy(sid))
+        self._run(self.ops.destroy(valid_sid(sid)))
 
     def merge_record(self, sid: str, record: SessionRecord, base: Base) -> None:
-        self._run(self.ops.merge(sid, record, base))
+        self._run(self.ops.merge(valid_sid(sid), record, base))
 
     def ids(self) -> list[str]:
         return self._run(self.ops.ids())

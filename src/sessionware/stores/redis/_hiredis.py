@@ -1,7 +1,7 @@
 """Commands packed by hiredis for redis-py's asyncio connections.
 
 Kept out of the compiled build: it mixes into connection classes made at run time, which a
-compiled class cannot.
+compiled class cannot. It overrides two public methods of redis-py's connections.
 """
 
 from __future__ import annotations
@@ -9,24 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 try:
-    from hiredis import Reader as _Reader
     from hiredis import pack_command as _hiredis_pack
 except ImportError:  # pragma: no cover - the [redis] extra installs hiredis
     _hiredis_pack = None  # type: ignore[assignment]
-    _Reader = None  # type: ignore[assignment,misc]
 
 HIREDIS = _hiredis_pack is not None
 """Whether hiredis is installed (the ``[redis]`` extra installs it)."""
-
-
-def pack_batch(commands: list[tuple[Any, ...]]) -> bytes:
-    """Commands packed by hiredis, in one piece (only where ``HIREDIS``)."""
-    return b"".join([_hiredis_pack(command) for command in commands])
-
-
-def hiredis_reader(**options: Any) -> Any:
-    """A hiredis ``Reader`` (only where ``HIREDIS``)."""
-    return _Reader(**options)
 
 
 class _HiredisPacking:
@@ -43,7 +31,7 @@ class _HiredisPacking:
         """A batch in one piece (what the store sends has no command name with a space)."""
         if any(" " in command[0] for command in commands if isinstance(command[0], str)):
             return super().pack_commands(commands)  # type: ignore[misc,no-any-return]
-        return [pack_batch(commands)]
+        return [b"".join([_hiredis_pack(command) for command in commands])]
 
 
 def pack_with_hiredis(pool: Any) -> None:
