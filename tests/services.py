@@ -229,3 +229,68 @@ class TcpProxy:
             with contextlib.suppress(OSError):
                 end.shutdown(socket.SHUT_RDWR)
             end.close()
+
+
+class FaultyProxy(TcpProxy):
+    """A ``TcpProxy`` that injects faults into what the server sends back, each into the next
+    reply on whichever connection answers: ``"cut"`` forwards part of a reply and closes the
+    connection (dropped mid-batch), ``"garble"`` sends bytes that are no protocol instead,
+    ``"stall"`` holds the reply for ``stall`` seconds (past the client's timeout) and then
+    closes the connection."""
+
+    def __init__(self, target_port: int, *, stall: float = 1.5) -> None:
+        super().__init__(target_port)
+        self.stall = stall
+        self.faults: list[str] = []
+        """Faults to inject, in order, each into the next reply."""
+        self.injected: dict[str, int] = {"cut": 0, "garble": 0, "stall": 0}
+        self._fault_lock = threading.Lock()
+
+    def inject(self, fault: str) -> None:
+        with self._fault_lock:
+            self.faults.append(fault)
+
+    def _take_fault(self) -> str | None:
+        with self._fault_lock:
+            fault = self.faults.pop(0) if self.faults else None
+        if fault is not None:
+            self.injected[fault] += 1
+        return fault
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._sockets += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._replies, args=(upstream, client), daemon=True).start()
+
+    def _replies(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                fault = self._take_fault()
+                if fault is None:
+                    sink.sendall(data)
+                    continue
+                if fault == "garble":  # and the stream goes on, misaligned
+                    sink.sendall(b"?\x00garbled\xff\r\n" + data[::-1])
+                    continue
+                if fault == "cut":
+                    sink.sendall(data[: max(1, len(data) // 2)])
+                else:
+                    time.sleep(self.stall)
+                break
+        except OSError:
+            pass
+        for end in (source, sink):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)

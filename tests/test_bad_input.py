@@ -4,6 +4,7 @@ an invalid sid."""
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
 
 import pytest
@@ -187,3 +188,38 @@ def test_the_reserved_cookie_key_cannot_be_overwritten(transport: str) -> None:
     response = client.get("/")
     client.close()
     assert "reserved" in response.text
+
+
+@pytest.mark.parametrize(
+    "cookie",
+    [
+        '{"originalMaxAge":NaN,"expires":null,"path":"/"}',
+        '{"originalMaxAge":Infinity,"expires":null,"path":"/"}',
+        '{"originalMaxAge":1e300,"expires":"2026-01-01T00:00:00.000Z","path":"/"}',
+        '{"originalMaxAge":100000000000000000000000,"expires":null,"path":"/"}',
+        '{"originalMaxAge":null,"expires":"9999-12-31T23:59:59.999-05:00","path":"/"}',
+    ],
+)
+def test_a_stored_cookie_out_of_range_gives_a_fresh_session(
+    transport: str, cookie: str, tmp_path: Any, caplog: Any
+) -> None:
+    """A stored lifetime or expiry no date can hold (NaN, huge) is a corrupt session: logged, and
+    a fresh session, never a 500 on every request with that cookie."""
+    from sessionware.stores.sqlite import SQLiteStore
+
+    store = SQLiteStore(str(tmp_path / "s.db"))
+    client = _client(transport, store, cookie={"max_age": 60000})
+    first = client.get("/")
+    sid = first.sid()
+    with sqlite3.connect(tmp_path / "s.db") as connection:
+        (text,) = connection.execute("SELECT sess FROM sessions WHERE sid = ?", (sid,)).fetchone()
+        start = text.index('"cookie":') + len('"cookie":')
+        corrupt = text[:start] + cookie + text[text.index("}", start) + 1 :]
+        connection.execute("UPDATE sessions SET sess = ? WHERE sid = ?", (corrupt, sid))
+    with caplog.at_level(logging.WARNING, logger="sessionware"):
+        response = client.get("/", cookie=first.cookie())
+    client.close()
+    store.close()
+    assert response.status == 200
+    assert response.text == "1"
+    assert response.sid() != sid

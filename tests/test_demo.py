@@ -34,6 +34,15 @@ def sid(page: str) -> str:
     return found.group(1)
 
 
+async def post(client: httpx.AsyncClient, path: str, **fields: str) -> httpx.Response:
+    """Post a form as the demo's own pages do: with the session's CSRF token (read from the
+    sessions page, which leaves the visit counter alone)."""
+    page = (await client.get("/sessions")).text
+    found = re.search(r"name='csrf' value='([^']+)'", page)
+    assert found, page
+    return await client.post(path, data={**fields, "csrf": found.group(1)})
+
+
 async def browse(app: Any, steps: Any) -> Any:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(
@@ -45,9 +54,9 @@ async def browse(app: Any, steps: Any) -> Any:
 def test_counter_login_logout(cache: Path) -> None:
     async def steps(client: httpx.AsyncClient) -> list[str]:
         pages = [(await client.get("/")).text for _ in range(2)]
-        pages.append((await client.post("/login", data={"user": "ann"})).text)
+        pages.append((await post(client, "/login", user="ann")).text)
         pages.append((await client.get("/")).text)
-        pages.append((await client.post("/logout")).text)
+        pages.append((await post(client, "/logout")).text)
         return pages
 
     first, second, after_login, again, after_logout = asyncio.run(browse(create_app(), steps))
@@ -68,14 +77,14 @@ def test_sessions_page_lists_and_revokes(cache: Path) -> None:
     app = create_app()
 
     async def other(client: httpx.AsyncClient) -> str:
-        return sid((await client.post("/login", data={"user": "bob"})).text)
+        return sid((await post(client, "/login", user="bob")).text)
 
     bobs = asyncio.run(browse(app, other))
 
     async def steps(client: httpx.AsyncClient) -> tuple[str, str]:
         await client.get("/")
         listing = (await client.get("/sessions")).text
-        revoked = (await client.post("/sessions/revoke", data={"sid": bobs})).text
+        revoked = (await post(client, "/sessions/revoke", sid=bobs)).text
         return listing, revoked
 
     listing, revoked = asyncio.run(browse(app, steps))
@@ -87,7 +96,7 @@ def test_the_secret_is_made_once_with_mode_0600_and_sessions_survive_a_restart(
     cache: Path,
 ) -> None:
     async def first(client: httpx.AsyncClient) -> tuple[str, str]:
-        page = (await client.post("/login", data={"user": "ann"})).text
+        page = (await post(client, "/login", user="ann")).text
         return page, client.cookies["connect.sid"]
 
     page, cookie = asyncio.run(browse(create_app(), first))
@@ -121,12 +130,42 @@ def test_sign_out_other_devices() -> None:
         laptop = httpx.AsyncClient(transport=transport, base_url="http://t", follow_redirects=True)
         phone = httpx.AsyncClient(transport=transport, base_url="http://t", follow_redirects=True)
         async with laptop, phone:
-            await phone.post("/login", data={"user": "ann"})
-            seen = (await laptop.post("/login", data={"user": "ann"})).text
-            after = (await laptop.post("/logout-others")).text
+            await post(phone, "/login", user="ann")
+            seen = (await post(laptop, "/login", user="ann")).text
+            after = (await post(laptop, "/logout-others")).text
             return seen, after, (await phone.get("/")).text
 
     seen, after, phone_page = asyncio.run(both())
     assert "id='others'>1<" in seen
     assert "id='others'>0<" in after
     assert "id='login'" in phone_page, "the other device is still signed in"
+
+
+def test_a_form_posted_from_another_site_or_without_the_token_is_refused(cache: Path) -> None:
+    """The revoke form deletes any session: it must be the demo's own page that posts it."""
+    app = create_app()
+
+    async def steps(client: httpx.AsyncClient) -> list[int]:
+        victim = sid((await post(client, "/login", user="bob")).text)
+        page = (await client.get("/sessions")).text
+        token = re.search(r"name='csrf' value='([^']+)'", page)
+        assert token is not None
+        forged = [
+            await client.post("/sessions/revoke", data={"sid": victim}),
+            await client.post("/sessions/revoke", data={"sid": victim, "csrf": "guess"}),
+            await client.post(
+                "/sessions/revoke",
+                data={"sid": victim, "csrf": token.group(1)},
+                headers={"origin": "https://evil.example"},
+            ),
+            await client.post(
+                "/sessions/revoke",
+                data={"sid": victim, "csrf": token.group(1)},
+                headers={"sec-fetch-site": "cross-site"},
+            ),
+        ]
+        still_there = victim[:8] in (await client.get("/sessions")).text
+        own = await post(client, "/sessions/revoke", sid=victim)
+        return [response.status_code for response in forged] + [still_there, own.status_code]
+
+    assert asyncio.run(browse(app, steps)) == [403, 403, 403, 403, True, 200]

@@ -88,3 +88,36 @@ def test_a_store_without_the_required_methods_is_refused() -> None:
 
     with pytest.raises(TypeError, match="set"):
         build(store=Incomplete())
+
+
+@pytest.mark.parametrize("end", ["\n", "\r", "\r\n"])
+def test_no_validator_accepts_a_trailing_line_break(end: str) -> None:
+    """A pattern ending in ``$`` also matches before a final newline: every validated value is
+    matched whole, so none can smuggle a line break into a header or a statement."""
+    from sessionware.options import is_valid_sid
+    from sessionware.stores.sql import identifier
+
+    for options in (
+        {"name": "connect.sid" + end},
+        {"cookie": {"domain": "example.com" + end}},
+        {"cookie": {"path": "/" + end}},
+    ):
+        with pytest.raises(ValueError):
+            build(**options)
+    assert not is_valid_sid("abc" + end)
+    with pytest.raises(ValueError):
+        identifier("sessions" + end, "table")
+
+
+def test_a_genid_returning_a_line_break_is_refused(caplog: Any) -> None:
+    from .harness import SECRET, Client, middleware_for
+
+    def handler(req: Any) -> None:
+        req.session["n"] = 1
+        req.end()
+
+    app = middleware_for("wsgi", handler, secret=SECRET, genid=lambda request: "fixed\n")
+    response = Client(app, "wsgi").get("/")
+    assert response.status == 500
+    assert response.set_cookie is None
+    assert "genid returned an invalid session id: 'fixed\\n'" in caplog.text

@@ -148,6 +148,29 @@ class TestMemoryStore:
         assert sorted(store.all()) == ["forever", "new"]
         assert store.length() == 2
 
+    def test_browser_session_cookies_sessions_live_for_the_ttl(self) -> None:
+        """Sessions whose cookie has no expiry get the other stores' lifetime (``ttl``, one
+        day by default) from their last write or touch, so memory is bounded by live sessions."""
+        now = [1_000_000.0]
+        store = MemoryStore(clock=lambda: now[0])
+        for index in range(300):
+            store.set(f"s{index}", self.record(None, n=index))
+        now[0] += 86400 - 1
+        store.touch("s0", self.record(None))
+        assert store.length() == 300
+        now[0] += 2
+        assert store.length() == 1
+        store.set("s1", self.record(None))  # a write drops expired entries as it goes
+        assert sorted(store.ids()) == ["s0", "s1"]
+        now[0] += 86400
+        assert store.length() == 0
+        short = MemoryStore(clock=lambda: now[0], ttl=60)
+        short.set("a", self.record(None))
+        now[0] += 61
+        assert short.get("a") is None
+        with pytest.raises(ValueError, match="ttl"):
+            MemoryStore(ttl=0)
+
     def test_touch_replaces_the_cookie_and_never_resurrects(self) -> None:
         store = MemoryStore()
         store.set("a", self.record(None, x=1))

@@ -498,7 +498,7 @@ class Flow:
         options = self.engine.options
         if not options.merge or not self.from_store or sid != self.original_id:
             return None
-        return Base(self.loaded_token, self.base_json, options.on_conflict)
+        return Base(self.loaded_token, self.base_json, options.on_conflict, options.max_size)
 
     def check_headers_not_sent(self, action: str) -> None:
         if self.headers_sent:

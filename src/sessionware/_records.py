@@ -10,13 +10,14 @@ a rule with I/O in the middle is written once for both.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from datetime import date, datetime, timezone
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any, TypeVar
 
 from .cookie import Cookie, CookieState, ms_from_iso
-from .errors import SessionConflict, SessionCorrupt
+from .errors import SessionConflict, SessionCorrupt, SessionTooLarge
 
 Y = TypeVar("Y")
 R = TypeVar("R")
@@ -159,14 +160,20 @@ class Base:
     the stored value as loaded (an opaque ``token`` the store compares against; ``None`` when
     unknown) and the data as loaded (this request's changes are the difference from it)."""
 
-    __slots__ = ("data_json", "on_conflict", "token")
+    __slots__ = ("data_json", "max_size", "on_conflict", "token")
 
     def __init__(
-        self, token: str | bytes | None, data_json: str, on_conflict: str = "last_writer_wins"
+        self,
+        token: str | bytes | None,
+        data_json: str,
+        on_conflict: str = "last_writer_wins",
+        max_size: int | None = None,
     ) -> None:
         self.token = token
         self.data_json = data_json
         self.on_conflict = on_conflict
+        self.max_size = max_size
+        """The largest session a merge may write, in bytes of JSON (``max_size``)."""
 
 
 class Set:
@@ -343,8 +350,24 @@ def encode_json(value: object) -> str:
         if flat is not None:
             return flat
     if _c_encode is None or isinstance(value, str):
-        return _encoder.encode(value)
-    return "".join(_c_encode(value, 0))
+        text = _encoder.encode(value)
+    else:
+        text = "".join(_c_encode(value, 0))
+    return text if text.isascii() else _well_formed(text)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _well_formed(text: str) -> str:
+    """What JSON.stringify writes for text with surrogates: a surrogate pair is the character it
+    encodes, a lone surrogate the escape ``\\udXXX``. Every stored session is then valid UTF-8
+    (a lone surrogate cannot be encoded, and a store given one fails the request or worse), and
+    the bytes are the ones a Node app writes for the same data."""
+    if _SURROGATE.search(text) is None:
+        return text
+    paired = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+    return _SURROGATE.sub(lambda found: f"\\u{ord(found.group()):04x}", paired)
 
 
 def _encode_flat(data: dict[str, Any]) -> str | None:
@@ -413,7 +436,8 @@ def merged_data(current: dict[str, Any], base: Base, record: SessionRecord) -> d
     """What is stored now (``current``, data without the cookie) with this request's changes
     applied: the top-level keys it set, changed (nested changes included) or deleted since it
     loaded ``base``. A key both changed goes to this request (the last writer), or raises
-    ``SessionConflict`` when ``base.on_conflict == "error"``."""
+    ``SessionConflict`` when ``base.on_conflict == "error"``; a result over ``base.max_size``
+    raises ``SessionTooLarge`` (every store merges through here, so none stores more)."""
     before = decode_own_json(base.data_json)
     after = record.data
     result = dict(current)
@@ -428,6 +452,14 @@ def merged_data(current: dict[str, Any], base: Base, record: SessionRecord) -> d
         if strict:
             _check_untouched(key, before, current)
         result[key] = value
+    limit = base.max_size
+    if limit is not None:
+        size = len(join_json(record.cookie_json, encode_json(result)).encode())
+        if size > limit:
+            raise SessionTooLarge(
+                f"merged with concurrent changes, the session would be {size} bytes, over "
+                f"max_size={limit}; not saved"
+            )
     return result
 
 

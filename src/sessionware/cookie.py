@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from ._wire import now_ms
+from .errors import SessionCorrupt
 from .options import (
     COOKIE_FIELDS,
     JSON_ORDER,
@@ -117,11 +118,19 @@ def cookie_params(params: CookieParams) -> CookieOptions:
     return options
 
 
+MAX_MS = 253_402_300_799_999
+"""9999-12-31T23:59:59.999Z: the last instant an HTTP date (and Python's datetime) can hold."""
+MAX_AGE_MS = MAX_MS // 2
+"""The longest stored lifetime read back: now plus it stays a date an HTTP header can hold."""
+
+
 def _ms_or_none(value: object, field: str) -> int | None:
     if value is None or value is False:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"stored cookie {field} must be a number or null, got {value!r}")
+    if not -MAX_AGE_MS <= value <= MAX_AGE_MS:  # NaN compares false too
+        raise SessionCorrupt(f"stored cookie {field} is out of range: {value!r}")
     return round(value)
 
 
@@ -229,8 +238,10 @@ class Cookie:
             expires_ms = ms_from_iso(expires)
         elif isinstance(expires, datetime):
             expires_ms = datetime_to_ms(expires, "stored cookie expires")
+        if expires_ms is not None and not -MAX_MS <= expires_ms <= MAX_MS:
+            raise SessionCorrupt(f"stored cookie expires is out of range: {expires!r}")
         original = data.get("originalMaxAge")
-        if type(original) is not int:
+        if type(original) is not int or not -MAX_AGE_MS <= original <= MAX_AGE_MS:
             original = _ms_or_none(original, "originalMaxAge")
         return cls((expires_ms, original, _stored_attributes(data)))
 

@@ -11,6 +11,7 @@ the store.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import html
 import os
 import secrets
@@ -20,10 +21,11 @@ from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from . import Session, SessionMiddleware
+from .options import is_valid_sid
 from .stores.urls import from_url
 
 STYLE = """
@@ -61,6 +63,34 @@ def _session(request: Request) -> Session:
     return session
 
 
+def _csrf_field(session: Session) -> str:
+    """The hidden field every form posts: a random token kept in the session."""
+    token = session.get("csrf")
+    if not isinstance(token, str):
+        token = session["csrf"] = secrets.token_urlsafe(24)
+    return f"<input type='hidden' name='csrf' value='{token}'>"
+
+
+async def _form(request: Request) -> dict[str, list[str]] | None:
+    """The posted form, or ``None`` for a request another site may have made: a foreign
+    ``Origin`` or ``Sec-Fetch-Site``, or no token matching the session's (compared in constant
+    time). SameSite=Lax alone would still let a same-site page post."""
+    origin = request.headers.get("origin")
+    if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
+        return None
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        return None
+    form = parse_qs((await request.body()).decode("utf-8", "replace"))
+    expected = _session(request).get("csrf")
+    sent = form.get("csrf", [""])[0]
+    if not isinstance(expected, str) or not hmac.compare_digest(expected.encode(), sent.encode()):
+        return None
+    return form
+
+
+REFUSED = PlainTextResponse("Refused: this form did not come from this site.", status_code=403)
+
+
 async def _store_call(store: Any, method: str, *args: Any) -> Any:
     """Call a store from this async app: awaited, or in a thread for a sync store."""
     result = getattr(store, method)
@@ -76,6 +106,7 @@ async def home(request: Request) -> HTMLResponse:
     user = session.get("user")
     cookie = session.cookie
     changed = session.pop("changed_from", None)
+    csrf = _csrf_field(session)
     attributes = ", ".join(
         part
         for part in (
@@ -94,19 +125,20 @@ async def home(request: Request) -> HTMLResponse:
         others = len([sid for sid in devices if sid != session.id])
         account = (
             f"<p>Signed in as <strong id='user'>{html.escape(str(user))}</strong>.</p>"
-            "<form method='post' action='/logout'><button id='logout'>Log out</button></form>"
+            f"<form method='post' action='/logout'>{csrf}<button id='logout'>Log out</button>"
+            "</form>"
             "<p class='note'>Logging out destroys the session in the store and expires the "
             "cookie: the counter starts again at 1.</p>"
             f"<p>Signed in as {html.escape(str(user))} on <strong id='others'>{others}</strong> "
             f"other device{'' if others == 1 else 's'} (browsers).</p>"
-            "<form method='post' action='/logout-others'><button id='logout-others' "
+            f"<form method='post' action='/logout-others'>{csrf}<button id='logout-others' "
             "class='quiet'>Sign out other devices</button></form>"
             "<p class='note'>The store keeps an index from each user to their sessions "
             "(<code>user_key</code>), so this is one lookup, not a scan of every session.</p>"
         )
     else:
         account = (
-            "<p>Not signed in.</p><form method='post' action='/login'>"
+            f"<p>Not signed in.</p><form method='post' action='/login'>{csrf}"
             "<input name='user' placeholder='any name' required aria-label='name'> "
             "<button id='login'>Log in</button></form>"
         )
@@ -131,8 +163,10 @@ format, so a Node app with the same secret and store shares this session.</p></d
     return _page(body)
 
 
-async def login(request: Request) -> RedirectResponse:
-    form = parse_qs((await request.body()).decode("utf-8", "replace"))
+async def login(request: Request) -> Response:
+    form = await _form(request)
+    if form is None:
+        return REFUSED
     session = _session(request)
     old = session.id
     await session.regenerate(keep=True)
@@ -141,19 +175,25 @@ async def login(request: Request) -> RedirectResponse:
     return RedirectResponse("/", status_code=303)
 
 
-async def logout(request: Request) -> RedirectResponse:
+async def logout(request: Request) -> Response:
+    if await _form(request) is None:
+        return REFUSED
     await _session(request).destroy()
     return RedirectResponse("/", status_code=303)
 
 
-async def logout_others(request: Request) -> RedirectResponse:
+async def logout_others(request: Request) -> Response:
+    if await _form(request) is None:
+        return REFUSED
     await _session(request).destroy_other_sessions()
     return RedirectResponse("/", status_code=303)
 
 
 async def sessions(request: Request) -> HTMLResponse:
     store = request.app.state.store
-    mine = _session(request).id
+    session = _session(request)
+    mine = session.id
+    csrf = _csrf_field(session)
     live = await _store_call(store, "all")
     rows = []
     for sid, data in sorted(live.items(), key=lambda item: str(item[1].get("cookie"))):
@@ -164,26 +204,28 @@ async def sessions(request: Request) -> HTMLResponse:
         rows.append(
             f"<tr class='{'you' if you else ''}'><td><code>{html.escape(sid[:8])}…</code>"
             f"{' (you)' if you else ''}</td><td>{user}</td><td>{html.escape(str(expires))}</td>"
-            "<td><form method='post' action='/sessions/revoke'>"
+            f"<td><form method='post' action='/sessions/revoke'>{csrf}"
             f"<input type='hidden' name='sid' value='{html.escape(sid)}'>"
             "<button class='quiet'>Revoke</button></form></td></tr>"
         )
     table = "".join(rows) or "<tr><td colspan='4'>No stored sessions.</td></tr>"
     body = f"""
-<div class="card"><p>Every session the store holds now. Revoking one deletes it: that browser's
-next request starts a fresh, signed-out session.</p>
+<div class="card">{csrf}<p>Every session the store holds now. Revoking one deletes it: that
+browser's next request starts a fresh, signed-out session.</p>
 <div class="scroll"><table><tr><th>Id</th><th>User</th><th>Expires</th><th></th></tr>{table}
 </table></div></div>"""
     return _page(body)
 
 
-async def revoke(request: Request) -> RedirectResponse:
-    form = parse_qs((await request.body()).decode("utf-8", "replace"))
+async def revoke(request: Request) -> Response:
+    form = await _form(request)
+    if form is None:
+        return REFUSED
     sid = form.get("sid", [""])[0]
     session = _session(request)
     if sid == session.id:
         await session.destroy()
-    elif sid:
+    elif is_valid_sid(sid):
         await _store_call(request.app.state.store, "destroy", sid)
     return RedirectResponse("/sessions", status_code=303)
 

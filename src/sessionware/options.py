@@ -60,7 +60,7 @@ _CAMEL_CASE_HINTS = {
 
 def is_valid_sid(sid: object) -> bool:
     """A sid may reach a store only if it is 1-255 printable ASCII characters without spaces."""
-    return isinstance(sid, str) and _SID.match(sid) is not None
+    return isinstance(sid, str) and _SID.fullmatch(sid) is not None
 
 
 def seconds_to_ms(value: object, option: str) -> int:
@@ -91,7 +91,7 @@ def datetime_to_ms(value: object, option: str) -> int:
 def check_domain(value: object) -> str | None:
     if value is None or value == "":
         return None
-    if not isinstance(value, str) or not _DOMAIN.match(value):
+    if not isinstance(value, str) or not _DOMAIN.fullmatch(value):
         raise ValueError(f"cookie domain must be a host name such as 'example.com', got {value!r}")
     return value
 
@@ -99,7 +99,7 @@ def check_domain(value: object) -> str | None:
 def check_path(value: object) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or not _PATH.match(value):
+    if not isinstance(value, str) or not _PATH.fullmatch(value):
         raise ValueError(
             f"cookie path must start with '/' and hold printable ASCII without ';', got {value!r}"
         )
@@ -440,7 +440,7 @@ def session_options(options: Mapping[str, Any]) -> SessionOptions:
         f.name: given.get(f.name, getattr(defaults, f.name)) for f in fields(SessionOptions)
     }
     name = merged["name"]
-    if not isinstance(name, str) or not _TOKEN.match(name):
+    if not isinstance(name, str) or not _TOKEN.fullmatch(name):
         raise ValueError(f"name must be a cookie name (an RFC 7230 token), got {name!r}")
     if merged["unset"] not in ("keep", "destroy"):
         raise ValueError(f"unset must be 'keep' or 'destroy', got {merged['unset']!r}")

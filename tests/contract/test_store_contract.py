@@ -229,3 +229,55 @@ def test_users_are_non_empty_text_or_ints(indexed: Harness) -> None:
     for user in ("", None, 1.5, True):
         with pytest.raises(TypeError):
             indexed.call("user_sessions", user)
+
+
+def test_every_string_json_carries_is_stored_and_read_back(store: Harness) -> None:
+    """A lone surrogate is valid JSON (``"\\ud800"``) but no UTF-8: it is stored escaped, as
+    JSON.stringify writes it, and read back as it was, in every store."""
+    data = {"name": "\ud800", "tail": "x\udfff", "pair": "\ud83d\ude00"}
+    store.call("set", "surrogates", session(60, **data))
+    got = store.call("get", "surrogates")
+    assert {key: got[key] for key in data} == {**data, "pair": "\U0001f600"}
+
+
+@pytest.mark.parametrize("sid", ["victim ", "victim\n", "victim\r", " victim", "", "a b"])
+def test_an_id_no_cookie_could_carry_never_reaches_the_database(
+    plantable: Harness, sid: str
+) -> None:
+    """MySQL's PAD SPACE collations would find "victim" for "victim ": such an id is refused
+    before any query, by every method that takes one."""
+    plantable.call("set", "victim", session(60, user="victim"))
+    record = SessionRecord.from_dict(session(60, user="attacker"))
+    for method, args in [
+        ("get", ()),
+        ("destroy", ()),
+        ("set", (session(60, user="attacker"),)),
+        ("touch", (session(60),)),
+        ("merge_record", (record, Base(None, "{}"))),
+    ]:
+        with pytest.raises(ValueError, match="not a valid session id"):
+            plantable.call(method, sid, *args)
+    assert plantable.call("get", "victim")["user"] == "victim"
+
+
+def test_concurrent_merges_never_store_more_than_max_size(store: Harness) -> None:
+    """Ten requests loaded the same session and each adds its own 40 KB key: each alone is under
+    the limit, together they are not. The merges that would pass it fail (``SessionTooLarge``)
+    and no stored copy is ever over it."""
+    from sessionware import SessionTooLarge
+
+    limit = 100_000
+    store.call("set", "big", session(60, n=0))
+    loaded = store.call("get_record", "big")
+    base = Base(loaded.token, loaded.data_json, max_size=limit)
+    refused = 0
+    for index in range(10):
+        record = SessionRecord.from_dict(session(60, n=0, **{f"k{index}": "x" * 40_000}))
+        try:
+            store.call("merge_record", "big", record, base)
+        except SessionTooLarge:
+            refused += 1
+        stored = store.call("get_record", "big")
+        assert len(stored.json.encode()) <= limit
+    assert refused == 8
+    assert sorted(store.call("get", "big")) == ["cookie", "k0", "k1", "n"]

@@ -39,6 +39,8 @@ _Entry = tuple[
     "int | None", "CookieState | dict[str, Any] | None", str, "str | None", "dict[str, Any] | None"
 ]
 _DROPS_PER_WRITE = 2
+DEFAULT_TTL = 86400
+"""One day, connect-redis's and this library's other stores' lifetime for such sessions."""
 _HEAP_SLACK = 1024
 
 
@@ -58,7 +60,13 @@ class MemoryStore(SyncRecordStore):
         max_sessions: int | None = None,
         clock: Callable[[], float] = time.time,
         user_key: str | None = None,
+        ttl: int = DEFAULT_TTL,
     ) -> None:
+        if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0:
+            raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}")
+        self.ttl_ms = ttl * 1000
+        """How long a session whose cookie has no expiry (a browser-session cookie) lives after
+        its last write or touch, as in the other stores: else nothing would ever remove it."""
         if max_sessions is not None and (
             isinstance(max_sessions, bool) or not isinstance(max_sessions, int) or max_sessions < 1
         ):
@@ -131,17 +139,22 @@ class MemoryStore(SyncRecordStore):
             record.touched_ms = touch_ms
         return record
 
+    def _expiry(self, record: SessionRecord, now: int) -> int:
+        expires = record.expires_ms
+        return now + self.ttl_ms if expires is None else expires
+
     def set_record(self, sid: str, record: SessionRecord) -> None:
         user = None if self.user_key is None else user_of(record.data, self.user_key)
-        entry = (
-            record.expires_ms,
-            record.cookie_state(),
-            record.data_json,
-            user,
-            flat_copy(record.data),
-        )
         with self._lock:
-            self._write(sid, entry, self._now())
+            now = self._now()
+            entry = (
+                self._expiry(record, now),
+                record.cookie_state(),
+                record.data_json,
+                user,
+                flat_copy(record.data),
+            )
+            self._write(sid, entry, now)
 
     def merge_record(self, sid: str, record: SessionRecord, base: Base) -> None:
         """Under the lock: write the record if the stored data is still what the request
@@ -157,7 +170,8 @@ class MemoryStore(SyncRecordStore):
                 data = merged_data(decode_own_json(stored[2]), base, record)
                 data_json = encode_json(data)
             user = None if self.user_key is None else user_of(data, self.user_key)
-            entry = (record.expires_ms, record.cookie_state(), data_json, user, flat_copy(data))
+            expiry = self._expiry(record, now)
+            entry = (expiry, record.cookie_state(), data_json, user, flat_copy(data))
             self._write(sid, entry, now)
 
     def _write(self, sid: str, entry: _Entry, now: int) -> None:
@@ -188,9 +202,11 @@ class MemoryStore(SyncRecordStore):
             return
         cookie = record.cookie_state()
         with self._lock:
-            entry = self._live(sid, self._now())
+            now = self._now()
+            entry = self._live(sid, now)
             if entry is not None:
-                self._entries[sid] = (record.expires_ms, cookie, entry[2], entry[3], entry[4])
+                expiry = self._expiry(record, now)
+                self._entries[sid] = (expiry, cookie, entry[2], entry[3], entry[4])
 
     def destroy(self, sid: str) -> None:
         with self._lock:

@@ -33,7 +33,7 @@ from .sql import (
     fetched,
     identifier,
 )
-from .toolkit import UNAVAILABLE
+from .toolkit import BROKEN, UNAVAILABLE, raised_inside
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -47,16 +47,29 @@ _OUTAGES = (
     asyncmy.errors.InterfaceError,
     OSError,
 )
+_DRIVER_ERRORS = (pymysql.err.MySQLError, asyncmy.errors.MySQLError)
+_OUR_MISTAKES = (
+    pymysql.err.ProgrammingError,
+    pymysql.err.DataError,
+    asyncmy.errors.ProgrammingError,
+    asyncmy.errors.DataError,
+)
+"""Driver errors about the statement or its values, not the connection."""
 _STALE = (2006, 2013, 4031)
 """Server gone away, lost connection, disconnected for inactivity: a pooled connection the
 server cut, worth one retry on a fresh connection."""
 
 
 def classify(error: BaseException) -> str | None:
-    """Lost or refused connections and a read-only server: the store is unavailable."""
+    """Lost or refused connections and a read-only server: the store is unavailable. So is a
+    failure of the driver itself (an error without a server's error code, such as a packet out
+    of sequence): the connection is broken, and a 500 would blame the app."""
     if isinstance(error, _OUTAGES) or "read-only" in str(error) or "read_only" in str(error):
         return UNAVAILABLE
-    return None
+    if isinstance(error, _DRIVER_ERRORS):
+        from_server = bool(error.args) and isinstance(error.args[0], int)
+        return None if from_server or isinstance(error, _OUR_MISTAKES) else BROKEN
+    return BROKEN if raised_inside("pymysql", error) or raised_inside("asyncmy", error) else None
 
 
 def connection_options(url: str, timeout: float) -> dict[str, Any]:
@@ -179,9 +192,14 @@ class MySQLStore(_MySQLOptions, SqlStore):
             self.pool = await asyncmy.create_pool(
                 minsize=1, maxsize=self.max_size, pool_recycle=3600, **self.connect_options
             )
-        async with self.pool.acquire() as connection, connection.cursor() as cursor:
-            await cursor.execute(command.text, command.params)
-            return await afetched(cursor, command.fetch)
+        async with self.pool.acquire() as connection:
+            try:
+                async with connection.cursor() as cursor:
+                    await cursor.execute(command.text, command.params)
+                    return await afetched(cursor, command.fetch)
+            except BaseException:
+                connection.close()  # asyncmy's pool keeps any connection still open, even
+                raise  # one a failed or cancelled read left with another reply to come
 
     async def _ping(self) -> None:
         connection = await asyncmy.connect(**self.connect_options)

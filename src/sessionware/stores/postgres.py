@@ -17,7 +17,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from .._records import Steps
 from . import sql
-from .toolkit import UNAVAILABLE, check_client
+from .toolkit import BROKEN, UNAVAILABLE, check_client, raised_inside
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -26,6 +26,8 @@ CHECK_POOL = sql.Sql("", {}, "none")
 """Not a statement: asks the executor to check the pool's idle connections."""
 DEFAULT_URL = "postgresql://127.0.0.1:5432/postgres"
 DEFAULT_TIMEOUT = 5.0
+_OUR_MISTAKES = (psycopg.ProgrammingError, psycopg.DataError, psycopg.NotSupportedError)
+"""Client-side errors about the statement or its values, not the connection."""
 _OUTAGES = (
     psycopg.OperationalError,
     psycopg.errors.ReadOnlySqlTransaction,
@@ -35,8 +37,15 @@ _OUTAGES = (
 
 
 def classify(error: BaseException) -> str | None:
-    """Lost or refused connections, a full pool, a read-only server: the store is unavailable."""
-    return UNAVAILABLE if isinstance(error, _OUTAGES) else None
+    """Lost or refused connections, a full pool, a read-only server: the store is unavailable.
+    So is a failure of the client itself (an error no server sent, such as a reply stream it
+    lost its place in): the connection is broken, and a 500 would blame the app."""
+    if isinstance(error, _OUTAGES):
+        return UNAVAILABLE
+    if isinstance(error, psycopg.Error):
+        client_side = error.sqlstate is None and not isinstance(error, _OUR_MISTAKES)
+        return BROKEN if client_side else None
+    return BROKEN if raised_inside("psycopg", error) else None
 
 
 def _quoted(schema: str | None, table: str) -> str:

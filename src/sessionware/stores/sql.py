@@ -19,8 +19,10 @@ below decide what to run, and each store only executes statements on its driver.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -60,7 +62,7 @@ class Sql(NamedTuple):
 
 def identifier(name: str, what: str) -> str:
     """A table or schema name, validated: it is written into SQL, so only plain names pass."""
-    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+    if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
         raise ValueError(
             f"{what} must be a plain SQL identifier (letters, digits, underscore), got {name!r}"
         )
@@ -161,7 +163,7 @@ class SqlSessions:
     def user_key(self, key: str | None) -> None:
         """Index by ``key`` from now on; ``create_table`` then makes sure of the column."""
         self._user_key = check_user_key(key)
-        if key is not None and not self.user_written and not _JSON_KEY.match(key):
+        if key is not None and not self.user_written and not _JSON_KEY.fullmatch(key):
             raise ValueError(
                 f"user_key {key!r} cannot name a JSON path in SQL: use letters, digits, '_', "
                 f"'-' or '.'"
@@ -169,16 +171,12 @@ class SqlSessions:
         if key is not None and self.create_table:
             self.created = False
 
-    def _ensure_table(self) -> Steps[Sql, None]:
+    def ensure_table(self) -> Steps[Sql, None]:
         """Create the table (idempotent) before the first statement that needs it."""
         if self.created:
             return
+        yield from self.create()
         self.created = True
-        try:
-            yield from self.create()
-        except BaseException:
-            self.created = False
-            raise
 
     def _now(self) -> int:
         return int(self.clock() * 1000)
@@ -229,7 +227,7 @@ class SqlSessions:
             yield Sql(statement, {}, "none")
 
     def get(self, sid: str, touch_ms: int | None = None) -> Steps[Sql, SessionRecord | None]:
-        yield from self._ensure_table()
+        yield from self.ensure_table()
         row = yield Sql(self.dialect.get, self._params(self._now(), sid=sid), "one")
         return None if row is None else self.parse(sid, row[0])
 
@@ -244,7 +242,7 @@ class SqlSessions:
         return self.dialect.expire_value(expiry)
 
     def set(self, sid: str, record: SessionRecord) -> Steps[Sql, None]:
-        yield from self._ensure_table()
+        yield from self.ensure_table()
         now = self._now()
         expire = yield from self._live_expiry(sid, record, now)
         if expire is None:
@@ -269,7 +267,7 @@ class SqlSessions:
             return
 
     def touch(self, sid: str, record: SessionRecord) -> Steps[Sql, None]:
-        yield from self._ensure_table()
+        yield from self.ensure_table()
         now = self._now()
         if self.disable_touch or self.throttle.recently(sid, now):
             return
@@ -277,7 +275,7 @@ class SqlSessions:
         yield Sql(self.dialect.touch, self._params(now, sid=sid, expire=expire), "none")
 
     def merge(self, sid: str, record: SessionRecord, base: Base) -> Steps[Sql, None]:
-        yield from self._ensure_table()
+        yield from self.ensure_table()
         now = self._now()
         expire = yield from self._live_expiry(sid, record, now)
         if expire is None:
@@ -311,7 +309,7 @@ class SqlSessions:
         """The user's live rows whose data still names the user (a Node app may have changed
         the data without the column)."""
         user_key = require_user_key(self.user_key)
-        yield from self._ensure_table()
+        yield from self.ensure_table()
         params = self._params(self._now(), user=user)
         rows = yield Sql(self.dialect.user_rows, params, "all")
         found: dict[str, SessionData] = {}
@@ -335,17 +333,17 @@ class SqlSessions:
         raise SessionConflict(f"session {sid!r}: {_MERGE_ATTEMPTS} concurrent writes in a row")
 
     def destroy(self, sid: str) -> Steps[Sql, None]:
-        yield from self._ensure_table()
+        yield from self.ensure_table()
         self.throttle.forget(sid)
         yield Sql(self.dialect.delete, {"sid": sid}, "none")
 
     def ids(self) -> Steps[Sql, list[str]]:
-        yield from self._ensure_table()
+        yield from self.ensure_table()
         rows = yield Sql(self.dialect.ids, self._params(self._now()), "all")
         return [str(row[0]) for row in rows if is_valid_sid(row[0])]
 
     def all(self) -> Steps[Sql, dict[str, SessionData]]:
-        yield from self._ensure_table()
+        yield from self.ensure_table()
         rows = yield Sql(self.dialect.all, self._params(self._now()), "all")
         result: dict[str, SessionData] = {}
         for sid, text in rows:
@@ -358,19 +356,19 @@ class SqlSessions:
         return result
 
     def length(self) -> Steps[Sql, int]:
-        yield from self._ensure_table()
+        yield from self.ensure_table()
         row = yield Sql(self.dialect.count, self._params(self._now()), "one")
         count: int = row[0]
         return count
 
     def clear(self) -> Steps[Sql, None]:
-        yield from self._ensure_table()
+        yield from self.ensure_table()
         yield Sql(self.dialect.clear, {}, "none")
 
     def prune(self, progress: Callable[[int], None] | None = None) -> Steps[Sql, int]:
         """Delete every expired row, ``prune_batch`` at a time; how many went. ``progress`` is
         told the running total after each batch."""
-        yield from self._ensure_table()
+        yield from self.ensure_table()
         total = 0
         while True:
             params = self._params(self._now(), batch=self.prune_batch)
@@ -653,6 +651,8 @@ class _Pruning:
         self.pruner = Periodic(
             f"sessionware-{name}-prune", prune_interval, self.prune, asynchronous=asynchronous
         )
+        if isinstance(self, SyncSqlStore):
+            self._creating = threading.Lock()
 
     def prune(self) -> Any:
         raise NotImplementedError
@@ -665,9 +665,24 @@ class _Pruning:
 class SqlStore(_Pruning, CommandStore[Sql]):
     """An async SQL store: prunes in the background from its first statement on."""
 
+    _creating: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+
     def _run(self, steps: Steps[Sql, T]) -> Awaitable[T]:
         self.pruner.ensure_started()
-        return super()._run(steps)
+        if self.rules.created:
+            return super()._run(steps)
+        return self._run_once_created(steps)
+
+    async def _run_once_created(self, steps: Steps[Sql, T]) -> T:
+        """The first statements wait for one request to create the table (the others would
+        otherwise query a table not there yet)."""
+        loop = asyncio.get_running_loop()
+        if self._creating is None or self._creating[0] is not loop:
+            self._creating = (loop, asyncio.Lock())
+        async with self._creating[1]:
+            if not self.rules.created:
+                await super()._run(self.rules.ensure_table())
+        return await super()._run(steps)
 
     async def prune(self, progress: Callable[[int], None] | None = None) -> int:
         """Delete the expired rows now, in batches; how many went."""
@@ -681,8 +696,15 @@ class SqlStore(_Pruning, CommandStore[Sql]):
 class SyncSqlStore(_Pruning, SyncCommandStore[Sql]):
     """A sync SQL store: prunes in a background thread from its first statement on."""
 
+    _creating: threading.Lock
+    """Held only until the store's table exists."""
+
     def _run(self, steps: Steps[Sql, T]) -> T:
         self.pruner.ensure_started()
+        if not self.rules.created:
+            with self._creating:  # the first statements wait for one to create the table
+                if not self.rules.created:
+                    super()._run(self.rules.ensure_table())
         return super()._run(steps)
 
     def prune(self, progress: Callable[[int], None] | None = None) -> int:
