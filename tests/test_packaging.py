@@ -68,3 +68,19 @@ def test_wheel_and_sdist_build_install_and_serve(tmp_path: Path) -> None:
         [str(python), "-c", SMOKE], check=False, capture_output=True, text=True, cwd=tmp_path
     )
     assert result.stdout.strip() == "smoke ok", result.stderr
+
+
+def test_the_version_is_the_distributions_and_the_changelog_names_it() -> None:
+    import importlib.metadata
+    import re
+
+    import sessionware
+
+    root = Path(__file__).resolve().parent.parent
+    found = re.search(r'^version = "([^"]+)"$', (root / "pyproject.toml").read_text(), re.M)
+    assert found is not None
+    declared = found.group(1)
+    assert sessionware.__version__ == importlib.metadata.version("sessionware") == declared
+    changelog = (root / "CHANGELOG.md").read_text()
+    assert re.search(rf"^## \[{re.escape(declared)}\]", changelog, re.MULTILINE)
+    assert "## [Unreleased]" in changelog

@@ -888,3 +888,70 @@ def test_a_garbled_reply_is_an_outage_not_a_crash_or_a_hang(client: str) -> None
     assert failure is StoreUnavailable
     assert elapsed < 5, "well within the 10 s timeout: the garbled reply itself is the failure"
     assert len(connections) >= (2 if client == "own" else 1), "retried on a fresh connection"
+
+
+REDIS_TRANSPORTS = ["own", "given", "unpipelined", "sync"]
+
+
+def _store_on(url: str, transport: str) -> Any:
+    if transport == "sync":
+        return SyncRedisStore(url=url, timeout=0.5)
+    if transport == "given":
+        client = redis.asyncio.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        return RedisStore(client)
+    return RedisStore(url=url, timeout=0.5, auto_pipeline=transport == "own")
+
+
+async def _fake_server(answer: Callable[[bytes], bytes | None]) -> tuple[Any, str]:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            reply = answer(data)
+            if reply is not None:
+                writer.write(reply)
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    return server, f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}/0"
+
+
+@pytest.mark.parametrize("transport", REDIS_TRANSPORTS)
+@pytest.mark.parametrize("peer", ["garbled-handshake", "silent", "closed-port"])
+def test_a_server_that_cannot_serve_is_an_outage_on_every_transport(
+    transport: str, peer: str
+) -> None:
+    """Whatever redis-py meets on connecting (a handshake reply it cannot parse, a server that
+    never answers, nothing listening), every transport reports ``StoreUnavailable`` within its
+    timeout: never a 500, never a hang."""
+    answers: dict[str, Callable[[bytes], bytes | None]] = {
+        "garbled-handshake": lambda data: b"*1\r\n$-7\r\n%3\r\n" * data.count(b"*"),
+        "silent": lambda data: None,
+    }
+
+    async def scenario() -> tuple[type[BaseException], float]:
+        if peer == "closed-port":
+            server, url = None, f"redis://127.0.0.1:{free_port()}/0"
+        else:
+            server, url = await _fake_server(answers[peer])
+        store = _store_on(url, transport)
+        started = time.monotonic()
+        try:
+            if transport == "sync":
+                await asyncio.to_thread(store.get, "abc")
+            else:
+                await store.get("abc")
+        except BaseException as exc:
+            failure: type[BaseException] = type(exc)
+        else:
+            failure = type(None)
+        elapsed = time.monotonic() - started
+        closing = store.close() if transport == "sync" else store.aclose()
+        if asyncio.iscoroutine(closing):
+            await closing
+        if transport == "given":
+            await store.client.aclose()
+        if server is not None:
+            server.close()
+        return failure, elapsed
+
+    failure, elapsed = asyncio.run(scenario())
+    assert failure is StoreUnavailable
+    assert elapsed < 5

@@ -1,5 +1,8 @@
 """sessionware: express-session's server-side sessions for ASGI and WSGI applications."""
 
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
+
 from . import _engine
 from ._records import SessionRecord
 from ._runtime import (
@@ -30,6 +33,12 @@ compiled: bool = not _engine.__file__.endswith(".py")
 """Whether this install runs the core compiled with mypyc (a platform wheel, or a checkout
 built with ``SESSIONWARE_COMPILE=1``); the pure-Python sources behave the same, slower."""
 
+try:
+    __version__: str = _version("sessionware")
+    """The installed distribution's version (pyproject.toml holds the one literal)."""
+except PackageNotFoundError:  # sources on the path without an install
+    __version__ = "0+unknown"
+
 __all__ = [
     "Cookie",
     "HeadersAlreadySent",
@@ -52,6 +61,7 @@ __all__ = [
     "SyncStore",
     "WSGISessionMiddleware",
     "WeakSecretWarning",
+    "__version__",
     "aload_session",
     "compiled",
     "create_session",
