@@ -201,10 +201,15 @@ class TcpProxy:
             except OSError:
                 client.close()
                 continue
+            upstream.settimeout(None)
             with self._lock:
                 self._sockets += [client, upstream]
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._replies, args=(upstream, client), daemon=True).start()
+
+    def _replies(self, source: socket.socket, sink: socket.socket) -> None:
+        """What the server sends back (a subclass may tamper with it)."""
+        self._pump(source, sink)
 
     @staticmethod
     def _pump(source: socket.socket, sink: socket.socket) -> None:
@@ -256,23 +261,6 @@ class FaultyProxy(TcpProxy):
         if fault is not None:
             self.injected[fault] += 1
         return fault
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
-            except OSError:
-                client.close()
-                continue
-            upstream.settimeout(None)
-            with self._lock:
-                self._sockets += [client, upstream]
-            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
-            threading.Thread(target=self._replies, args=(upstream, client), daemon=True).start()
 
     def _replies(self, source: socket.socket, sink: socket.socket) -> None:
         try:
