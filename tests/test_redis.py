@@ -955,3 +955,33 @@ def test_a_server_that_cannot_serve_is_an_outage_on_every_transport(
     failure, elapsed = asyncio.run(scenario())
     assert failure is StoreUnavailable
     assert elapsed < 5
+
+
+def test_an_error_raised_inside_redis_py_is_an_outage_logged_once(caplog: Any) -> None:
+    """As a redis-py release whose internals moved would fail (an AttributeError deep in its
+    handshake): the store is unavailable, and the traceback is logged once, not per request."""
+    from sessionware.stores.redis import classify
+    from sessionware.stores.toolkit import BROKEN, Health, OutageGuard
+
+    inside: dict[str, Any] = {"__name__": "redis._parsers.helpers"}
+    exec("def parse(reply):\n    return reply.get('server')\n", inside)  # noqa: S102
+
+    def failure() -> BaseException:
+        try:
+            inside["parse"](b"+OK")
+        except AttributeError as error:
+            return error
+        raise AssertionError("unreachable")
+
+    ours = AttributeError("a bug of ours")
+    assert classify(failure()) == BROKEN
+    assert classify(ours) is None
+    store = RedisStore(url="redis://127.0.0.1:1/0")
+    guard = OutageGuard(Health(store, "redis", 1, asynchronous=True), classify)
+    with caplog.at_level(logging.ERROR, logger="sessionware"):
+        for _ in range(3):
+            with pytest.raises(StoreUnavailable):
+                guard.check(failure())
+    assert caplog.text.count("the client failed inside itself") == 1
+    assert "in parse" in caplog.text
+    guard.check(ours)  # returns: the caller re-raises a bug as it is
