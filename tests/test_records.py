@@ -45,3 +45,26 @@ def test_the_fast_encoding_leaves_what_needs_escapes_or_other_types() -> None:
     for data in ({"a": 'say "hi"'}, {"a\\b": 1}, {"a": "line\nbreak"}, {"a": 1.5}, {"a": [1]}):
         assert _encode_flat(data) is None
         assert encode_json(data) == c_encoded(data)
+
+
+def test_lone_surrogates_are_written_as_json_stringify_writes_them() -> None:
+    """Node 20: JSON.stringify({a: "\\ud800", b: "x\\ud83d\\ude00", c: ["\\udfff"]})."""
+    data = {"a": "\ud800", "b": "x\ud83d\ude00", "c": ["\udfff"]}
+    assert encode_json(data) == '{"a":"\\ud800","b":"x\U0001f600","c":["\\udfff"]}'
+    assert encode_json("\udc00") == '"\\udc00"'
+
+
+@given(
+    st.dictionaries(
+        st.text(), st.text(st.characters(min_codepoint=0xD700, max_codepoint=0xE000)), max_size=4
+    )
+)
+def test_any_text_encodes_to_utf8_and_reads_back(data: dict[str, str]) -> None:
+    import json
+
+    text = encode_json(data)
+    text.encode()  # every stored session is valid UTF-8
+    assert json.loads(text) == {
+        key: value.encode("utf-16", "surrogatepass").decode("utf-16", "surrogatepass")
+        for key, value in data.items()
+    }

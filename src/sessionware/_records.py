@@ -356,7 +356,7 @@ def encode_json(value: object) -> str:
     return text if text.isascii() else _well_formed(text)
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE = re.compile(f"[{chr(0xD800)}-{chr(0xDFFF)}]")  # mypyc takes no such literal
 
 
 def _well_formed(text: str) -> str:

@@ -234,10 +234,10 @@ def test_users_are_non_empty_text_or_ints(indexed: Harness) -> None:
 def test_every_string_json_carries_is_stored_and_read_back(store: Harness) -> None:
     """A lone surrogate is valid JSON (``"\\ud800"``) but no UTF-8: it is stored escaped, as
     JSON.stringify writes it, and read back as it was, in every store."""
-    data = {"name": "\ud800", "tail": "x\udfff", "pair": "\ud83d\ude00"}
+    data = {"name": "\ud800", "tail": "x\udfff", "list": ["\udc00", "ok"]}
     store.call("set", "surrogates", session(60, **data))
     got = store.call("get", "surrogates")
-    assert {key: got[key] for key in data} == {**data, "pair": "\U0001f600"}
+    assert {key: got[key] for key in data} == data
 
 
 @pytest.mark.parametrize("sid", ["victim ", "victim\n", "victim\r", " victim", "", "a b"])
