@@ -10,6 +10,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from sessionware.stores.sqlite import SQLiteStore
 
@@ -136,3 +139,37 @@ def test_an_unusable_user_key_for_the_derived_index_is_refused(tmp_path: Path) -
 
     with pytest.raises(ValueError, match="user_key"):
         SQLiteStore(str(tmp_path / "s.db"), user_key='a"b')
+
+
+def stored(**data: Any) -> dict[str, Any]:
+    return {"cookie": {"originalMaxAge": None, "expires": None, "path": "/"}, **data}
+
+
+def test_the_portable_sql_never_loses_a_write_it_could_not_make(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dialect without an upsert (SQLAlchemy on a database no Node store covers) writes with
+    UPDATE, then INSERT: an INSERT the database refuses (here a trigger) is the save's error, not
+    a save that returns as if the session were stored."""
+    from sqlalchemy import create_engine, text
+
+    from sessionware.stores import sqlalchemy as module
+
+    monkeypatch.setattr(module, "_DIALECTS", {})  # SQLite through the portable SQL
+    engine = create_engine(f"sqlite:///{tmp_path / 'generic.db'}")
+    store = module.SQLAlchemyStore(engine)
+    store.set("kept", stored(n=1))
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                'CREATE TRIGGER refuse BEFORE INSERT ON "sessions" '
+                "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+        )
+    with pytest.raises(Exception, match="refused"):
+        store.set("refused", stored(n=2))
+    assert store.get("refused") is None
+    store.set("kept", stored(n=3))  # an existing row is updated: no INSERT
+    assert store.get("kept")["n"] == 3
+    store.close()
+    engine.dispose()

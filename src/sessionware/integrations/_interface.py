@@ -49,16 +49,6 @@ def refuses(runtime: SessionRuntime, current: object) -> bool:
     return runtime.options.store_unavailable == "error" and isinstance(current, NullSession)
 
 
-class _Headers(Protocol):
-    def getlist(self, key: str) -> list[str]: ...
-
-    def add(self, key: str, value: str) -> None: ...
-
-    def clear(self) -> None: ...
-
-    def extend(self, *args: Any) -> None: ...
-
-
 class _Response(Protocol):
     status_code: int
     headers: Any

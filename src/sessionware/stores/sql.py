@@ -255,16 +255,15 @@ class SqlSessions:
         if dialect.upsert:
             yield Sql(dialect.upsert_user if indexed else dialect.upsert, params, "none")
             return
-        for _ in range(_MERGE_ATTEMPTS):
-            if (yield Sql(dialect.update_user if indexed else dialect.update, params, "rowcount")):
-                return
-            try:
-                yield Sql(dialect.insert_user if indexed else dialect.insert, params, "none")
-            except SessionConflict:
-                raise
-            except Exception:  # noqa: S112 - a concurrent insert won: update it instead
-                continue
+        update = Sql(dialect.update_user if indexed else dialect.update, params, "rowcount")
+        if (yield update):
             return
+        try:
+            yield Sql(dialect.insert_user if indexed else dialect.insert, params, "none")
+        except Exception:
+            if (yield update):  # a concurrent insert of the same id won: updated instead
+                return
+            raise  # no such row after all: the INSERT's own failure (a constraint, a trigger)
 
     def touch(self, sid: str, record: SessionRecord) -> Steps[Sql, None]:
         yield from self.ensure_table()
@@ -330,7 +329,6 @@ class SqlSessions:
                 self.throttle.forget(sid)
                 destroyed += yield Sql(self.dialect.delete, {"sid": sid}, "rowcount")
         return destroyed
-        raise SessionConflict(f"session {sid!r}: {_MERGE_ATTEMPTS} concurrent writes in a row")
 
     def destroy(self, sid: str) -> Steps[Sql, None]:
         yield from self.ensure_table()

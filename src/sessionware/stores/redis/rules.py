@@ -408,12 +408,6 @@ class RedisSessions:
             self.indexed.forget(sid)
         return sum(int(count) for count in deleted)
 
-    def _require_user_key(self) -> None:
-        if self.user_key is None:
-            raise TypeError(
-                "this store keeps no per-user index: give it (or the middleware) user_key"
-            )
-
     def merge(self, sid: str, record: SessionRecord, base: Base) -> Steps[RedisCommand, None]:
         """Compare-and-set against the value the request loaded: one script call when nobody
         wrote since; else the request's changes go onto what the script returned, and again.
