@@ -225,3 +225,25 @@ def test_an_encrypted_store_opens_with_the_keys_in_the_environment(
     monkeypatch.setenv("SESSIONWARE_ENCRYPTION_KEYS", f"{'x' * 40},{key}")
     code, out, _ = run(capsys, "store", "--url", f"sqlite:///{path}", "show", "a1")
     assert code == 0 and json.loads(out)["secret"] == "s3"
+
+
+def test_the_store_options_may_follow_the_command(url: str, capsys: Any) -> None:
+    """As people type them: ``list --json``, ``count --url URL``."""
+    code, out, _ = run(capsys, "store", "list", "--json", "--url", url, "--user", "ann")
+    assert code == 0
+    assert [row["id"] for row in json.loads(out)] == ["a1"]
+    assert json.loads(run(capsys, "store", "count", f"--url={url}", "--json")[1]) == {"count": 3}
+    code, out, _ = run(capsys, "store", "--url", url, "show", "--json", "-dash")
+    assert (code, json.loads(out)["cookie"]["path"]) == (0, "/")
+
+
+def test_keep_takes_an_id_that_starts_with_a_dash(tmp_path: Path, capsys: Any) -> None:
+    path = tmp_path / "users.db"
+    store = SQLiteStore(str(path), user_key="uid")
+    for sid in ("-Xy", "phone"):
+        store.set(sid, {"cookie": COOKIE, "uid": "ann"})
+    store.close()
+    words = ["store", "--url", f"sqlite:///{path}", "--user-key", "uid"]
+    code, out, _ = run(capsys, *words, "revoke", "ann", "--keep", "-Xy")
+    assert (code, out.strip()) == (0, "destroyed 1 session of ann")
+    assert run(capsys, *words, "ids")[1] == "-Xy\n"

@@ -314,22 +314,45 @@ def run_on_store(store: Any, words: list[str]) -> int:
         return int(exc.code or 0)
 
 
+_STORE_VALUES = ("--url", "--redis", "--prefix", "--user-key")
+_STORE_FLAGS = ("--cluster", "--json")
+
+
 def _ids_are_positional(argv: list[str]) -> list[str]:
-    """Session ids may start with '-' (base64url ids do, 1 in 64): everything after ``show`` or
-    ``destroy`` is an id, so a ``--`` goes in before them."""
+    """The ``store`` words as argparse can read them, however people type them: the store's
+    options may come after the command (``list --json``) and go before it; a session id may
+    start with '-' (base64url ids do, 1 in 64), so ``--keep ID`` becomes ``--keep=ID`` and a
+    ``--`` goes in before the ids of ``show`` and ``destroy``."""
     if "store" not in argv:
         return argv
-    index = argv.index("store") + 1
-    while index < len(argv):
-        word = argv[index]
-        if word in ("--url", "--redis", "--prefix", "--user-key"):
-            index += 2
-            continue
+    start = argv.index("store") + 1
+    options: list[str] = []
+    rest: list[str] = []
+    words = argv[start:]
+    index = 0
+    while index < len(words):
+        word = words[index]
+        if word == "--":
+            rest += words[index:]
+            break
+        taken = 1
+        if word.split("=", 1)[0] in _STORE_VALUES:
+            taken = 1 if "=" in word else 2
+            options += words[index : index + taken]
+        elif word in _STORE_FLAGS:
+            options.append(word)
+        elif word == "--keep" and index + 1 < len(words):
+            rest.append("--keep=" + words[index + 1])
+            taken = 2
+        else:
+            rest.append(word)
+        index += taken
+    for position, word in enumerate(rest):
         if word in ("show", "destroy"):
-            rest = argv[index + 1 :]
-            return [*argv[: index + 1], *([] if rest[:1] == ["--"] else ["--"]), *rest]
-        index += 1
-    return argv
+            ids = rest[position + 1 :]
+            rest = [*rest[: position + 1], *([] if ids[:1] == ["--"] else ["--"]), *ids]
+            break
+    return [*argv[:start], *options, *rest]
 
 
 def main(argv: list[str] | None = None) -> int:
