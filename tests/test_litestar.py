@@ -75,3 +75,30 @@ def test_clear_session_logs_out() -> None:
         assert "connect.sid=;" in response.headers["set-cookie"]
         assert store.ids() == []
         assert client.get("/me").text == "None"
+
+
+def test_the_generic_asgi_middleware_understands_clear_and_set_session() -> None:
+    """``DefineMiddleware(SessionMiddleware, ...)``, the README's way for any ASGI app:
+    ``clear_session()`` empties the session (the user is logged out), ``set_session()``
+    replaces its data, and anything else put there fails the request naming it."""
+    from litestar.middleware import DefineMiddleware
+
+    from sessionware import SessionMiddleware
+
+    @post("/odd")
+    async def odd(request: Request[Any, Any, Any]) -> str:
+        request.scope["session"] = 42
+        return "odd"
+
+    store = MemoryStore()
+    middleware = DefineMiddleware(SessionMiddleware, secret=SECRET, store=store)
+    app = Litestar(route_handlers=[login, me, replace, logout, odd], middleware=[middleware])
+    with TestClient(app) as client:
+        sid = client.post("/login").text
+        assert client.get("/me").text == "ann"
+        client.post("/logout")
+        assert client.get("/me").text == "None"
+        assert store.get(sid) is not None and "user" not in store.get(sid)
+        client.post("/replace")
+        assert client.get("/me").text == "bob"
+        assert client.post("/odd").status_code == 500

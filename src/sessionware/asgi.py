@@ -11,7 +11,7 @@ response gets its cookie with the first chunk and its store call before the last
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from ._engine import Flow
@@ -19,7 +19,7 @@ from ._native import mypyc_attr
 from ._records import StoreCall
 from ._runtime import BaseSessionMiddleware, Failure
 from ._wire import needs_vary_cookie
-from .session import Session
+from .session import Session, SessionBase
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -86,9 +86,24 @@ class SessionMiddleware(BaseSessionMiddleware[ASGIApp]):
         return self.driver.acall(call)
 
     def current_session(self, scope: Scope, session: object) -> object:
-        """What the app left as the request's session (``session`` is the one it was given);
-        an integration maps its framework's idiom here (Litestar's ``clear_session()``)."""
-        return scope.get("session")
+        """What the app left as the request's session (``session`` is the one it was given):
+        that session, ``None`` (unset: the ``unset`` option decides), or new data (a mapping,
+        or Litestar's empty marker from ``clear_session()``: no data) put in the session. Any
+        other value is an error that names it, never ignored."""
+        value = scope.get("session")
+        if value is session or value is None or not isinstance(session, SessionBase):
+            return value
+        if _is_litestar_empty(value):
+            value = {}
+        if not isinstance(value, Mapping):
+            raise TypeError(
+                f"scope['session'] holds {type(value).__name__}: the session middleware takes "
+                "the request's session, None (unset) or a mapping (the session's new data)"
+            )
+        session.clear()
+        session.update(value)
+        scope["session"] = session
+        return session
 
     async def _without_session(
         self, failure: Failure | None, scope: Scope, receive: Receive, send: Send
@@ -97,6 +112,13 @@ class SessionMiddleware(BaseSessionMiddleware[ASGIApp]):
             await self.app(scope, receive, send)
         else:
             await _send_failure(scope, send, failure)
+
+
+def _is_litestar_empty(value: object) -> bool:
+    """Litestar's ``Empty`` sentinel (a class in Litestar 2.0, an enum member later),
+    recognised without importing Litestar."""
+    kind = value if isinstance(value, type) else type(value)
+    return kind.__module__ == "litestar.types.empty"
 
 
 class _SendWithSession:

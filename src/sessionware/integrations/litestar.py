@@ -26,7 +26,6 @@ from litestar.types import Empty
 
 from ..asgi import Scope, SessionMiddleware
 from ..options import SessionOptionsDict
-from ..session import SessionBase
 from ..stores.memory import MemoryStore
 
 if TYPE_CHECKING:
@@ -49,15 +48,14 @@ class LitestarSessionMiddleware(SessionMiddleware):
     """The ASGI middleware with Litestar's ``set_session`` / ``clear_session`` mapped."""
 
     def current_session(self, scope: Scope, session: object) -> object:
+        """``clear_session()`` unsets the session (``unset="destroy"`` logs out), and
+        ``set_session()`` takes a dataclass or a model as well as a mapping."""
         value = scope.get("session")
-        if value is Empty or value is None:
-            return None
-        if value is session or not isinstance(session, SessionBase):
-            return value
-        session.clear()
-        session.update(_as_mapping(value))
-        scope["session"] = session
-        return session
+        if value is Empty:
+            scope["session"] = None
+        elif value is not None and value is not session:
+            scope["session"] = _as_mapping(value)
+        return super().current_session(scope, session)
 
 
 class SessionwareConfig:
