@@ -223,3 +223,29 @@ def test_a_stored_cookie_out_of_range_gives_a_fresh_session(
     assert response.status == 200
     assert response.text == "1"
     assert response.sid() != sid
+
+
+def test_logs_name_a_session_by_a_hash_never_by_its_id(
+    transport: str, tmp_path: Any, caplog: Any
+) -> None:
+    """A session id is a credential: a corrupt session's log line ties to it by ``sid#<hash>``,
+    while the exception the app may catch keeps the id."""
+    from sessionware import SessionCorrupt
+    from sessionware.errors import sid_tag
+    from sessionware.stores.sqlite import SQLiteStore
+
+    path = tmp_path / "s.db"
+    store = SQLiteStore(str(path))
+    client = _client(transport, store, cookie={"max_age": 60000})
+    first = client.get("/")
+    sid = first.sid()
+    with sqlite3.connect(path) as connection:
+        connection.execute("UPDATE sessions SET sess = 'not json' WHERE sid = ?", (sid,))
+    with caplog.at_level(logging.WARNING, logger="sessionware"):
+        assert client.get("/", cookie=first.cookie()).status == 200
+    client.close()
+    assert sid_tag(sid) in caplog.text
+    assert sid not in caplog.text
+    with pytest.raises(SessionCorrupt, match=sid):
+        store.get(sid)
+    store.close()

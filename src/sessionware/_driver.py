@@ -33,7 +33,7 @@ from ._records import (
     Touch,
     UserSessions,
 )
-from .errors import SessionCorrupt, SessionNotFound, StoreUnavailable
+from .errors import SessionCorrupt, SessionNotFound, StoreUnavailable, loggable
 from .stores.base import implements, speaks_records
 
 logger = logging.getLogger("sessionware")
@@ -43,7 +43,9 @@ THREAD_WAIT = 0.25
 
 
 def log_corrupt(error: BaseException) -> None:
-    logger.error("%s; the request gets a fresh session (the stored value is left as is)", error)
+    logger.error(
+        "%s; the request gets a fresh session (the stored value is left as is)", loggable(error)
+    )
 
 
 class _EventLoopThread:

@@ -374,7 +374,7 @@ class Flow:
                 self.original_fingerprint = encode_json(loaded)
             except (TypeError, ValueError, RecursionError) as exc:
                 raise SessionError(
-                    f"session {session.id!r} holds values that are not JSON"
+                    f"session {session.id!r} holds values that are not JSON", sid=session.id
                 ) from exc
         if self.times is None:
             self.loaded_data = loaded
@@ -390,7 +390,9 @@ class Flow:
         if isinstance(data, SessionRecord):
             session = self.engine.make_session(self, sid, data.cookie_object(), data.data)
         elif not isinstance(data, Mapping):
-            raise SessionCorrupt(f"session {sid!r}: the store returned {type(data).__name__}")
+            raise SessionCorrupt(
+                f"session {sid!r}: the store returned {type(data).__name__}", sid=sid
+            )
         else:
             cookie = Cookie.from_json(data.get("cookie"))
             values = {key: value for key, value in data.items() if key != "cookie"}
@@ -406,7 +408,7 @@ class Flow:
         """A fresh sid and cookie, with ``secure``/``samesite`` "auto" resolved for this request."""
         sid = self.engine.genid(self.request)
         if not is_valid_sid(sid):
-            raise SessionError(f"genid returned an invalid session id: {sid!r}")
+            raise SessionError(f"genid returned an invalid session id: {sid!r}", sid=sid)
         cookie = Cookie.from_options(self.cookie_options, now_ms())
         if cookie.secure == "auto":
             cookie.secure = self.secure
@@ -460,7 +462,9 @@ class Flow:
         try:
             return encode_json(session if self.times is None else self.stored_data(session))
         except (TypeError, ValueError, RecursionError) as exc:
-            raise SessionError(f"session {session.id!r} cannot be stored as JSON: {exc}") from exc
+            raise SessionError(
+                f"session {session.id!r} cannot be stored as JSON: {exc}", sid=session.id
+            ) from exc
 
     def user(self, session: SessionBase) -> str | None:
         """The signed-in user the session names under ``user_key``."""
@@ -485,7 +489,8 @@ class Flow:
             size = len(record.json.encode())
             if size > limit:
                 raise SessionTooLarge(
-                    f"session {session.id!r} is {size} bytes, over max_size={limit}; not saved"
+                    f"session {session.id!r} is {size} bytes, over max_size={limit}; not saved",
+                    sid=session.id,
                 )
         return record
 

@@ -416,11 +416,15 @@ def decode_stored(sid: str, text: str | bytes) -> dict[str, Any] | None:
     try:
         value = json.loads(text)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise SessionCorrupt(f"session {sid!r} holds data that is not JSON: {exc}") from exc
+        raise SessionCorrupt(
+            f"session {sid!r} holds data that is not JSON: {exc}", sid=sid
+        ) from exc
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise SessionCorrupt(f"session {sid!r} holds {type(value).__name__}, not a JSON object")
+        raise SessionCorrupt(
+            f"session {sid!r} holds {type(value).__name__}, not a JSON object", sid=sid
+        )
     return value
 
 

@@ -16,7 +16,7 @@ from ._driver import StoreDriver, log_corrupt
 from ._engine import Engine
 from ._native import mypyc_attr
 from ._records import Get
-from .errors import SessionConflict, StoreUnavailable
+from .errors import SessionConflict, SessionError, StoreUnavailable
 from .options import SessionOptions, session_options
 from .session import Session, SessionBase, SyncSession
 from .stores.base import index_users
@@ -113,25 +113,32 @@ class SessionRuntime:
         if isinstance(error, StoreUnavailable):
             logger.warning("session store unavailable while loading a session: %s", error)
             return self.when_down()
-        logger.error("could not load the session", exc_info=error)
+        _log_error("could not load the session", error)
         return SERVER_ERROR
 
     def save_failed(self, error: Exception, *, headers_sent: bool = False) -> Failure | None:
         """The answer to a failed store call at the end of the request; ``None`` once the
         headers are gone (the failure can only be logged then)."""
         if headers_sent:
-            logger.error(
-                "could not store the session at the end of a streamed response", exc_info=error
-            )
+            _log_error("could not store the session at the end of a streamed response", error)
             return None
         if isinstance(error, StoreUnavailable):
             logger.warning("session store unavailable while saving a session: %s", error)
             return UNAVAILABLE
         if isinstance(error, SessionConflict):
-            logger.warning("session not saved: %s", error)
+            logger.warning("session not saved: %s", error.log_text())
             return CONFLICT
-        logger.error("could not store the session", exc_info=error)
+        _log_error("could not store the session", error)
         return SERVER_ERROR
+
+
+def _log_error(what: str, error: Exception) -> None:
+    """A session error is logged as its text, the id hashed (a traceback would print the id);
+    anything else, a bug, with its traceback."""
+    if isinstance(error, SessionError) and error.sid is not None:
+        logger.error("%s: %s", what, error.log_text())
+    else:
+        logger.error(what, exc_info=error)
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)

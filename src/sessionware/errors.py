@@ -6,9 +6,31 @@ They all derive from ``SessionError`` so an application can catch the library's 
 
 from __future__ import annotations
 
+import hashlib
+
+
+def sid_tag(sid: str) -> str:
+    """How logs name a session: a short hash that ties one session's lines together without
+    the id itself, which is a credential (OWASP: log a hash of the session id, never the id)."""
+    return "sid#" + hashlib.sha256(sid.encode()).hexdigest()[:12]
+
 
 class SessionError(Exception):
-    """Base class of every error sessionware raises on purpose."""
+    """Base class of every error sessionware raises on purpose. ``sid`` is the session it is
+    about: its message names the id (useful to the app), ``log_text()`` a hash of it."""
+
+    def __init__(self, *args: object, sid: str | None = None) -> None:
+        super().__init__(*args)
+        self.sid = sid
+
+    def log_text(self) -> str:
+        text = str(self)
+        return text if self.sid is None else text.replace(repr(self.sid), sid_tag(self.sid))
+
+
+def loggable(error: BaseException) -> str:
+    """An error's text for a log line: a session error's with its id hashed."""
+    return error.log_text() if isinstance(error, SessionError) else str(error)
 
 
 class SessionNotFound(SessionError, KeyError):

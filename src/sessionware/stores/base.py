@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._records import Base, SessionRecord, merged_data
+from ..errors import loggable
 
 __all__ = [
     "Base",
@@ -60,7 +61,9 @@ class EventEmitter:
         """Call the listeners; an ``error`` nobody listens to is logged rather than lost."""
         listeners = list((self._listeners or {}).get(event, ()))
         if not listeners and event == "error":
-            logger.error("session store error: %s", args[0] if args else "unknown", exc_info=None)
+            error = args[0] if args else "unknown"
+            text = loggable(error) if isinstance(error, BaseException) else error
+            logger.error("session store error: %s", text)
         for listener in listeners:
             listener(*args)
         return bool(listeners)

@@ -73,12 +73,16 @@ class Encryption:
 
         text = stored.decode(errors="replace") if isinstance(stored, bytes) else stored
         if not (text.startswith(_MARK) and text.endswith('"')):
-            raise SessionCorrupt(f"session {sid!r} is not encrypted (encryption_keys is set)")
+            raise SessionCorrupt(
+                f"session {sid!r} is not encrypted (encryption_keys is set)", sid=sid
+            )
         body = text[len(_MARK) : -1]
         try:
             sealed = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
         except (binascii.Error, ValueError) as exc:
-            raise SessionCorrupt(f"session {sid!r}: a sealed value that is not base64") from exc
+            raise SessionCorrupt(
+                f"session {sid!r}: a sealed value that is not base64", sid=sid
+            ) from exc
         nonce, ciphertext = sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:]
         for cipher in self._ciphers:
             try:
@@ -86,7 +90,9 @@ class Encryption:
             except (InvalidTag, ValueError):
                 continue
             return plain.decode()
-        raise SessionCorrupt(f"session {sid!r} does not decrypt with any of the encryption keys")
+        raise SessionCorrupt(
+            f"session {sid!r} does not decrypt with any of the encryption keys", sid=sid
+        )
 
 
 def encryption(keys: EncryptionKeys | None) -> Encryption | None:
@@ -99,5 +105,7 @@ def plain_text(sealer: Encryption | None, sid: str, stored: str | bytes) -> str 
     if sealer is not None:
         return sealer.open(sid, stored)
     if stored[:5] in (_MARK, _MARK.encode()):
-        raise SessionCorrupt(f"session {sid!r} is encrypted: the store needs its encryption_keys")
+        raise SessionCorrupt(
+            f"session {sid!r} is encrypted: the store needs its encryption_keys", sid=sid
+        )
     return stored

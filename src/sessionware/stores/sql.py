@@ -198,7 +198,9 @@ class SqlSessions:
         if isinstance(text, (bytes, bytearray, memoryview)):
             text = bytes(text).decode()
         if not isinstance(text, str):
-            raise SessionCorrupt(f"session {sid!r} holds {type(text).__name__}, not JSON text")
+            raise SessionCorrupt(
+                f"session {sid!r} holds {type(text).__name__}, not JSON text", sid=sid
+            )
         plain = plain_text(self.encryption, sid, text)
         record = SessionRecord.from_stored(sid, plain)
         if record is not None:
@@ -302,7 +304,9 @@ class SqlSessions:
                 data = merged_data(current.data, base, record)
                 value = self.sealed(sid, join_json(record.cookie_json, encode_json(data)))
             expected = str(row[0]) if current is None else str(current.token)
-        raise SessionConflict(f"session {sid!r}: {_MERGE_ATTEMPTS} concurrent writes in a row")
+        raise SessionConflict(
+            f"session {sid!r}: {_MERGE_ATTEMPTS} concurrent writes in a row", sid=sid
+        )
 
     def user_sessions(self, user: str) -> Steps[Sql, dict[str, SessionData]]:
         """The user's live rows whose data still names the user (a Node app may have changed

@@ -350,7 +350,9 @@ class OutageGuard:
             self.health.failed(error)
             raise StoreUnavailable(f"{self.health.name}: {error}") from error
         if kind == CORRUPT:
-            raise SessionCorrupt(f"session {sid!r} in {self.health.name}: {error}") from error
+            raise SessionCorrupt(
+                f"session {sid!r} in {self.health.name}: {error}", sid=sid
+            ) from error
 
     def _log_once(self, error: BaseException) -> None:
         reason = f"{type(error).__name__}: {error}"

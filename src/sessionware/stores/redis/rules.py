@@ -436,7 +436,9 @@ class RedisSessions:
                 data = merged_data(stored.data, base, record)
                 command = (*command[:2], self.value_of(sid, record, data), *command[3:])
             expected = current
-        raise SessionConflict(f"session {sid!r}: {_MERGE_ATTEMPTS} concurrent writes in a row")
+        raise SessionConflict(
+            f"session {sid!r}: {_MERGE_ATTEMPTS} concurrent writes in a row", sid=sid
+        )
 
     def ids(self) -> Steps[RedisCommand, list[str]]:
         """Every sid under the prefix, without duplicates."""
@@ -460,7 +462,7 @@ class RedisSessions:
             try:
                 record = self.parse(sid, value)
             except SessionCorrupt as exc:
-                logger.error("%s; left out of all()", exc)
+                logger.error("%s; left out of all()", exc.log_text())
                 continue
             if record is not None:
                 result[sid] = record.as_dict()
@@ -526,11 +528,15 @@ class RedisSessions:
             try:
                 stored = self.serializer.loads(text.decode() if isinstance(text, bytes) else text)
             except Exception as exc:
-                raise SessionCorrupt(f"session {sid!r} does not deserialize: {exc}") from exc
+                raise SessionCorrupt(
+                    f"session {sid!r} does not deserialize: {exc}", sid=sid
+                ) from exc
         if stored is None:
             return None
         if not isinstance(stored, dict):
-            raise SessionCorrupt(f"session {sid!r} holds {type(stored).__name__}, not an object")
+            raise SessionCorrupt(
+                f"session {sid!r} holds {type(stored).__name__}, not an object", sid=sid
+            )
         cookie = stored.pop("cookie", None)
         record = SessionRecord(
             cookie if isinstance(cookie, dict) else None,
