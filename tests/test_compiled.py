@@ -16,6 +16,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 import sessionware
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +43,7 @@ def test_the_run_imports_the_variant_it_names() -> None:
         assert (origin.suffix != ".py") is expect_compiled, (name, origin)
 
 
+@pytest.mark.timeout(900)  # mypyc compiles the core: minutes on a 2-core machine
 def test_the_compiled_wheel_ships_the_core_compiled_beside_its_sources(tmp_path: Path) -> None:
     tree = tmp_path / "tree"
     tree.mkdir()
@@ -55,7 +58,7 @@ def test_the_compiled_wheel_ships_the_core_compiled_beside_its_sources(tmp_path:
         check=True,
         capture_output=True,
         env=environment,
-        timeout=600,
+        timeout=840,
     )
     (wheel,) = (tmp_path / "dist").glob("*.whl")
     assert "none-any" not in wheel.name, "a compiled wheel is platform-specific"
