@@ -110,6 +110,8 @@ def test_no_validator_accepts_a_trailing_line_break(end: str) -> None:
 
 
 def test_a_genid_returning_a_line_break_is_refused(caplog: Any) -> None:
+    from sessionware.errors import sid_tag
+
     from .harness import SECRET, Client, middleware_for
 
     def handler(req: Any) -> None:
@@ -120,4 +122,5 @@ def test_a_genid_returning_a_line_break_is_refused(caplog: Any) -> None:
     response = Client(app, "wsgi").get("/")
     assert response.status == 500
     assert response.set_cookie is None
-    assert "genid returned an invalid session id: 'fixed\\n'" in caplog.text
+    tag = sid_tag("fixed\n")
+    assert f"genid returned an invalid session id: {tag}" in caplog.text
