@@ -410,15 +410,20 @@ def _needs_no_escape(text: str) -> bool:
 _c_scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
-def decode_stored(sid: str, text: str | bytes) -> dict[str, Any] | None:
-    """A stored session's JSON as a dict; ``null`` is "not found" (as express reads it), and
-    anything else that is not a JSON object is ``SessionCorrupt``."""
+def decode_stored(
+    sid: str, text: str | bytes, loads: Callable[[str], Any] | None = None
+) -> dict[str, Any] | None:
+    """A stored session as a dict, read as JSON (or by a store's own ``loads``); ``null`` is
+    "not found" (as express reads it), and anything else that is not an object is
+    ``SessionCorrupt``. So are ``NaN`` and ``Infinity``, which JSON.parse refuses too (kept,
+    they would fail every later encoding of the session)."""
     try:
-        value = json.loads(text)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise SessionCorrupt(
-            f"session {sid!r} holds data that is not JSON: {exc}", sid=sid
-        ) from exc
+        if loads is None:
+            value = json.loads(text, parse_constant=_no_constant)
+        else:
+            value = loads(text.decode() if isinstance(text, bytes) else text)
+    except Exception as exc:
+        raise SessionCorrupt(f"session {sid!r} does not deserialize: {exc}", sid=sid) from exc
     if value is None:
         return None
     if not isinstance(value, dict):
@@ -426,6 +431,10 @@ def decode_stored(sid: str, text: str | bytes) -> dict[str, Any] | None:
             f"session {sid!r} holds {type(value).__name__}, not a JSON object", sid=sid
         )
     return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def decode_own_json(text: str) -> Any:

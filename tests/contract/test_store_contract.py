@@ -42,12 +42,13 @@ def plantable(request: pytest.FixtureRequest) -> Iterator[Harness]:
         yield harness
 
 
-NOT_SESSIONS = [b"not json", b"[1,2]", b"42", b'"text"', b"{"]
+NAN = b'{"cookie":{"originalMaxAge":null,"path":"/"},"n":NaN}'
+NOT_SESSIONS = [b"not json", b"[1,2]", b"42", b'"text"', b"{", NAN]
 CORRUPT_CASES = [
     pytest.param(name, raw, id=f"{name}-{raw.decode()}")
     for name in PLANTABLE
     for raw in NOT_SESSIONS
-    if name not in JSON_COLUMNS or raw not in (b"not json", b"{")
+    if name not in JSON_COLUMNS or raw not in (b"not json", b"{", NAN)
 ]
 
 

@@ -522,21 +522,10 @@ class RedisSessions:
         if value is None:
             return None
         text = plain_text(self.encryption, sid, value)
-        if self.serializer is None:
-            stored = decode_stored(sid, text)
-        else:
-            try:
-                stored = self.serializer.loads(text.decode() if isinstance(text, bytes) else text)
-            except Exception as exc:
-                raise SessionCorrupt(
-                    f"session {sid!r} does not deserialize: {exc}", sid=sid
-                ) from exc
+        loads = None if self.serializer is None else self.serializer.loads
+        stored = decode_stored(sid, text, loads)
         if stored is None:
             return None
-        if not isinstance(stored, dict):
-            raise SessionCorrupt(
-                f"session {sid!r} holds {type(stored).__name__}, not an object", sid=sid
-            )
         cookie = stored.pop("cookie", None)
         record = SessionRecord(
             cookie if isinstance(cookie, dict) else None,
