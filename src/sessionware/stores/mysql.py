@@ -69,7 +69,7 @@ def classify(error: BaseException) -> str | None:
     if isinstance(error, _DRIVER_ERRORS):
         from_server = bool(error.args) and isinstance(error.args[0], int)
         return None if from_server or isinstance(error, _OUR_MISTAKES) else BROKEN
-    return BROKEN if raised_inside("pymysql", error) or raised_inside("asyncmy", error) else None
+    return BROKEN if raised_inside(error, "pymysql", "asyncmy") else None
 
 
 def connection_options(url: str, timeout: float) -> dict[str, Any]:

@@ -45,7 +45,7 @@ def classify(error: BaseException) -> str | None:
     if isinstance(error, psycopg.Error):
         client_side = error.sqlstate is None and not isinstance(error, _OUR_MISTAKES)
         return BROKEN if client_side else None
-    return BROKEN if raised_inside("psycopg", error) else None
+    return BROKEN if raised_inside(error, "psycopg") else None
 
 
 def _quoted(schema: str | None, table: str) -> str:

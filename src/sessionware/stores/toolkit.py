@@ -366,15 +366,15 @@ class OutageGuard:
             )
 
 
-def raised_inside(package: str, error: BaseException) -> bool:
-    """Whether ``error`` was raised by code of ``package`` (its innermost frame is there)."""
+def raised_inside(error: BaseException, *packages: str) -> bool:
+    """Whether ``error`` was raised by code of one of ``packages`` (its innermost frame)."""
     traceback = error.__traceback__
     if traceback is None:
         return False
     while traceback.tb_next is not None:
         traceback = traceback.tb_next
     module = str(traceback.tb_frame.f_globals.get("__name__", ""))
-    return module == package or module.startswith(package + ".")
+    return any(module == package or module.startswith(package + ".") for package in packages)
 
 
 class StoreOps(Protocol[C_co]):

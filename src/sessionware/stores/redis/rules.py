@@ -199,7 +199,7 @@ def classify(error: BaseException) -> str | None:
         if reply.startswith("WRONGTYPE"):
             return CORRUPT
         return None
-    if raised_inside("redis", error):
+    if raised_inside(error, "redis"):
         return BROKEN
     return None
 

@@ -53,7 +53,6 @@ class Pipeliner:
     IDLE = 4
 
     def __init__(self, client: Any) -> None:
-        self.client = client
         self.pool = client.connection_pool
         self.get_connection = connection_getter(self.pool)
         self.timeout: float | None = self.pool.connection_kwargs.get("socket_timeout")
