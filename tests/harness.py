@@ -261,8 +261,16 @@ class Client:
         return Response(started["status"], started["headers"], b"".join(written))
 
     def close(self) -> None:
-        if self._loop is not None:
-            self._loop.close()
+        """Close the loop as ``asyncio.run`` does: what is still pending is cancelled and
+        finished first, so nothing of this test is destroyed mid-flight during a later one."""
+        if self._loop is None:
+            return
+        pending = asyncio.all_tasks(self._loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self._loop.close()
 
 
 def express_options(**options: Any) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
+import redis.asyncio
 
 from sessionware import MemoryStore, SessionMiddleware, WeakSecretWarning, WSGISessionMiddleware
 from sessionware._records import SessionRecord
@@ -176,6 +177,32 @@ def test_a_stall_fails_pipelined_commands_within_the_timeout_and_the_store_recov
     assert all(duration < 2 * TIMEOUT + 0.5 for duration, _ in stalled), stalled
     assert all(type(error).__name__ == "StoreUnavailable" for _, error in stalled), stalled
     assert [got.data["n"] for got in after] == [1] * 6
+
+
+@pytest.mark.parametrize("client", ["own", "given"])
+def test_closing_a_store_waits_for_its_probe_to_unwind(server: RedisServer, client: str) -> None:
+    """A probe stuck on a stalled server is cancelled by ``aclose()`` and finished when it
+    returns: an app that closes its loop right after leaves no task pending (one destroyed
+    mid-command surfaces later as a client coroutine never awaited)."""
+    if client == "own":
+        store = RedisStore(url=server.url, timeout=TIMEOUT, retry_interval=0.1)
+    else:
+        given = redis.asyncio.Redis.from_url(server.url, socket_timeout=TIMEOUT)
+        store = RedisStore(given, retry_interval=0.1)
+
+    async def scenario() -> list[asyncio.Task[Any]]:
+        await store.set_record("warm", record(n=1))
+        server.pause()
+        try:
+            with pytest.raises(Exception, match="unavailable"):
+                await store.get_record("warm")
+            await asyncio.sleep(0)  # the probe starts its ping
+            await store.aclose()
+            return [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        finally:
+            server.resume()
+
+    assert run(scenario()) == []
 
 
 # -- 3. a sync store under ASGI has threads of its own, and fails fast when they are all stuck

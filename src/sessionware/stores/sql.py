@@ -691,7 +691,7 @@ class SqlStore(_Pruning, CommandStore[Sql]):
         return await self._run(self.rules.prune(progress))
 
     async def aclose(self) -> None:
-        self.pruner.close()
+        await self.pruner.aclose()
         await super().aclose()
 
 

@@ -171,6 +171,13 @@ class Background:
         if self._task is not None:
             self._task.cancel()
 
+    async def finished(self) -> None:
+        """Wait for the cancelled task to unwind: a loop closed with it still pending destroys
+        it mid-command, and the client's coroutine is then reported as never awaited."""
+        task = self._task
+        if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
+            await asyncio.wait([task])
+
     def _perform(self, step: float | None) -> BaseException | None:
         if step is not None:
             self._wake.wait(step)
@@ -244,6 +251,11 @@ class Health:
         self._closed = True
         if self._background is not None:
             self._background.close()
+
+    async def aclose(self) -> None:
+        self.close()
+        if self._background is not None:
+            await self._background.finished()
 
     def _start_probe(self) -> bool:
         if self._background is None:
@@ -319,6 +331,10 @@ class Periodic:
     def close(self) -> None:
         self.background.close()
 
+    async def aclose(self) -> None:
+        self.close()
+        await self.background.finished()
+
     def _steps(self) -> Steps[float | None, None]:
         assert self.interval is not None
         while not self.background.closed:
@@ -348,7 +364,10 @@ class OutageGuard:
             kind = UNAVAILABLE
         if kind == UNAVAILABLE:
             self.health.failed(error)
-            raise StoreUnavailable(f"{self.health.name}: {error}") from error
+            reason = str(error) or type(error).__name__
+            raise StoreUnavailable(
+                f"{self.health.name} session store unavailable: {reason}"
+            ) from error
         if kind == CORRUPT:
             raise SessionCorrupt(
                 f"session {sid!r} in {self.health.name}: {error}", sid=sid
@@ -521,7 +540,7 @@ class CommandStore(_Owned[C], RecordStore):
 
     async def aclose(self) -> None:
         """Stop the probe; close the client if the store built it (never one it was given)."""
-        self.health.close()
+        await self.health.aclose()
         if self.owns_client:
             await self._close_client()
 
