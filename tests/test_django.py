@@ -5,6 +5,7 @@ and async, under the test client and real servers, on MemoryStore and Redis."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import threading
 from collections.abc import Iterator
@@ -174,30 +175,24 @@ def test_clearsessions_and_the_management_command(tmp_path: Any, capsys: Any) ->
         assert "no session '-missing'" in capsys.readouterr().err
 
 
-def _serve_wsgi(port: int) -> Any:
-    from django.core.wsgi import get_wsgi_application
-
-    class Quiet(WSGIRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = make_server("127.0.0.1", port, get_wsgi_application(), handler_class=Quiet)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
-@pytest.mark.parametrize("interface", ["wsgi", "asgi"])
-def test_login_over_real_http(interface: str, redis_prefix: str) -> None:
+@contextlib.contextmanager
+def _serving(interface: str) -> Iterator[str]:
+    """The project on a real server (wsgiref or uvicorn) on a free port: its base URL."""
     port = free_port()
     if interface == "wsgi":
-        store_setting: Any = {"store": "memory://"}
-        server = _serve_wsgi(port)
+        from django.core.wsgi import get_wsgi_application
+
+        class Quiet(WSGIRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        server = make_server("127.0.0.1", port, get_wsgi_application(), handler_class=Quiet)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
         stop = server.shutdown
     else:
         import uvicorn
         from django.core.asgi import get_asgi_application
 
-        store_setting = {"store": require_redis()}
         config = uvicorn.Config(get_asgi_application(), port=port, log_level="warning")
         uvicorn_server = uvicorn.Server(config)
         thread = threading.Thread(target=uvicorn_server.run, daemon=True)
@@ -207,29 +202,62 @@ def test_login_over_real_http(interface: str, redis_prefix: str) -> None:
             uvicorn_server.should_exit = True
             thread.join(10)
 
-    with override_settings(SESSIONWARE=store_setting):
-        try:
-            _wait(port)
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
-                assert client.get("/counter").text == "1"
-                page = client.get("/accounts/login/").text
-                token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
-                assert token is not None
-                before = client.cookies["sessionid"]
-                login = client.post(
-                    "/accounts/login/",
-                    data={
-                        "username": "ann",
-                        "password": PASSWORD,
-                        "csrfmiddlewaretoken": token.group(1),
-                    },
-                )
-                assert login.status_code == 302
-                assert client.cookies["sessionid"] != before
-                assert client.get("/whoami").text == "ann"
-                assert client.get("/awhoami").text == "ann"
-        finally:
-            stop()
+    try:
+        _wait(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop()
+
+
+@pytest.mark.parametrize("interface", ["wsgi", "asgi"])
+def test_login_over_real_http(interface: str, redis_prefix: str) -> None:
+    store_setting = {"store": "memory://" if interface == "wsgi" else require_redis()}
+    with (
+        override_settings(SESSIONWARE=store_setting),
+        _serving(interface) as url,
+        httpx.Client(base_url=url) as client,
+    ):
+        assert client.get("/counter").text == "1"
+        page = client.get("/accounts/login/").text
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+        assert token is not None
+        before = client.cookies["sessionid"]
+        login = client.post(
+            "/accounts/login/",
+            data={"username": "ann", "password": PASSWORD, "csrfmiddlewaretoken": token.group(1)},
+        )
+        assert login.status_code == 302
+        assert client.cookies["sessionid"] != before
+        assert client.get("/whoami").text == "ann"
+        assert client.get("/awhoami").text == "ann"
+
+
+@pytest.mark.parametrize("interface", ["wsgi", "asgi"])
+def test_every_cookie_attribute_reaches_the_browser(interface: str) -> None:
+    """Django's ``set_cookie`` knows six attributes; the Set-Cookie sent is the engine's own,
+    ``Partitioned`` and ``Priority`` included, as every other adapter sends it."""
+    cookie = {"secure": True, "partitioned": True, "priority": "high", "samesite": "none"}
+    with (
+        override_settings(
+            SESSIONWARE={"store": "memory://", "cookie": cookie},
+            SECURE_PROXY_SSL_HEADER=("HTTP_X_FORWARDED_PROTO", "https"),
+        ),
+        _serving(interface) as url,
+        httpx.Client(base_url=url) as client,
+    ):
+        sent = client.get("/counter", headers={"x-forwarded-proto": "https"})
+        pair, *attributes = sent.headers["set-cookie"].split("; ")
+        again = client.get("/counter", headers={"x-forwarded-proto": "https", "cookie": pair})
+    assert pair.startswith("sessionid=s%3A")
+    assert [a for a in attributes if not a.startswith("Expires=")] == [
+        "Path=/",
+        "HttpOnly",
+        "Secure",
+        "Partitioned",
+        "Priority=High",
+        "SameSite=None",
+    ]
+    assert again.text == "2"
 
 
 def _wait(port: int) -> None:
@@ -277,3 +305,19 @@ def test_sign_out_other_devices_with_djangos_user_key(view: str) -> None:
         assert laptop.get("/whoami").content == b"ann"
         user_id = str(User.objects.get(username="ann").pk)
         assert list(store.user_sessions(user_id)) == [sid_of(laptop)]
+
+
+def test_a_response_cached_by_django_keeps_the_rendered_cookie() -> None:
+    """Django's cache middleware pickles responses: the cookie comes back as it was rendered."""
+    import pickle
+
+    from django.http import HttpResponse
+
+    from sessionware.integrations.django import _set_cookie
+
+    header = "sessionid=s%3Aabc.def; Path=/; HttpOnly; Partitioned; Priority=High"
+    response = HttpResponse()
+    _set_cookie(response, header)
+    restored = pickle.loads(pickle.dumps(response))  # noqa: S301 - what Django does
+    assert restored.cookies["sessionid"].value == "s%3Aabc.def"
+    assert restored.cookies["sessionid"].output(header="").strip() == header

@@ -19,7 +19,9 @@ that uses sessions works unchanged: ``auth.login`` / ``logout`` (and ``alogin``.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Container
 from datetime import datetime, timedelta, timezone
+from http.cookies import Morsel
 from typing import Any, TypeVar
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
@@ -343,19 +345,27 @@ def _render(response: HttpResponseBase, result: Outcome | Failure | None) -> Htt
     return response
 
 
+class _RenderedCookie(Morsel[str]):
+    """A cookie that Django sends as the engine rendered it. Django's ``set_cookie`` knows six
+    attributes (no ``Partitioned``, no ``Priority``), and re-parsing our header into it dropped
+    the rest; its cookie jar still holds the name and value, where the test client reads them."""
+
+    def __init__(self, header: str) -> None:
+        super().__init__()
+        name, _, value = header.split(";", 1)[0].partition("=")
+        self.set(name, value, value)
+        self.header = header
+
+    def OutputString(self, attrs: Container[str] | None = None) -> str:
+        return self.header
+
+    def __reduce__(self) -> tuple[type[_RenderedCookie], tuple[str]]:
+        return _RenderedCookie, (self.header,)
+
+
 def _set_cookie(response: HttpResponseBase, header: str) -> None:
-    """Our Set-Cookie, through Django's cookie jar (where the test client reads cookies)."""
-    pair, *attributes = header.split("; ")
-    name, _, value = pair.partition("=")
-    options: dict[str, Any] = {"path": None, "httponly": False, "secure": False}
-    for attribute in attributes:
-        key, _, setting = attribute.partition("=")
-        key = key.lower()
-        if key in ("path", "domain", "expires", "samesite"):
-            options[key] = setting
-        elif key in ("httponly", "secure"):
-            options[key] = True
-    response.set_cookie(name, value, **options)
+    cookie = _RenderedCookie(header)
+    response.cookies[cookie.key] = cookie
 
 
 class SessionMiddleware(DjangoSessionMiddleware):
