@@ -247,3 +247,39 @@ def test_keep_takes_an_id_that_starts_with_a_dash(tmp_path: Path, capsys: Any) -
     code, out, _ = run(capsys, *words, "revoke", "ann", "--keep", "-Xy")
     assert (code, out.strip()) == (0, "destroyed 1 session of ann")
     assert run(capsys, *words, "ids")[1] == "-Xy\n"
+
+
+@pytest.mark.parametrize("scheme", ["postgresql://nobody@", "mysql://root@", "redis://"])
+def test_an_unreachable_server_is_one_line_at_the_first_refusal(scheme: str) -> None:
+    """As a person runs it: the drivers' and the store's own log lines stay quiet (``-v`` shows
+    them), and a refused connection is the answer, not a pool's timeout after its retries."""
+    from .services import free_port
+
+    url = f"{scheme}127.0.0.1:{free_port()}/x"
+
+    def cli(*extra: str) -> subprocess.CompletedProcess[str]:
+        words = [sys.executable, "-m", "sessionware", "store", "--url", url, "count", *extra]
+        return subprocess.run(words, capture_output=True, text=True, check=False, timeout=60)
+
+    quiet = cli()
+    assert quiet.returncode == 2
+    assert quiet.stdout == ""
+    [line] = quiet.stderr.splitlines()
+    assert line.startswith(f"sessionware: cannot use the store at {url}: ")
+    assert "refused" in line.lower()
+    loud = cli("-v")
+    assert loud.returncode == 2
+    assert loud.stderr.splitlines()[-1] == line
+
+
+def test_the_log_lines_are_for_verbose(caplog: Any) -> None:
+    import logging
+
+    from sessionware.cli import _logs_shown
+
+    for verbose in (False, True):
+        with _logs_shown(verbose):
+            logging.getLogger("psycopg.pool").warning("error connecting in 'pool-1'")
+    assert [record.getMessage() for record in caplog.records] == ["error connecting in 'pool-1'"]
+    logging.getLogger("sessionware").warning("shown again")
+    assert len(caplog.records) == 2

@@ -17,9 +17,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 USER_KEYS = ("user", "user_id", "userId", "_user_id", "_auth_user_id", "username", "email")
@@ -249,17 +250,34 @@ def _clear(store: Any, args: argparse.Namespace) -> int:
 
 
 def _store(args: argparse.Namespace) -> int:
-    store = _open_store(args)
+    with _logs_shown(args.verbose):
+        store = _open_store(args)
+        try:
+            return _store_command(store, args)
+        except (CommandError, BrokenPipeError):
+            raise
+        except Exception as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise CommandError(f"cannot use the store at {store.cli_url}: {reason}") from None
+        finally:
+            with contextlib.suppress(Exception):  # closing an unreachable store may fail too
+                store.close()
+
+
+@contextlib.contextmanager
+def _logs_shown(verbose: bool) -> Iterator[None]:
+    """A command says one line of its own: the drivers' and the store's log lines (a pool's
+    retries, an outage warning) are for ``-v``."""
+    if verbose:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        yield
+        return
+    before = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
     try:
-        return _store_command(store, args)
-    except (CommandError, BrokenPipeError):
-        raise
-    except Exception as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CommandError(f"cannot use the store at {store.cli_url}: {reason}") from None
+        yield
     finally:
-        with contextlib.suppress(Exception):  # closing an unreachable store may fail too
-            store.close()
+        logging.disable(before)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -277,6 +295,7 @@ def parser() -> argparse.ArgumentParser:
     store.add_argument("--cluster", action="store_true", help="the Redis URL is a cluster")
     store.add_argument("--json", action="store_true", help="JSON output, for scripts")
     store.add_argument("--user-key", help="the session key that holds the user")
+    store.add_argument("-v", "--verbose", action="store_true", help="show the log lines too")
     store.set_defaults(run=_store)
     actions = store.add_subparsers(dest="action", required=True)
     actions.add_parser("count", help="how many sessions there are")
@@ -315,7 +334,7 @@ def run_on_store(store: Any, words: list[str]) -> int:
 
 
 _STORE_VALUES = ("--url", "--redis", "--prefix", "--user-key")
-_STORE_FLAGS = ("--cluster", "--json")
+_STORE_FLAGS = ("--cluster", "--json", "-v", "--verbose")
 
 
 def _ids_are_positional(argv: list[str]) -> list[str]:

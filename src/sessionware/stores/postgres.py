@@ -117,6 +117,7 @@ class SyncPostgresStore(_PostgresOptions, sql.SyncSqlStore):
 
     def _execute(self, command: sql.Sql) -> Any:
         if not self._opened:
+            self._ping()  # a refused connection fails now, not after the pool's retries
             self.pool.open()
             self._opened = True
         if command is CHECK_POOL:
@@ -140,6 +141,7 @@ class PostgresStore(_PostgresOptions, sql.SqlStore):
 
     async def _execute(self, command: sql.Sql) -> Any:
         if not self._opened:
+            await self._ping()
             await self.pool.open()
             self._opened = True
         if command is CHECK_POOL:

@@ -270,7 +270,7 @@ class Health:
         seconds to wait. Written once for the thread and the task."""
         try:
             error = yield None
-            if error is None:
+            if error is None or self.closed:
                 return
             self._mark_down(error)
             while not self.closed and not self.up:
