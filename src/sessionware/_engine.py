@@ -550,23 +550,20 @@ class Flow:
         return serialize_set_cookie(self.engine.name, "", session.cookie.attributes, 0)
 
     def finish(self, current: object, *, header: bool = True, call: bool = True) -> Outcome:
-        """Decide the Set-Cookie header and the store call once the app has answered.
+        """Decide the Set-Cookie header and the store call once the app has answered, as
+        express's header and end hooks do, in their order: what became of the session (unset,
+        destroyed), its cookie's new expiry, ``should_set_cookie``, then ``should_save`` or else
+        ``should_touch``.
 
         ``current`` is what the app left as the request's session (``None`` if it unset it). A
         streamed response asks for the header when its first chunk goes out and for the call
         before its last one; any other response asks for both at once. The decision about the
         store call is the last one, so the flow lets go of the session and the request then:
         the request holds the session, the session its flow, so a flow that kept either would
-        leave a cycle for the garbage collector on every request. A loaded session that had
-        timed out is destroyed with the call.
+        leave a cycle for the garbage collector on every request.
         """
         if self.expired_sid is not None and call:
-            expired, self.expired_sid = self.expired_sid, None
-            outcome = self.finish(current, header=header)
-            calls = (
-                (Destroy(expired),) if outcome.call is None else (Destroy(expired), outcome.call)
-            )
-            return Outcome(outcome.set_cookie, Calls(calls), outcome.vary)
+            return self._replacing_expired(current, header)
         session = self.session
         if session is None:
             return _NOTHING
@@ -578,16 +575,8 @@ class Flow:
         if call:
             self.session = None
             self.request = None
-        options = self.engine.options
         if current is not session:
-            if options.unset == "destroy":
-                set_cookie = self.expire_cookie_header(session) if header else None
-                return Outcome(
-                    set_cookie,
-                    Destroy(state.id) if call else None,
-                    self.from_store or set_cookie is not None,
-                )
-            return Outcome(None, None, self.from_store)
+            return self._unset(session, header, call)
         if state.destroyed:
             set_cookie = self.expire_cookie_header(session) if header else None
             return Outcome(set_cookie, None, self.from_store or set_cookie is not None)
@@ -599,32 +588,62 @@ class Flow:
         modified = self.is_modified(session, fingerprint)
         is_new = self.cookie_id != sid
         set_cookie = None
-        if header:
-            if is_new:
-                should_set_cookie = options.save_uninitialized or modified
-            else:
-                should_set_cookie = options.rolling or (
-                    session.cookie.expires_ms is not None and modified
-                )
-            if should_set_cookie:
-                set_cookie = self.set_cookie_header(session)
+        if header and self.should_set_cookie(session, is_new, modified):
+            set_cookie = self.set_cookie_header(session)
         vary = self.from_store or set_cookie is not None
         if not call:
             return _without_call(set_cookie, vary)
-        if is_new and not options.save_uninitialized and self.saved is None:
-            should_save = modified
-        else:
-            should_save = self.force_save or self.saved != (sid, fingerprint)
-        if should_save:
+        if self.should_save(sid, is_new, modified, fingerprint):
             save = Set(sid, self.record(session, fingerprint, check_size=True), self.base(sid))
             self.mark_saved(sid, fingerprint)
             return Outcome(set_cookie, save, vary)
-        if not is_new and self.engine.has_touch:
-            if (
-                self.pre_touched_ms is not None
-                and session.cookie.original_max_age_ms == self.pre_touched_ms
-            ):
-                return _without_call(set_cookie, vary)
+        if self.should_touch(session, is_new):
             record = self.record(session, fingerprint, check_size=False)
             return Outcome(set_cookie, Touch(sid, record), vary)
         return _without_call(set_cookie, vary)
+
+    def should_set_cookie(self, session: SessionBase, is_new: bool, modified: bool) -> bool:
+        """express's ``shouldSetCookie``: a new session's cookie when it is saved uninitialized
+        or was modified; a known one's when rolling, or when modified and its cookie persists
+        (a browser-session cookie the browser holds needs no new copy)."""
+        options = self.engine.options
+        if is_new:
+            return options.save_uninitialized or modified
+        return options.rolling or (session.cookie.expires_ms is not None and modified)
+
+    def should_save(self, sid: str, is_new: bool, modified: bool, fingerprint: str) -> bool:
+        """express's ``shouldSave``: an uninitialized new session never saved is saved only
+        when modified; any other unless this very data was saved already in this request."""
+        if is_new and not self.engine.options.save_uninitialized and self.saved is None:
+            return modified
+        return self.force_save or self.saved != (sid, fingerprint)
+
+    def should_touch(self, session: SessionBase, is_new: bool) -> bool:
+        """express's ``shouldTouch`` (asked only when there is no save): a known session, on a
+        store with ``touch``, unless the store's read already gave it this lifetime."""
+        if is_new or not self.engine.has_touch:
+            return False
+        touched_at_read = self.pre_touched_ms
+        return touched_at_read is None or session.cookie.original_max_age_ms != touched_at_read
+
+    def _unset(self, session: SessionBase, header: bool, call: bool) -> Outcome:
+        """The app unset the session: express's ``unset`` option says to destroy it or keep
+        it."""
+        if self.engine.options.unset != "destroy":
+            return Outcome(None, None, self.from_store)
+        set_cookie = self.expire_cookie_header(session) if header else None
+        return Outcome(
+            set_cookie,
+            Destroy(session._state.id) if call else None,
+            self.from_store or set_cookie is not None,
+        )
+
+    def _replacing_expired(self, current: object, header: bool) -> Outcome:
+        """A loaded session that had timed out is destroyed before the rest is decided (its
+        replacement saved, as a new session, by the same rules)."""
+        expired, self.expired_sid = self.expired_sid, None
+        assert expired is not None
+        outcome = self.finish(current, header=header)
+        destroy = Destroy(expired)
+        calls = (destroy,) if outcome.call is None else (destroy, outcome.call)
+        return Outcome(outcome.set_cookie, Calls(calls), outcome.vary)
