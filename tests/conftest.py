@@ -56,9 +56,9 @@ def redis_prefix() -> Iterator[str]:
     name = f"sw-test:{uuid.uuid4().hex[:12]}:"
     yield name
     client = redis.Redis.from_url(url)
-    from sessionware.stores.redis import RedisSessions
+    from sessionware.stores.redis import RedisRules
 
-    index = RedisSessions(prefix=name).user_prefix
+    index = RedisRules(prefix=name).user_prefix
     keys = [key for match in (name, index) for key in client.scan_iter(match=match + "*")]
     if keys:
         client.delete(*keys)

@@ -46,14 +46,14 @@ class Place:
 def _redis() -> Place:
     import redis
 
-    from sessionware.stores.redis import RedisSessions, SyncRedisStore
+    from sessionware.stores.redis import RedisRules, SyncRedisStore
 
     url = require_redis()
     prefix = f"sw-enc:{uuid.uuid4().hex[:10]}:"
     client = redis.Redis.from_url(url)
 
     def cleanup() -> None:
-        index_prefix = RedisSessions(prefix=prefix).user_prefix
+        index_prefix = RedisRules(prefix=prefix).user_prefix
         keys = [
             key for match in (prefix, index_prefix) for key in client.scan_iter(match=match + "*")
         ]

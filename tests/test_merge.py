@@ -202,11 +202,11 @@ def make(request: pytest.FixtureRequest, transport: str) -> Iterator[Callable[..
 
 def _drop_table(store: Any) -> None:
     """SQL stores here each got a table of their own: drop it."""
-    table = getattr(getattr(store, "ops", None), "dialect", None)
-    if table is None or store.ops.dialect.name == "sqlite":
+    table = getattr(getattr(store, "rules", None), "dialect", None)
+    if table is None or store.rules.dialect.name == "sqlite":
         return
-    name = store.ops.dialect.clear.removeprefix("DELETE FROM ")
-    if store.ops.dialect.name == "postgres":
+    name = store.rules.dialect.clear.removeprefix("DELETE FROM ")
+    if store.rules.dialect.name == "postgres":
         import psycopg
 
         from .services import require_postgres

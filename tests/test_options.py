@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from sessionware import SessionMiddleware, WSGISessionMiddleware
+from sessionware import MemoryStore, SessionMiddleware, WSGISessionMiddleware
 
 
 def build(**options: Any) -> Any:
@@ -124,3 +125,53 @@ def test_a_genid_returning_a_line_break_is_refused(caplog: Any) -> None:
     assert response.set_cookie is None
     tag = sid_tag("fixed\n")
     assert f"genid returned an invalid session id: {tag}" in caplog.text
+
+
+def _redis_rules(**options: object) -> object:
+    pytest.importorskip("redis")
+    from sessionware.stores.redis import RedisRules
+
+    return RedisRules(**options)  # type: ignore[arg-type]
+
+
+def _health(retry_interval: object) -> object:
+    from sessionware.stores.base import EventEmitter
+    from sessionware.stores.toolkit import Health
+
+    return Health(EventEmitter(), "test", retry_interval, asynchronous=False)  # type: ignore[arg-type]
+
+
+def _nan() -> float:
+    return float("nan")
+
+
+@pytest.mark.parametrize(
+    ("build", "option"),
+    [
+        (lambda bad: build(max_size=bad), "max_size"),
+        (lambda bad: MemoryStore(ttl=bad), "ttl"),
+        (lambda bad: MemoryStore(max_sessions=bad), "max_sessions"),
+        (lambda bad: _redis_rules(ttl=bad), "ttl"),
+        (lambda bad: _redis_rules(scan_count=bad), "scan_count"),
+        (_health, "retry_interval"),
+    ],
+)
+@pytest.mark.parametrize("bad", [0, -1, True, "5", _nan()], ids=["0", "-1", "True", "str", "nan"])
+def test_every_count_and_duration_is_a_positive_number(
+    build: Callable[[object], object], option: str, bad: object
+) -> None:
+    """One rule for them all (before it, NaN passed a ``<= 0`` test: a probe that never
+    waited)."""
+    with pytest.raises(ValueError, match=f"^{option} must be a positive"):
+        build(bad)
+
+
+def test_the_middleware_and_the_stores_read_user_key_by_one_rule() -> None:
+    makers: list[Callable[[Any], object]] = [
+        lambda key: build(user_key=key),
+        lambda key: MemoryStore(user_key=key),
+    ]
+    for make in makers:
+        for bad in ("", "cookie", 7):
+            with pytest.raises(ValueError, match=r"^user_key must be a session key"):
+                make(bad)

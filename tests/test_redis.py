@@ -23,7 +23,7 @@ import redis.sentinel
 from sessionware import SessionCorrupt, SessionRecord, StoreUnavailable
 from sessionware._records import Base
 from sessionware._wire import now_ms
-from sessionware.stores.redis import RedisSessions, RedisStore, SyncRedisStore
+from sessionware.stores.redis import RedisRules, RedisStore, SyncRedisStore
 from sessionware.stores.redis._hiredis import HIREDIS
 from sessionware.stores.redis.transport import connection_getter
 
@@ -55,53 +55,53 @@ class TestRules:
         return SessionRecord.from_dict(stored(seconds, **data))
 
     def test_ttl_is_seconds_until_expires_rounded_up(self) -> None:
-        command = RedisSessions().set_command("abc", self.record(10.2))
+        command = RedisRules().set_command("abc", self.record(10.2))
         assert command[:2] == ("SET", "sess:abc")
         assert command[3:] == ("EX", 11)
 
     def test_ttl_falls_back_to_the_option_for_browser_session_cookies(self) -> None:
-        assert RedisSessions(ttl=300).set_command("abc", self.record(None))[3:] == ("EX", 300)
-        assert RedisSessions().set_command("abc", self.record(None))[3:] == ("EX", 86400)
+        assert RedisRules(ttl=300).set_command("abc", self.record(None))[3:] == ("EX", 300)
+        assert RedisRules().set_command("abc", self.record(None))[3:] == ("EX", 86400)
 
     def test_a_callable_ttl_wins(self) -> None:
-        sessions = RedisSessions(ttl=lambda data: 42)
+        sessions = RedisRules(ttl=lambda data: 42)
         assert sessions.set_command("abc", self.record(10))[3:] == ("EX", 42)
 
     def test_an_expired_session_is_deleted_not_set(self) -> None:
-        assert RedisSessions().set_command("abc", self.record(-5)) == ("DEL", "sess:abc")
+        assert RedisRules().set_command("abc", self.record(-5)) == ("DEL", "sess:abc")
 
     def test_disable_ttl_sets_without_expiry_and_never_touches(self) -> None:
-        sessions = RedisSessions(disable_ttl=True)
+        sessions = RedisRules(disable_ttl=True)
         assert len(sessions.set_command("abc", self.record(10))) == 3
         assert sessions.touch_command("abc", self.record(10)) is None
 
     def test_touch_moves_only_the_expiry(self) -> None:
-        assert RedisSessions(prefix="p:").touch_command("abc", self.record(30)) == (
+        assert RedisRules(prefix="p:").touch_command("abc", self.record(30)) == (
             "EXPIRE",
             "p:abc",
             30,
         )
 
     def test_disable_touch(self) -> None:
-        assert RedisSessions(disable_touch=True).touch_command("abc", self.record(30)) is None
+        assert RedisRules(disable_touch=True).touch_command("abc", self.record(30)) is None
 
     def test_touch_after_skips_touches_soon_after_a_write_or_touch(self) -> None:
-        sessions = RedisSessions(touch_after=60)
+        sessions = RedisRules(touch_after=60)
         record = self.record(3600)
         assert sessions.touch_command("abc", record) is not None
         assert sessions.touch_command("abc", record) is None
-        other = RedisSessions(touch_after=60)
+        other = RedisRules(touch_after=60)
         loaded = other.parse("xyz", json.dumps(stored(3600)))
         assert loaded is not None
         assert other.touch_command("xyz", loaded) is None
-        stale = RedisSessions(touch_after=60)
+        stale = RedisRules(touch_after=60)
         old = stored(3600)
         old["cookie"]["expires"] = iso_in(3600 - 120)
         stale.parse("old", json.dumps(old))
         assert stale.touch_command("old", self.record(3600)) is not None
 
     def test_value_is_the_express_json_with_the_cookie_first(self) -> None:
-        value = RedisSessions().set_command("abc", self.record(60, user={"id": 1}))[2]
+        value = RedisRules().set_command("abc", self.record(60, user={"id": 1}))[2]
         assert isinstance(value, str)
         assert value.startswith('{"cookie":{"originalMaxAge":60000,"expires":"')
         assert value.endswith('"httpOnly":true,"path":"/"},"user":{"id":1}}')
@@ -114,14 +114,14 @@ class TestRules:
             def loads(self, text: str) -> Any:
                 return json.loads(text[::-1])
 
-        sessions = RedisSessions(serializer=Reversed())
+        sessions = RedisRules(serializer=Reversed())
         value = sessions.set_command("abc", self.record(60, n=1))[2]
         record = sessions.parse("abc", value)
         assert record is not None
         assert record.data == {"n": 1}
 
     def test_prefix_glob_characters_are_escaped_for_scan(self) -> None:
-        assert RedisSessions(prefix="a*b?[c]:").match == "a\\*b\\?\\[c\\]:*"
+        assert RedisRules(prefix="a*b?[c]:").match == "a\\*b\\?\\[c\\]:*"
 
     @pytest.mark.parametrize(
         "options",
@@ -129,7 +129,7 @@ class TestRules:
     )
     def test_bad_options(self, options: dict[str, Any]) -> None:
         with pytest.raises((TypeError, ValueError)):
-            RedisSessions(**options)
+            RedisRules(**options)
 
 
 @pytest.fixture(params=list(STORE_KINDS))

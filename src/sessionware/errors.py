@@ -6,13 +6,31 @@ They all derive from ``SessionError`` so an application can catch the library's 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import Iterator
 
 
 def sid_tag(sid: str) -> str:
     """How logs name a session: a short hash that ties one session's lines together without
     the id itself, which is a credential (OWASP: log a hash of the session id, never the id)."""
     return "sid#" + hashlib.sha256(sid.encode()).hexdigest()[:12]
+
+
+@contextlib.contextmanager
+def extra_needed(extra: str, *packages: str) -> Iterator[None]:
+    """Around the imports of an optional client: a missing one says which extra installs it,
+    where a bare ``No module named 'redis'`` leaves the user to guess."""
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").partition(".")[0]
+        if missing not in packages:
+            raise
+        raise ModuleNotFoundError(
+            f"{missing} is not installed; it comes with: pip install 'sessionware[{extra}]'",
+            name=exc.name,
+        ) from exc
 
 
 class SessionError(Exception):

@@ -18,9 +18,11 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypedDict, TypeVar
 
 from .errors import WeakSecretWarning
+
+N = TypeVar("N", int, float)
 
 if TYPE_CHECKING:
     from typing_extensions import Required
@@ -304,6 +306,28 @@ def cookie_options(value: Mapping[str, Any] | None) -> CookieOptions:
     )
 
 
+def positive(
+    value: N, option: str, *, integer: bool = False, unit: str = "", alternatives: str = ""
+) -> N:
+    """``value`` when it is a positive number (an int when ``integer``): a bool, NaN, zero and
+    anything else is refused, naming the option, its unit and what else it may be."""
+    kinds: tuple[type, ...] = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not value > 0:
+        noun = "int" if integer else "number"
+        raise ValueError(f"{option} must be a positive {noun}{unit}{alternatives}, got {value!r}")
+    return value
+
+
+def check_user_key(user_key: object) -> str | None:
+    """A session key that names the user (never ``cookie``, which holds the cookie), or
+    ``None``: the one rule for the middleware's and the stores' ``user_key``."""
+    if user_key is not None and (
+        not isinstance(user_key, str) or not user_key or user_key == "cookie"
+    ):
+        raise ValueError(f"user_key must be a session key (a non-empty str), got {user_key!r}")
+    return user_key
+
+
 def timeout_option(value: object, option: str) -> float:
     """A timeout in seconds (a number or a timedelta), positive."""
     ms = seconds_to_ms(value, option)
@@ -454,11 +478,10 @@ def session_options(options: Mapping[str, Any]) -> SessionOptions:
     proxy = merged["proxy"]
     if proxy is not None and not isinstance(proxy, bool):
         raise TypeError(f"proxy must be True, False or None, got {proxy!r}")
-    max_size = merged["max_size"]
-    if max_size is not None and (
-        isinstance(max_size, bool) or not isinstance(max_size, int) or max_size <= 0
-    ):
-        raise ValueError(f"max_size must be a positive number of bytes or None, got {max_size!r}")
+    if merged["max_size"] is not None:
+        positive(
+            merged["max_size"], "max_size", integer=True, unit=" of bytes", alternatives=" or None"
+        )
     if merged["on_conflict"] not in ("last_writer_wins", "error"):
         raise ValueError(
             f"on_conflict must be 'last_writer_wins' or 'error', got {merged['on_conflict']!r}"
@@ -466,9 +489,7 @@ def session_options(options: Mapping[str, Any]) -> SessionOptions:
     for flag in ("resave", "save_uninitialized", "rolling", "require_strong_secret", "merge"):
         check_flag(merged[flag], flag)
     merged["skip"] = skip_option(merged["skip"])
-    user_key = merged["user_key"]
-    if user_key is not None and (not isinstance(user_key, str) or not user_key):
-        raise ValueError(f"user_key must be a session key (a non-empty str), got {user_key!r}")
+    check_user_key(merged["user_key"])
     for timeout in ("idle_timeout", "absolute_timeout"):
         if merged[timeout] is not None:
             merged[timeout] = timeout_option(merged[timeout], timeout)

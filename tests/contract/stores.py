@@ -102,7 +102,7 @@ def _redis(store_class_name: str) -> Harness:
 
     def keys() -> list[bytes]:
         """The sessions and the per-user indexes (``user_prefix`` is derived from ``prefix``)."""
-        index_prefix = redis_stores.RedisSessions(prefix=prefix).user_prefix
+        index_prefix = redis_stores.RedisRules(prefix=prefix).user_prefix
         return [
             key for match in (prefix, index_prefix) for key in client.scan_iter(match=match + "*")
         ]

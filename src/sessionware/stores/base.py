@@ -17,6 +17,7 @@ from typing import Any
 
 from .._records import Base, SessionRecord, merged_data
 from ..errors import loggable
+from ..options import check_user_key
 
 __all__ = [
     "Base",
@@ -226,14 +227,6 @@ def implements(store: object, method: str) -> bool:
     ):
         return implements(store, _RECORD_METHODS[method])
     return attribute not in _defined_by(_BASES, method)
-
-
-def check_user_key(user_key: str | None) -> str | None:
-    if user_key is not None and (
-        not isinstance(user_key, str) or not user_key or user_key == "cookie"
-    ):
-        raise ValueError(f"user_key must be a session key (a non-empty str), got {user_key!r}")
-    return user_key
 
 
 def require_user_key(user_key: str | None) -> str:

@@ -31,6 +31,7 @@ from .._records import (
     user_of,
 )
 from ..cookie import Cookie, CookieState
+from ..options import positive
 from .base import SessionData, SyncRecordStore, check_user_key, require_user_key
 
 # (expiry in epoch ms, the cookie's parts (or its stored dict), the data's JSON, the user, and
@@ -62,15 +63,12 @@ class MemoryStore(SyncRecordStore):
         user_key: str | None = None,
         ttl: int = DEFAULT_TTL,
     ) -> None:
-        if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0:
-            raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}")
+        positive(ttl, "ttl", integer=True, unit=" of seconds")
         self.ttl_ms = ttl * 1000
         """How long a session whose cookie has no expiry (a browser-session cookie) lives after
         its last write or touch, as in the other stores: else nothing would ever remove it."""
-        if max_sessions is not None and (
-            isinstance(max_sessions, bool) or not isinstance(max_sessions, int) or max_sessions < 1
-        ):
-            raise ValueError(f"max_sessions must be a positive int or None, got {max_sessions!r}")
+        if max_sessions is not None:
+            positive(max_sessions, "max_sessions", integer=True, alternatives=" or None")
         self.max_sessions = max_sessions
         self.clock = clock
         self._entries: dict[str, _Entry] = {}

@@ -30,7 +30,7 @@ from typing import Any, Literal, NamedTuple, TypedDict, TypeVar
 
 from .._records import Base, SessionRecord, Steps, encode_json, join_json, merged_data, user_of
 from ..errors import SessionConflict, SessionCorrupt
-from ..options import is_valid_sid
+from ..options import is_valid_sid, positive
 from .base import SessionData, check_user_key, require_user_key
 from .encryption import EncryptionKeys, encryption, plain_text
 from .toolkit import (
@@ -39,7 +39,6 @@ from .toolkit import (
     Periodic,
     SyncCommandStore,
     TouchThrottle,
-    positive_int,
 )
 
 Fetch = Literal["one", "all", "rowcount", "none"]
@@ -126,7 +125,7 @@ class Dialect:
         return Dialect(**fields)
 
 
-class SqlSessions:
+class SqlRules:
     """The rules of a SQL session table, with no I/O."""
 
     def __init__(
@@ -143,9 +142,9 @@ class SqlSessions:
     ) -> None:
         self.dialect = dialect
         self.encryption = encryption(encryption_keys)
-        self.ttl = positive_int(ttl, "ttl")
+        self.ttl = positive(ttl, "ttl", integer=True, unit=" of seconds")
         self.disable_touch = disable_touch
-        self.prune_batch = positive_int(prune_batch, "prune_batch")
+        self.prune_batch = positive(prune_batch, "prune_batch", integer=True)
         self.clock = clock
         self.create_table = create_table
         self.created = not create_table
@@ -619,12 +618,6 @@ class _Pruning:
 
     pruner: Periodic
 
-    @property
-    def rules(self) -> SqlSessions:
-        assert isinstance(self, (CommandStore, SyncCommandStore))
-        assert isinstance(self.ops, SqlSessions)
-        return self.ops
-
     def _setup_sql(
         self,
         dialect: Dialect,
@@ -636,14 +629,14 @@ class _Pruning:
         options: SqlOptions,
     ) -> None:
         assert isinstance(self, (CommandStore, SyncCommandStore))
-        rules: dict[str, Any] = dict(options)
-        retry_interval = rules.pop("retry_interval", 0.5)
-        prune_interval = rules.pop("prune_interval", 900)
-        user_key = rules.pop("user_key", None)
-        sessions = SqlSessions(dialect, **rules)
-        sessions.user_key = user_key
+        settings: dict[str, Any] = dict(options)
+        retry_interval = settings.pop("retry_interval", 0.5)
+        prune_interval = settings.pop("prune_interval", 900)
+        user_key = settings.pop("user_key", None)
+        rules = SqlRules(dialect, **settings)
+        rules.user_key = user_key
         self._setup(
-            sessions,
+            rules,
             name=name,
             classify=classify,
             retry_interval=retry_interval,
@@ -667,6 +660,7 @@ class _Pruning:
 class SqlStore(_Pruning, CommandStore[Sql]):
     """An async SQL store: prunes in the background from its first statement on."""
 
+    rules: SqlRules
     _creating: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
 
     def _run(self, steps: Steps[Sql, T]) -> Awaitable[T]:
@@ -698,6 +692,7 @@ class SqlStore(_Pruning, CommandStore[Sql]):
 class SyncSqlStore(_Pruning, SyncCommandStore[Sql]):
     """A sync SQL store: prunes in a background thread from its first statement on."""
 
+    rules: SqlRules
     _creating: threading.Lock
     """Held only until the store's table exists."""
 
@@ -738,6 +733,9 @@ async def afetched(cursor: Any, fetch: Fetch) -> Any:
     return cursor.rowcount if fetch == "rowcount" else None
 
 
+SqlSessions = SqlRules
+"""The name of ``SqlRules`` in 0.1 (kept so that code written for it still imports)."""
+
 __all__ = [
     "MYSQL",
     "POSTGRES",
@@ -745,6 +743,7 @@ __all__ = [
     "Dialect",
     "Sql",
     "SqlOptions",
+    "SqlRules",
     "SqlSessions",
     "SqlStore",
     "SyncSqlStore",

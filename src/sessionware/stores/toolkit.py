@@ -12,7 +12,7 @@ its server.
   the store never marks itself down.
 - Ownership: ``close()`` / ``aclose()`` close a client the store built, never one it was given.
 - ``CommandStore`` / ``SyncCommandStore``: a store's rules are written once, as generators that
-  yield the store's own commands (``StoreOps``); the async base performs them with ``await``, the
+  yield the store's own commands (``StoreRules``); the async base performs them with ``await``, the
   sync one with plain calls. That is how sync and async I/O share every rule here: the same
   pattern as the session's lifecycle steps, chosen over a generated sync twin so that no file
   exists twice and nothing has to be kept in step by a build.
@@ -33,7 +33,7 @@ from .._native import mypyc_attr
 from .._records import Base, SessionRecord, Steps, arun_steps, run_steps, user_name
 from .._wire import now_ms
 from ..errors import SessionCorrupt, StoreUnavailable
-from ..options import is_valid_sid
+from ..options import is_valid_sid, positive
 from .base import EventEmitter, RecordStore, SessionData, SyncRecordStore, check_user_key
 
 logger = logging.getLogger("sessionware")
@@ -114,12 +114,6 @@ def valid_sid(sid: str) -> str:
     if not is_valid_sid(sid):
         raise ValueError(f"not a valid session id: {sid!r}")
     return sid
-
-
-def positive_int(value: object, option: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{option} must be a positive int, got {value!r}")
-    return value
 
 
 def check_client(client: object, store: str) -> None:
@@ -205,12 +199,7 @@ class Health:
     def __init__(
         self, emitter: EventEmitter, name: str, retry_interval: float, *, asynchronous: bool
     ) -> None:
-        if (
-            isinstance(retry_interval, bool)
-            or not isinstance(retry_interval, (int, float))
-            or retry_interval <= 0
-        ):
-            raise ValueError(f"retry_interval must be a positive number, got {retry_interval!r}")
+        positive(retry_interval, "retry_interval", unit=" of seconds")
         self.emitter = emitter
         self.name = name
         self.retry_interval = float(retry_interval)
@@ -316,10 +305,8 @@ class Periodic:
     def __init__(
         self, name: str, interval: float | None, job: _Action, *, asynchronous: bool
     ) -> None:
-        if interval is not None and (
-            isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0
-        ):
-            raise ValueError(f"an interval is a positive number of seconds or None: {interval!r}")
+        if interval is not None:
+            positive(interval, f"{name}'s interval", unit=" of seconds", alternatives=" or None")
         self.interval = interval
         self.background = Background(name, job, asynchronous=asynchronous)
         self.started = interval is None
@@ -396,7 +383,7 @@ def raised_inside(error: BaseException, *packages: str) -> bool:
     return any(module == package or module.startswith(package + ".") for package in packages)
 
 
-class StoreOps(Protocol[C_co]):
+class StoreRules(Protocol[C_co]):
     """A store's rules, with no I/O: generators of its commands, one per store method."""
 
     user_key: str | None
@@ -424,11 +411,15 @@ class StoreOps(Protocol[C_co]):
     def destroy_user_sessions(self, user: str, keep: str | None) -> Steps[C_co, int]: ...
 
 
+StoreOps = StoreRules
+"""The name of ``StoreRules`` in 0.1 (kept so that stores written for it still import)."""
+
+
 @mypyc_attr(allow_interpreted_subclasses=True)
 class _Owned(Generic[C]):
-    """What both bases share: the ops, the health, the guard, and whether the client is ours."""
+    """What both bases share: the rules, the health, the guard, and whether the client is ours."""
 
-    ops: StoreOps[C]
+    rules: StoreRules[C]
     _listeners: dict[str, list[Callable[..., Any]]] | None = None
     """Declared again for the compiled build, whose instances have no ``__dict__``."""
     health: Health
@@ -439,12 +430,12 @@ class _Owned(Generic[C]):
     @property
     def user_key(self) -> str | None:
         """The session key naming the user the store indexes sessions by (``None``: none)."""
-        key: str | None = self.ops.user_key
+        key: str | None = self.rules.user_key
         return key
 
     @user_key.setter
     def user_key(self, key: str | None) -> None:
-        self.ops.user_key = check_user_key(key)
+        self.rules.user_key = check_user_key(key)
 
     def _attempts(self, command: Any) -> Steps[Any, Any]:
         """How a command is tried: once, unless a store retries some errors (written as steps
@@ -457,7 +448,7 @@ class _Owned(Generic[C]):
 
     def _setup(
         self,
-        ops: Any,
+        rules: Any,
         *,
         name: str,
         classify: Classify,
@@ -466,7 +457,7 @@ class _Owned(Generic[C]):
         asynchronous: bool,
     ) -> None:
         assert isinstance(self, EventEmitter)
-        self.ops = ops
+        self.rules = rules
         self.health = Health(self, name, retry_interval, asynchronous=asynchronous)
         self.health.ping = getattr(self, "_ping")  # noqa: B009 (defined by both bases)
         self.guard = OutageGuard(self.health, classify)
@@ -478,7 +469,7 @@ class _Owned(Generic[C]):
 
 @mypyc_attr(allow_interpreted_subclasses=True)
 class CommandStore(_Owned[C], RecordStore):
-    """An async store: its ops performed with ``await``. Subclasses implement ``_execute`` (one
+    """An async store: its rules performed with ``await``. Subclasses implement ``_execute`` (one
     command on the client), ``_ping`` and ``_close_client``; an async context manager."""
 
     async def _execute(self, command: C) -> Any:
@@ -506,37 +497,37 @@ class CommandStore(_Owned[C], RecordStore):
         return arun_steps(steps, self._perform)
 
     async def get_record(self, sid: str, touch_ms: int | None = None) -> SessionRecord | None:
-        return await self._run(self.ops.get(valid_sid(sid), touch_ms))
+        return await self._run(self.rules.get(valid_sid(sid), touch_ms))
 
     async def set_record(self, sid: str, record: SessionRecord) -> None:
-        await self._run(self.ops.set(valid_sid(sid), record))
+        await self._run(self.rules.set(valid_sid(sid), record))
 
     async def touch_record(self, sid: str, record: SessionRecord) -> None:
-        await self._run(self.ops.touch(valid_sid(sid), record))
+        await self._run(self.rules.touch(valid_sid(sid), record))
 
     async def destroy(self, sid: str) -> None:
-        await self._run(self.ops.destroy(valid_sid(sid)))
+        await self._run(self.rules.destroy(valid_sid(sid)))
 
     async def merge_record(self, sid: str, record: SessionRecord, base: Base) -> None:
-        await self._run(self.ops.merge(valid_sid(sid), record, base))
+        await self._run(self.rules.merge(valid_sid(sid), record, base))
 
     async def ids(self) -> list[str]:
-        return await self._run(self.ops.ids())
+        return await self._run(self.rules.ids())
 
     async def all(self) -> dict[str, SessionData]:
-        return await self._run(self.ops.all())
+        return await self._run(self.rules.all())
 
     async def length(self) -> int:
-        return await self._run(self.ops.length())
+        return await self._run(self.rules.length())
 
     async def clear(self) -> None:
-        await self._run(self.ops.clear())
+        await self._run(self.rules.clear())
 
     async def user_sessions(self, user: str | int) -> dict[str, SessionData]:
-        return await self._run(self.ops.user_sessions(user_name(user)))
+        return await self._run(self.rules.user_sessions(user_name(user)))
 
     async def destroy_user_sessions(self, user: str | int, keep: str | None = None) -> int:
-        return await self._run(self.ops.destroy_user_sessions(user_name(user), keep))
+        return await self._run(self.rules.destroy_user_sessions(user_name(user), keep))
 
     async def aclose(self) -> None:
         """Stop the probe; close the client if the store built it (never one it was given)."""
@@ -562,7 +553,7 @@ class CommandStore(_Owned[C], RecordStore):
 
 @mypyc_attr(allow_interpreted_subclasses=True)
 class SyncCommandStore(_Owned[C], SyncRecordStore):
-    """A sync store: the same ops performed with plain calls; a context manager."""
+    """A sync store: the same rules performed with plain calls; a context manager."""
 
     def _execute(self, command: C) -> Any:
         raise NotImplementedError
@@ -589,37 +580,37 @@ class SyncCommandStore(_Owned[C], SyncRecordStore):
         return run_steps(steps, self._perform)
 
     def get_record(self, sid: str, touch_ms: int | None = None) -> SessionRecord | None:
-        return self._run(self.ops.get(valid_sid(sid), touch_ms))
+        return self._run(self.rules.get(valid_sid(sid), touch_ms))
 
     def set_record(self, sid: str, record: SessionRecord) -> None:
-        self._run(self.ops.set(valid_sid(sid), record))
+        self._run(self.rules.set(valid_sid(sid), record))
 
     def touch_record(self, sid: str, record: SessionRecord) -> None:
-        self._run(self.ops.touch(valid_sid(sid), record))
+        self._run(self.rules.touch(valid_sid(sid), record))
 
     def destroy(self, sid: str) -> None:
-        self._run(self.ops.destroy(valid_sid(sid)))
+        self._run(self.rules.destroy(valid_sid(sid)))
 
     def merge_record(self, sid: str, record: SessionRecord, base: Base) -> None:
-        self._run(self.ops.merge(valid_sid(sid), record, base))
+        self._run(self.rules.merge(valid_sid(sid), record, base))
 
     def ids(self) -> list[str]:
-        return self._run(self.ops.ids())
+        return self._run(self.rules.ids())
 
     def all(self) -> dict[str, SessionData]:
-        return self._run(self.ops.all())
+        return self._run(self.rules.all())
 
     def length(self) -> int:
-        return self._run(self.ops.length())
+        return self._run(self.rules.length())
 
     def clear(self) -> None:
-        self._run(self.ops.clear())
+        self._run(self.rules.clear())
 
     def user_sessions(self, user: str | int) -> dict[str, SessionData]:
-        return self._run(self.ops.user_sessions(user_name(user)))
+        return self._run(self.rules.user_sessions(user_name(user)))
 
     def destroy_user_sessions(self, user: str | int, keep: str | None = None) -> int:
-        return self._run(self.ops.destroy_user_sessions(user_name(user), keep))
+        return self._run(self.rules.destroy_user_sessions(user_name(user), keep))
 
     def close(self) -> None:
         """Stop the probe thread; close the client if the store built it."""

@@ -8,21 +8,27 @@ connections), ``cache`` (the opt-in client cache), ``stores`` (``RedisStore`` fo
 
 from __future__ import annotations
 
-from .rules import (
-    DEFAULT_PREFIX,
-    DEFAULT_SCAN_COUNT,
-    DEFAULT_TTL,
-    RedisSessions,
-    Serializer,
-    classify,
-)
-from .stores import (
-    DEFAULT_HEALTH_CHECK_INTERVAL,
-    DEFAULT_RETRY_INTERVAL,
-    DEFAULT_TIMEOUT,
-    RedisStore,
-    SyncRedisStore,
-)
+from ...errors import extra_needed
+
+with extra_needed("redis", "redis"):
+    from .rules import (
+        DEFAULT_PREFIX,
+        DEFAULT_SCAN_COUNT,
+        DEFAULT_TTL,
+        RedisRules,
+        Serializer,
+        classify,
+    )
+    from .stores import (
+        DEFAULT_HEALTH_CHECK_INTERVAL,
+        DEFAULT_RETRY_INTERVAL,
+        DEFAULT_TIMEOUT,
+        RedisStore,
+        SyncRedisStore,
+    )
+
+RedisSessions = RedisRules
+"""The name of ``RedisRules`` in 0.1 (kept so that code written for it still imports)."""
 
 __all__ = [
     "DEFAULT_HEALTH_CHECK_INTERVAL",
@@ -31,6 +37,7 @@ __all__ = [
     "DEFAULT_SCAN_COUNT",
     "DEFAULT_TIMEOUT",
     "DEFAULT_TTL",
+    "RedisRules",
     "RedisSessions",
     "RedisStore",
     "Serializer",

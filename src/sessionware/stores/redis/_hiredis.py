@@ -19,8 +19,8 @@ HIREDIS = _hiredis_pack is not None
 
 class _HiredisPacking:
     """Commands packed by hiredis, in C. redis-py's sync client does this when hiredis is
-    installed; its asyncio connections pack in Python, which cost about 8 us per command here
-    (a third of the client's time in a profile of 16 concurrent writes)."""
+    installed; its asyncio connections pack in Python, a large share of the client's time under
+    concurrent writes (bench/README.md, "Redis: less client work per command")."""
 
     def pack_command(self, *args: Any) -> list[bytes]:
         if args and isinstance(args[0], str) and " " in args[0]:

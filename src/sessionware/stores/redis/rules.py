@@ -53,7 +53,7 @@ from ..._records import (
 )
 from ..._wire import now_ms
 from ...errors import SessionConflict, SessionCorrupt
-from ...options import is_valid_sid
+from ...options import is_valid_sid, positive
 from ..base import SessionData, check_user_key, require_user_key
 from ..encryption import EncryptionKeys, encryption, plain_text
 from ..toolkit import (
@@ -61,7 +61,6 @@ from ..toolkit import (
     CORRUPT,
     UNAVAILABLE,
     TouchThrottle,
-    positive_int,
     raised_inside,
     ttl_seconds,
 )
@@ -213,7 +212,7 @@ class Serializer(Protocol):
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
-class RedisSessions:
+class RedisRules:
     """connect-redis's rules, with no I/O: which command to send, how to read what comes back."""
 
     def __init__(
@@ -245,9 +244,9 @@ class RedisSessions:
         """Whether a session and its user's set can change in one script (not on a Cluster)."""
         self.indexed = IndexedUntil()
         self.encryption = encryption(encryption_keys)
-        if not callable(ttl) and (isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0):
-            raise ValueError(f"ttl must be a positive number of seconds or a callable, got {ttl!r}")
-        self.scan_count = positive_int(scan_count, "scan_count")
+        if not callable(ttl):
+            positive(ttl, "ttl", integer=True, unit=" of seconds", alternatives=" or a callable")
+        self.scan_count = positive(scan_count, "scan_count", integer=True)
         self.prefix = prefix
         self.ttl = ttl
         self.disable_ttl = disable_ttl

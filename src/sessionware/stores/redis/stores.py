@@ -1,5 +1,5 @@
 """The two Redis stores: each builds (or takes) a redis-py client and only executes the commands
-``RedisSessions`` yields. Outages go through the store toolkit."""
+``RedisRules`` yields. Outages go through the store toolkit."""
 
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
 from ..._native import mypyc_attr
+from ...options import positive
 from ..toolkit import CommandStore, SyncCommandStore, check_client
 from ._hiredis import pack_with_hiredis
 from .cache import CachedSend, TrackedCache
-from .rules import Each, RedisCommand, RedisSessions, Scan, classify, script_call
+from .rules import Each, RedisCommand, RedisRules, Scan, classify, script_call
 from .transport import Pipeliner
 
 DEFAULT_TIMEOUT = 2.0
@@ -34,8 +35,7 @@ def _client_options(timeout: float, retry: Any) -> dict[str, Any]:
     server or a load balancer cut while idle is not an outage), none for timeouts (a stalled
     server is one), idle connections checked before use, and every wait bounded by
     ``timeout``."""
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    positive(timeout, "timeout", unit=" of seconds")
     return {
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
@@ -54,12 +54,12 @@ def _open(
     timeout: float = DEFAULT_TIMEOUT,
     retry_interval: float = DEFAULT_RETRY_INTERVAL,
     **options: Any,
-) -> tuple[Any, RedisSessions]:
+) -> tuple[Any, RedisRules]:
     """What both stores' constructors share: the client (``kinds``: its class, the cluster
     class and the retry class of the store's side) and the store's rules."""
     client_class, cluster_class, retry_class = kinds
     check_client(client, type(store).__name__)
-    sessions = RedisSessions(**options)
+    rules = RedisRules(**options)
     owns_client = client is None
     if client is None:
         factory = cluster_class if cluster else client_class
@@ -69,22 +69,29 @@ def _open(
         )
     elif url is not None:
         raise TypeError("pass a client or url=, not both")
-    sessions.atomic_index = not isinstance(client, cluster_class)
+    rules.atomic_index = not isinstance(client, cluster_class)
     store._setup(
-        sessions,
+        rules,
         name="redis",
         classify=classify,
         retry_interval=retry_interval,
         owns_client=owns_client,
         asynchronous=isinstance(store, CommandStore),
     )
-    return client, sessions
+    return client, rules
 
 
-def _each_pipeline(client: Any, sessions: RedisSessions, each: Each) -> Any:
-    pipe = client.pipeline(transaction=False) if sessions.atomic_index else client.pipeline()
+def _rules(store: CommandStore[RedisCommand] | SyncCommandStore[RedisCommand]) -> RedisRules:
+    """The store's rules as the Redis rules they are (the base types them by their protocol)."""
+    rules = store.rules
+    assert isinstance(rules, RedisRules)
+    return rules
+
+
+def _each_pipeline(client: Any, rules: RedisRules, each: Each) -> Any:
+    pipe = client.pipeline(transaction=False) if rules.atomic_index else client.pipeline()
     for sid in each.keys:
-        pipe.execute_command(each.command, sessions.key(sid))
+        pipe.execute_command(each.command, rules.key(sid))
     return pipe
 
 
@@ -105,10 +112,10 @@ class RedisStore(CommandStore[RedisCommand]):
         auto_pipeline: bool = True,
         **options: Any,
     ) -> None:
-        self.client, self.sessions = _open(
+        self.client, rules = _open(
             self, client, (aioredis.Redis, aioredis.RedisCluster, AsyncRetry), **options
         )
-        self.is_cluster = not self.sessions.atomic_index
+        self.is_cluster = not rules.atomic_index
         if client_cache and self.is_cluster:
             raise ValueError("client_cache is not available with Redis Cluster")
         if self.owns_client and not self.is_cluster:
@@ -120,7 +127,7 @@ class RedisStore(CommandStore[RedisCommand]):
         self.cache = TrackedCache(self.client, client_cache_size) if client_cache else None
         if self.cache is not None and self.cache.available:
             send = CachedSend(self.cache, send)
-            self.sessions.getex = False  # a cached read costs no round trip; GETEX would
+            rules.getex = False  # a cached read costs no round trip; GETEX would
         self.send = send
         """How a command that may be pipelined (or cached) goes to Redis."""
 
@@ -137,11 +144,11 @@ class RedisStore(CommandStore[RedisCommand]):
                 key async for key in self.client.scan_iter(match=command.match, count=command.batch)
             ]
         if isinstance(command, Each):
-            return list(await _each_pipeline(self.client, self.sessions, command).execute())
+            return list(await _each_pipeline(self.client, _rules(self), command).execute())
         return await send(*command)
 
     def _sid_of(self, command: RedisCommand) -> str | None:
-        return self.sessions.sid_in(command)
+        return _rules(self).sid_in(command)
 
     async def _ping(self) -> None:
         await self.client.ping()
@@ -162,13 +169,13 @@ class SyncRedisStore(SyncCommandStore[RedisCommand]):
     """The Redis store for WSGI apps (redis-py's blocking client), standalone or Cluster."""
 
     def __init__(self, client: Any = None, **options: Any) -> None:
-        self.client, self.sessions = _open(
+        self.client, rules = _open(
             self, client, (redis.Redis, redis.RedisCluster, Retry), **options
         )
-        self.is_cluster = not self.sessions.atomic_index
+        self.is_cluster = not rules.atomic_index
 
     def _sid_of(self, command: RedisCommand) -> str | None:
-        return self.sessions.sid_in(command)
+        return _rules(self).sid_in(command)
 
     def _execute(self, command: RedisCommand) -> Any:
         script = script_call(command)
@@ -180,7 +187,7 @@ class SyncRedisStore(SyncCommandStore[RedisCommand]):
         if isinstance(command, Scan):
             return list(self.client.scan_iter(match=command.match, count=command.batch))
         if isinstance(command, Each):
-            return list(_each_pipeline(self.client, self.sessions, command).execute())
+            return list(_each_pipeline(self.client, _rules(self), command).execute())
         return self.client.execute_command(*command)
 
     def _ping(self) -> None:
