@@ -10,6 +10,8 @@ import venv
 import zipfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 SMOKE = """
@@ -84,3 +86,39 @@ def test_the_version_is_the_distributions_and_the_changelog_names_it() -> None:
     changelog = (root / "CHANGELOG.md").read_text()
     assert re.search(rf"^## \[{re.escape(declared)}\]", changelog, re.MULTILINE)
     assert "## [Unreleased]" in changelog
+
+
+@pytest.mark.parametrize(
+    ("module", "blocked", "extra"),
+    [
+        ("sessionware.stores.redis", "redis", "redis"),
+        ("sessionware.stores.postgres", "psycopg", "postgres"),
+        ("sessionware.stores.postgres", "psycopg_pool", "postgres"),
+        ("sessionware.stores.mysql", "pymysql", "mysql"),
+        ("sessionware.stores.sqlalchemy", "sqlalchemy", "sqlalchemy"),
+        ("sessionware.integrations.fastapi", "fastapi", "fastapi"),
+        ("sessionware.integrations.flask", "flask", "flask"),
+        ("sessionware.integrations.litestar", "litestar", "litestar"),
+        ("sessionware.integrations.quart", "quart", "quart"),
+        ("sessionware.integrations.django", "django", "django"),
+    ],
+)
+def test_a_missing_client_names_the_extra_that_installs_it(
+    module: str, blocked: str, extra: str
+) -> None:
+    """As in an environment without the extra: the client's import fails, and the message says
+    what to install (a bare ``No module named 'redis'`` did not)."""
+    program = (
+        f"import sys; sys.modules[{blocked!r}] = None\n"
+        "try:\n"
+        f"    import {module}\n"
+        "except ModuleNotFoundError as exc:\n"
+        "    print(type(exc).__name__, exc.name, exc, sep='|')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True, timeout=60
+    )
+    kind, name, message = done.stdout.strip().split("|")
+    assert (kind, name.partition(".")[0]) == ("ModuleNotFoundError", blocked)
+    install = f"pip install 'sessionware[{extra}]'"
+    assert message == f"{blocked} is not installed; it comes with: {install}"

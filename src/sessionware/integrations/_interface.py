@@ -11,14 +11,16 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, Protocol
 
-from flask.sessions import NullSession
-
 from .._engine import Outcome
 from .._runtime import Failure, SessionRuntime
 from .._wire import needs_vary_cookie
+from ..errors import extra_needed
 from ..options import COOKIE_FIELDS, CookieAttributes
 from ..session import SessionBase
 from ._steps import open_steps, save_steps
+
+with extra_needed("flask", "flask"):  # Quart's extra installs Flask too
+    from flask.sessions import NullSession
 
 __all__ = ["open_steps", "save_steps"]
 

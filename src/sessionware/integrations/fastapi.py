@@ -22,11 +22,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, HTTPException
-from starlette.requests import HTTPConnection
-
 from ..asgi import RUNTIME_KEY
+from ..errors import extra_needed
 from ..session import Session
+
+with extra_needed("fastapi", "fastapi", "starlette"):
+    from fastapi import Depends, HTTPException
+    from starlette.requests import HTTPConnection
 
 MISSING_MIDDLEWARE = (
     "SessionDep needs sessionware's SessionMiddleware: add "

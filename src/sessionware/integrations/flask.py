@@ -13,15 +13,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
-import flask
-from flask import Flask, Request, Response, abort, g, got_request_exception
-from flask.sessions import SessionInterface, SessionMixin
-
 from .._records import run_steps
+from ..errors import extra_needed
 from ..options import SessionSettings
 from ..session import SyncSession
 from ..wsgi import environ_facts
 from . import _interface as shared
+
+with extra_needed("flask", "flask"):
+    import flask
+    from flask import Flask, Request, Response, abort, g, got_request_exception
+    from flask.sessions import SessionInterface, SessionMixin
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack

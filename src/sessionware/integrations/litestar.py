@@ -21,12 +21,14 @@ import dataclasses
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from litestar.middleware import DefineMiddleware
-from litestar.types import Empty
-
 from ..asgi import Scope, SessionMiddleware
+from ..errors import extra_needed
 from ..options import SessionOptionsDict
 from ..stores.memory import MemoryStore
+
+with extra_needed("litestar", "litestar"):
+    from litestar.middleware import DefineMiddleware
+    from litestar.types import Empty
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack

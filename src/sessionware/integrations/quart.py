@@ -12,16 +12,18 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, cast
 
-import quart
-from quart import Quart, g
-from quart.sessions import NullSession, SessionInterface, SessionMixin
-from quart.signals import got_request_exception, got_websocket_exception
-
 from .._records import arun_steps
 from ..asgi import scope_facts
+from ..errors import extra_needed
 from ..options import SessionSettings
 from ..session import Session
 from . import _interface as shared
+
+with extra_needed("quart", "quart"):
+    import quart
+    from quart import Quart, g
+    from quart.sessions import NullSession, SessionInterface, SessionMixin
+    from quart.signals import got_request_exception, got_websocket_exception
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack

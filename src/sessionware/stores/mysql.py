@@ -17,12 +17,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-import asyncmy
-import asyncmy.errors
-import pymysql
-from pymysql.constants import CLIENT
-
 from .._records import Steps
+from ..errors import extra_needed
 from .sql import (
     MYSQL,
     Sql,
@@ -34,6 +30,12 @@ from .sql import (
     identifier,
 )
 from .toolkit import BROKEN, UNAVAILABLE, raised_inside
+
+with extra_needed("mysql", "asyncmy", "pymysql"):
+    import asyncmy
+    import asyncmy.errors
+    import pymysql
+    from pymysql.constants import CLIENT
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack

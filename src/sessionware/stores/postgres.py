@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import psycopg
-from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
-
 from .._records import Steps
+from ..errors import extra_needed
 from . import sql
 from .toolkit import BROKEN, UNAVAILABLE, check_client, raised_inside
+
+with extra_needed("postgres", "psycopg", "psycopg_pool"):
+    import psycopg
+    from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack

@@ -15,11 +15,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import exc, text
-from sqlalchemy.engine import Engine
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from .._records import Steps
+from ..errors import extra_needed
 from .sql import (
     GENERIC,
     MYSQL,
@@ -34,6 +31,11 @@ from .sql import (
     named_parameters,
 )
 from .toolkit import UNAVAILABLE
+
+with extra_needed("sqlalchemy", "sqlalchemy"):
+    from sqlalchemy import exc, text
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack

@@ -24,21 +24,23 @@ from datetime import datetime, timedelta, timezone
 from http.cookies import Morsel
 from typing import Any, TypeVar
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.conf import settings
-from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
-from django.core.signals import setting_changed
-from django.http import HttpRequest, HttpResponse, HttpResponseBase
-from django.utils.cache import patch_vary_headers
-from django.utils.deprecation import MiddlewareMixin
-
 from ..._driver import StoreDriver
 from ..._engine import Outcome
 from ..._records import Get, Steps, StoreCall, arun_steps, run_steps
 from ..._runtime import Failure, SessionRuntime
+from ...errors import extra_needed
 from ...session import SyncSession, run_on_loop
 from ...stores.urls import from_url
 from .._steps import open_steps, save_steps
+
+with extra_needed("django", "django", "asgiref"):
+    from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+    from django.conf import settings
+    from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
+    from django.core.signals import setting_changed
+    from django.http import HttpRequest, HttpResponse, HttpResponseBase
+    from django.utils.cache import patch_vary_headers
+    from django.utils.deprecation import MiddlewareMixin
 
 T = TypeVar("T")
 _state: dict[str, SessionRuntime] = {}
