@@ -4,6 +4,7 @@ included), store ownership and context managers, a URL where a client goes."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -261,3 +262,30 @@ def test_a_finished_request_leaves_no_cycle_for_the_garbage_collector(
         gc.enable()
         client.close()
     assert not ours, f"{len(ours)} flows and sessions in reference cycles after 50 requests"
+
+
+def test_the_implicit_memory_store_is_announced_once(caplog: Any) -> None:
+    """Several workers each with its own MemoryStore log users out at random, silently: the
+    implicit default says so at start-up; an explicit one is a choice and says nothing."""
+    from sessionware import MemoryStore, SessionMiddleware, WSGISessionMiddleware
+
+    SessionMiddleware(_noop_asgi, secret=LONG_SECRET)
+    WSGISessionMiddleware(_noop_wsgi, secret=LONG_SECRET)
+    warned = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 2
+    assert all("MemoryStore" in r.getMessage() for r in warned)
+    assert all("store=RedisStore" in r.getMessage() for r in warned)
+    caplog.clear()
+    SessionMiddleware(_noop_asgi, secret=LONG_SECRET, store=MemoryStore())
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+async def _noop_asgi(scope: Any, receive: Any, send: Any) -> None:
+    pass
+
+
+def _noop_wsgi(environ: Any, start_response: Any) -> list[bytes]:
+    return []
+
+
+LONG_SECRET = "a-secret-of-at-least-32-bytes!!!"

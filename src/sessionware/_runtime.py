@@ -31,6 +31,13 @@ logger = logging.getLogger("sessionware")
 
 App = TypeVar("App")
 
+IMPLICIT_STORE = (
+    "sessionware: no store given, so sessions live in this process's memory (MemoryStore): "
+    "each worker process has its own, and a restart signs everyone out. For several workers "
+    "or restarts, pass a shared store (store=RedisStore(url=...), PostgresStore, SQLiteStore; "
+    "see the README's 'Stores'); pass store=MemoryStore() to keep this one without the warning"
+)
+
 
 class Failure(NamedTuple):
     """An answer the middleware gives instead of the app's: status, reason and body.
@@ -75,6 +82,8 @@ class SessionRuntime:
         self, options: SessionOptions, store: object | None, session_class: type[SessionBase]
     ) -> None:
         self.options = options
+        if store is None:
+            logger.warning(IMPLICIT_STORE)
         self.store = MemoryStore() if store is None else store
         if options.user_key is not None:
             index_users(self.store, options.user_key)
