@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from sessionware import MemoryStore, SessionMiddleware, WSGISessionMiddleware
+from sessionware.asgi import NoSession
 from sessionware.wsgi import SESSION_KEY
 
 SECRET = "keyboard cat"
@@ -44,7 +45,10 @@ class Req:
 
     @property
     def session(self) -> Any:
-        return self.env.get("session" if self.transport == "asgi" else SESSION_KEY)
+        """The request's session; ``None`` when it has none (express: ``req.session`` unset;
+        under ASGI a ``NoSession`` that says why stands there for Starlette's sake)."""
+        found = self.env.get("session" if self.transport == "asgi" else SESSION_KEY)
+        return None if isinstance(found, NoSession) else found
 
     @session.setter
     def session(self, value: Any) -> None:

@@ -321,3 +321,30 @@ def test_a_response_cached_by_django_keeps_the_rendered_cookie() -> None:
     restored = pickle.loads(pickle.dumps(response))  # noqa: S301 - what Django does
     assert restored.cookies["sessionid"].value == "s%3Aabc.def"
     assert restored.cookies["sessionid"].output(header="").strip() == header
+
+
+@pytest.mark.parametrize("client_class", [Client, AsyncClient])
+def test_a_store_outage_is_a_503_on_every_request(client_class: Any) -> None:
+    """A PostgreSQL store at a port where nothing listens: every request that uses the session
+    (the admin login, CSRF in the session, auth) answers 503 at once, never a 500 nor Django's
+    'requires session middleware' on the next request."""
+    from sessionware.stores.postgres import PostgresStore, SyncPostgresStore
+
+    url = f"postgresql://nobody@127.0.0.1:{free_port()}/x"
+    store = SyncPostgresStore(url=url) if client_class is Client else PostgresStore(url=url)
+    with override_settings(SESSIONWARE={"store": store}):
+        client = client_class(raise_request_exception=False)  # as a server: no re-raise
+
+        def call(method: str, path: str, **data: Any) -> Any:
+            response = (
+                getattr(client, method)(path, data) if data else getattr(client, method)(path)
+            )
+            return asyncio.run(response) if asyncio.iscoroutine(response) else response
+
+        answers = [
+            call("get", "/counter"),
+            call("get", "/accounts/login/"),
+            call("post", "/accounts/login/", username="ann", password=PASSWORD),
+            call("get", "/whoami"),
+        ]
+    assert [(a.status_code, a.content) for a in answers] == [(503, b"Service Unavailable")] * 4

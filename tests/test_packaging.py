@@ -42,6 +42,7 @@ print("smoke ok")
 """
 
 
+@pytest.mark.timeout(600)  # builds and installs twice: minutes on a loaded 2-core machine
 def test_wheel_and_sdist_build_install_and_serve(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     subprocess.run(

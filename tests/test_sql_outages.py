@@ -5,6 +5,7 @@ are killed server-side (pg_terminate_backend, KILL)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -135,7 +136,12 @@ def test_connections_killed_by_the_server_are_replaced_without_an_outage(
     assert subject.events == []
 
 
-def test_a_lost_database_is_reported_and_recovered_with_no_restart(subject: Subject) -> None:
+def test_a_lost_database_is_reported_and_recovered_with_no_restart(
+    subject: Subject, caplog: pytest.LogCaptureFixture
+) -> None:
+    """...in one warning line each way: the pool's own reconnection attempts (psycopg_pool
+    logs each one) stay at DEBUG."""
+    caplog.set_level(logging.INFO)
     subject.call("set", "abc", SESSION)
     subject.proxy.stop()
     with pytest.raises(StoreUnavailable):
@@ -147,3 +153,6 @@ def test_a_lost_database_is_reported_and_recovered_with_no_restart(subject: Subj
     subject.proxy.start()
     subject.wait_for(lambda: subject.events == ["disconnect", "connect"])
     assert subject.call("get", "abc") == SESSION
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [w for w in warnings if "error connecting" in w] == []
+    assert len([w for w in warnings if "store unreachable:" in w]) == 1, warnings

@@ -174,3 +174,56 @@ def test_an_app_error_outside_the_cookie_path_is_not_taken_for_a_session_error()
     with pytest.raises(RuntimeError, match="app bug"):
         asyncio.run(app(scope, None, send))  # type: ignore[arg-type]
     assert sent == []
+
+
+def _outage_app(store: Any) -> Starlette:
+    async def public(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    async def login_down(request: Request) -> PlainTextResponse:
+        await request.session.regenerate()
+        return PlainTextResponse("in")
+
+    app = Starlette(
+        routes=[Route("/public", public), Route("/me", me), Route("/login", login_down)]
+    )
+    app.add_middleware(SessionMiddleware, secret=SECRET, store=store)
+    return app
+
+
+@pytest.mark.parametrize("kind", ["redis", "memory"])
+def test_a_store_outage_is_a_503_where_the_session_is_used(kind: str) -> None:
+    """``store_unavailable="pass"`` (the default): a request that never touches the session is
+    served; one that does gets the failure policy's 503, and its error says the store is
+    unavailable (Starlette's own said the middleware is not installed)."""
+    from sessionware.errors import StoreUnavailable
+
+    from .services import free_port
+
+    if kind == "redis":  # a real client at a port where nothing listens
+        from sessionware.stores.redis import RedisStore
+
+        store: Any = RedisStore(url=f"redis://127.0.0.1:{free_port()}/0", timeout=1)
+    else:  # the store's own "disconnect" event marks it down
+        store = MemoryStore()
+    app = _outage_app(store)
+    signer = SessionMiddleware(app, secret=SECRET, store=MemoryStore())
+    cookie = {"connect.sid": signer.engine.cookie_value("a" * 32)}
+
+    async def scenario() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            client.cookies.update(cookie)
+            public = await client.get("/public")  # the app's middleware is built now
+            if kind == "memory":
+                store.emit("disconnect")
+            return [public, await client.get("/me"), await client.get("/login")]
+
+    public, used, method = run(scenario())
+    assert (public.status_code, public.text) == (200, "ok")
+    assert (used.status_code, used.text) == (503, "Service Unavailable")
+    assert (method.status_code, method.text) == (503, "Service Unavailable")
+    from sessionware.asgi import NoSession
+
+    with pytest.raises(StoreUnavailable, match="store is unavailable"):
+        NoSession("the session store is unavailable", unavailable=True).get("user")

@@ -58,7 +58,7 @@ def test_sqlite_paths_relative_and_absolute(tmp_path: Path, monkeypatch: Any) ->
 
 def test_options_reach_the_store() -> None:
     store = from_url("redis://127.0.0.1:6379/0", prefix="app:", sync=True)
-    assert store.sessions.prefix == "app:"
+    assert store.rules.prefix == "app:"
     store.close()
 
 

@@ -24,7 +24,7 @@ from .errors import (
     StoreUnavailable,
     WeakSecretWarning,
 )
-from .session import Session, SessionBase, SyncSession
+from .session import NoSession, Session, SessionBase, SyncSession
 from .stores.base import RecordStore, Store, SyncRecordStore, SyncStore
 from .stores.memory import MemoryStore
 from .wsgi import WSGISessionMiddleware
@@ -43,6 +43,7 @@ __all__ = [
     "Cookie",
     "HeadersAlreadySent",
     "MemoryStore",
+    "NoSession",
     "RecordStore",
     "Session",
     "SessionBase",

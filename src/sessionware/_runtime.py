@@ -125,6 +125,11 @@ class SessionRuntime:
         _log_error("could not load the session", error)
         return SERVER_ERROR
 
+    def app_ran_into(self, error: StoreUnavailable) -> Failure:
+        """The app used the session (or one of its methods) and the store was unavailable."""
+        logger.warning("session store unavailable during the request: %s", error)
+        return UNAVAILABLE
+
     def save_failed(self, error: Exception, *, headers_sent: bool = False) -> Failure | None:
         """The answer to a failed store call at the end of the request; ``None`` once the
         headers are gone (the failure can only be logged then)."""

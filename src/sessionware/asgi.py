@@ -19,7 +19,8 @@ from ._native import mypyc_attr
 from ._records import StoreCall
 from ._runtime import BaseSessionMiddleware, Failure
 from ._wire import needs_vary_cookie
-from .session import Session, SessionBase
+from .errors import StoreUnavailable
+from .session import STORE_DOWN, NoSession, Session, SessionBase
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -41,13 +42,15 @@ class SessionMiddleware(BaseSessionMiddleware[ASGIApp]):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind not in ("http", "websocket") or scope.get("session") is not None:
+        if kind not in ("http", "websocket") or (
+            scope.get("session") is not None and not isinstance(scope["session"], NoSession)
+        ):
             await self.app(scope, receive, send)
             return
         runtime = self.runtime
         scope[RUNTIME_KEY] = runtime
         if not runtime.store_ready:
-            await self._without_session(runtime.when_down(), scope, receive, send)
+            await self._without_session(runtime.when_down(), scope, receive, send, STORE_DOWN)
             return
         driver = self.driver
         try:
@@ -63,7 +66,7 @@ class SessionMiddleware(BaseSessionMiddleware[ASGIApp]):
                     data = await driver.acall(load)
                 session = flow.loaded(data)
         except Exception as exc:
-            await self._without_session(runtime.load_failed(exc), scope, receive, send)
+            await self._without_session(runtime.load_failed(exc), scope, receive, send, STORE_DOWN)
             return
         if flow is None:
             await self.app(scope, receive, send)
@@ -73,7 +76,20 @@ class SessionMiddleware(BaseSessionMiddleware[ASGIApp]):
         if kind == "websocket":
             await self.app(scope, receive, send)
             return
-        await self.app(scope, receive, _SendWithSession(self, scope, flow, send))
+        await self._serve(scope, receive, _SendWithSession(self, scope, flow, send))
+
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: _Tracked | _SendWithSession
+    ) -> None:
+        """Run the app; a store outage it ran into (a session method, or the session of a
+        request the store could not serve) is the failure policy's 503 while nothing has been
+        sent, not the framework's 500."""
+        try:
+            await self.app(scope, receive, send)
+        except StoreUnavailable as exc:
+            if send.started:
+                raise
+            await _send_failure(scope, send.send, self.runtime.app_ran_into(exc))
 
     def _perform(self, call: StoreCall | None) -> Awaitable[Any] | None:
         """Start a store call: a sync store that does no I/O is called right here (no
@@ -106,12 +122,30 @@ class SessionMiddleware(BaseSessionMiddleware[ASGIApp]):
         return session
 
     async def _without_session(
-        self, failure: Failure | None, scope: Scope, receive: Receive, send: Send
+        self, failure: Failure | None, scope: Scope, receive: Receive, send: Send, why: str
     ) -> None:
-        if failure is None:
-            await self.app(scope, receive, send)
-        else:
+        if failure is not None:
             await _send_failure(scope, send, failure)
+            return
+        scope["session"] = NoSession(why, unavailable=True)
+        if scope["type"] == "websocket":
+            await self.app(scope, receive, send)
+            return
+        await self._serve(scope, receive, _Tracked(send))
+
+
+class _Tracked:
+    """A ``send`` that notes whether the response has started."""
+
+    __slots__ = ("send", "started")
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        self.started = True
+        await self.send(message)
 
 
 def _is_litestar_empty(value: object) -> bool:
@@ -124,7 +158,7 @@ def _is_litestar_empty(value: object) -> bool:
 class _SendWithSession:
     """The ``send`` the app sees: holds the response start until the store call is done."""
 
-    __slots__ = ("flow", "middleware", "scope", "send", "start", "streaming")
+    __slots__ = ("flow", "middleware", "scope", "send", "start", "started", "streaming")
 
     def __init__(self, middleware: SessionMiddleware, scope: Scope, flow: Flow, send: Send):
         self.middleware = middleware
@@ -132,6 +166,8 @@ class _SendWithSession:
         self.flow = flow
         self.send = send
         self.start: Message | None = None
+        self.started = False
+        """Whether anything went to the server (until then a failure can still answer)."""
         self.streaming = False
 
     async def __call__(self, message: Message) -> None:
@@ -153,14 +189,17 @@ class _SendWithSession:
         except Exception as exc:
             failure = middleware.runtime.save_failed(exc)
             assert failure is not None
+            self.started = True
             await _send_failure(self.scope, self.send, failure)
             return
+        self.started = True
         await self.send(_with_session_headers(start, outcome.set_cookie, outcome.vary))
         await self.send(message)
 
     async def _stream(self, kind: str, message: Message) -> None:
         """Any message but a whole response's body: a streamed response gets its cookie with
         its first chunk and its store call before its last one."""
+        self.started = True
         if kind not in _FINAL_TYPES:
             await self.send(message)
             return

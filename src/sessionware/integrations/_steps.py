@@ -7,23 +7,23 @@ from __future__ import annotations
 from .._engine import Outcome
 from .._records import Steps, StoreCall
 from .._runtime import Failure, SessionRuntime
-from ..session import SessionBase
+from ..session import NOT_HERE, STORE_DOWN, NoSession, SessionBase
 
 
 def open_steps(
     runtime: SessionRuntime,
     request: object,
     facts: tuple[str, str | bytes | None, str, str | None],
-) -> Steps[StoreCall, SessionBase | None]:
-    """The request's session (``facts``: path, Cookie header, scheme, X-Forwarded-Proto), or
-    ``None`` (store down, path outside the cookie path, skipped).
-    An error that is not an outage propagates: the framework answers 500."""
+) -> Steps[StoreCall, SessionBase | NoSession]:
+    """The request's session (``facts``: path, Cookie header, scheme, X-Forwarded-Proto), or a
+    ``NoSession`` that says why there is none (store down, path outside the cookie path,
+    skipped). An error that is not an outage propagates: the framework answers 500."""
     if not runtime.store_ready:
-        return None
+        return NoSession(STORE_DOWN, unavailable=True)
     try:
         flow = runtime.engine.begin(request, *facts)
         if flow is None:
-            return None
+            return NoSession(NOT_HERE)
         load = flow.load_call()
         data = (yield load) if load is not None else None
         return flow.loaded(data)
@@ -31,7 +31,7 @@ def open_steps(
         failure = runtime.load_failed(exc)
         if failure is not None and failure.status != 503:
             raise
-        return None
+        return NoSession(STORE_DOWN, unavailable=True)
 
 
 def save_steps(

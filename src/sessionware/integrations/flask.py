@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 from .._records import run_steps
 from ..errors import extra_needed
 from ..options import SessionSettings
-from ..session import SyncSession
+from ..session import NoSession, SyncSession
 from ..wsgi import environ_facts
 from . import _interface as shared
 
@@ -49,7 +49,9 @@ class SessionwareInterface(shared.InterfaceBase, SessionInterface):
         opened = run_steps(
             shared.open_steps(self.runtime, environ, environ_facts(environ)), self.driver.call
         )
-        return shared.UnavailableSession() if opened is None else cast(FlaskSession, opened)
+        if isinstance(opened, NoSession):
+            return shared.UnavailableSession()
+        return cast(FlaskSession, opened)
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         if not isinstance(session, FlaskSession):

@@ -16,7 +16,7 @@ from .._records import arun_steps
 from ..asgi import scope_facts
 from ..errors import extra_needed
 from ..options import SessionSettings
-from ..session import Session
+from ..session import NoSession, Session
 from . import _interface as shared
 
 with extra_needed("quart", "quart"):
@@ -45,7 +45,7 @@ class SessionwareInterface(shared.InterfaceBase, SessionInterface):
         opened = await arun_steps(
             shared.open_steps(self.runtime, scope, scope_facts(scope)), self.driver.acall
         )
-        if opened is None:
+        if isinstance(opened, NoSession):
             return shared.UnavailableSession()
         quart_session = cast(QuartSession, opened)
         quart_session.attach_loop(asyncio.get_running_loop())

@@ -10,6 +10,8 @@ sharing the table must run its connections in UTC, the server default here).
 
 from __future__ import annotations
 
+import logging
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from .._records import Steps
@@ -55,6 +57,31 @@ def _quoted(schema: str | None, table: str) -> str:
     return name if schema is None else '"' + sql.identifier(schema, "schema") + '".' + name
 
 
+class _PoolRetriesAtDebug(logging.Filter):
+    """psycopg_pool logs every failed reconnection of a pool at WARNING, several a second in
+    an outage; the store says it once (``Health``). Those of the pools the store built go to
+    DEBUG, where they are still there for whoever looks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pools: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (
+            record.levelno == logging.WARNING
+            and record.msg == "error connecting in %r: %s"
+            and isinstance(record.args, tuple)
+            and any(pool.name == record.args[0] for pool in self.pools)
+        ):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger("psycopg.pool").isEnabledFor(logging.DEBUG)
+        return True
+
+
+_POOL_RETRIES = _PoolRetriesAtDebug()
+logging.getLogger("psycopg.pool").addFilter(_POOL_RETRIES)
+
+
 class _PostgresOptions:
     """The constructor both stores share; each names its pool class."""
 
@@ -96,6 +123,7 @@ class _PostgresOptions:
                 kwargs={"autocommit": True, "connect_timeout": max(1, round(timeout))},
                 open=False,
             )
+            _POOL_RETRIES.pools.add(pool)
         elif url is not None:
             raise TypeError("pass a pool or url=, not both")
         self.pool = pool

@@ -19,6 +19,7 @@ that uses sessions works unchanged: ``auth.login`` / ``logout`` (and ``alogin``.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Container
 from datetime import datetime, timedelta, timezone
 from http.cookies import Morsel
@@ -28,8 +29,8 @@ from ..._driver import StoreDriver
 from ..._engine import Outcome
 from ..._records import Get, Steps, StoreCall, arun_steps, run_steps
 from ..._runtime import Failure, SessionRuntime
-from ...errors import extra_needed
-from ...session import SyncSession, run_on_loop
+from ...errors import StoreUnavailable, extra_needed
+from ...session import NoSession, SyncSession, run_on_loop
 from ...stores.urls import from_url
 from .._steps import open_steps, save_steps
 
@@ -37,7 +38,7 @@ with extra_needed("django", "django", "asgiref"):
     from asgiref.sync import iscoroutinefunction, markcoroutinefunction
     from django.conf import settings
     from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
-    from django.core.signals import setting_changed
+    from django.core.signals import got_request_exception, setting_changed
     from django.http import HttpRequest, HttpResponse, HttpResponseBase
     from django.utils.cache import patch_vary_headers
     from django.utils.deprecation import MiddlewareMixin
@@ -347,6 +348,30 @@ def _render(response: HttpResponseBase, result: Outcome | Failure | None) -> Htt
     return response
 
 
+_OUTAGE = "_sessionware_outage"
+
+
+def _note_outage(sender: object, request: HttpRequest | None = None, **extra: object) -> None:
+    """Django turns a view's exception into a 500 before the middleware sees it: a store
+    outage the request ran into (its session, or a session method) is noted on the request, for
+    the middleware to answer with the failure policy instead."""
+    error = sys.exc_info()[1]
+    if request is not None and isinstance(error, StoreUnavailable):
+        setattr(request, _OUTAGE, error)
+
+
+got_request_exception.connect(_note_outage, dispatch_uid="sessionware-outage")
+
+
+def _outage_met(
+    current: SessionRuntime, request: HttpRequest, response: HttpResponseBase
+) -> Failure | None:
+    error = getattr(request, _OUTAGE, None)
+    if error is None or response.status_code < 500:
+        return None
+    return current.app_ran_into(error)
+
+
 class _RenderedCookie(Morsel[str]):
     """A cookie that Django sends as the engine rendered it. Django's ``set_cookie`` knows six
     attributes (no ``Partitioned``, no ``Priority``), and re-parsing our header into it dropped
@@ -391,11 +416,19 @@ class SessionMiddleware(DjangoSessionMiddleware):
         opened = run_steps(
             open_steps(current, request, _request_facts(request)), current.driver.call
         )
-        if opened is None:
-            return self._without_session(current, request)
+        if isinstance(opened, NoSession):
+            failure = current.when_down() if opened.unavailable else None
+            if failure is not None:
+                return _render(HttpResponse(), failure)
         request.session = opened  # type: ignore[assignment]
-        response = self.get_response(request)
+        try:
+            response = self.get_response(request)
+        except StoreUnavailable as exc:  # raised again by Django's own 500 view (its CSRF check)
+            return _render(HttpResponse(), current.app_ran_into(exc))
         assert isinstance(response, HttpResponseBase)
+        outage = _outage_met(current, request, response)
+        if outage is not None or isinstance(opened, NoSession):
+            return _render(response, outage)
         steps = save_steps(current, opened, failed=response.status_code >= 500)
         return _render(response, run_steps(steps, current.driver.call))
 
@@ -404,26 +437,23 @@ class SessionMiddleware(DjangoSessionMiddleware):
         opened = await arun_steps(
             open_steps(current, request, _request_facts(request)), current.driver.acall
         )
-        if opened is None:
-            return await self._awithout_session(current, request)
-        assert isinstance(opened, DjangoSession)
-        opened.attach_loop(asyncio.get_running_loop())
+        if isinstance(opened, NoSession):
+            failure = current.when_down() if opened.unavailable else None
+            if failure is not None:
+                return _render(HttpResponse(), failure)
+        else:
+            assert isinstance(opened, DjangoSession)
+            opened.attach_loop(asyncio.get_running_loop())
         request.session = opened  # type: ignore[assignment]
-        response = await self._respond(request)
+        try:
+            response = await self._respond(request)
+        except StoreUnavailable as exc:
+            return _render(HttpResponse(), current.app_ran_into(exc))
+        outage = _outage_met(current, request, response)
+        if outage is not None or isinstance(opened, NoSession):
+            return _render(response, outage)
         steps = save_steps(current, opened, failed=response.status_code >= 500)
         return _render(response, await arun_steps(steps, current.driver.acall))
-
-    def _without_session(self, current: SessionRuntime, request: HttpRequest) -> Any:
-        failure = current.when_down()
-        if failure is not None:
-            return _render(HttpResponse(), failure)
-        return self.get_response(request)
-
-    async def _awithout_session(self, current: SessionRuntime, request: HttpRequest) -> Any:
-        failure = current.when_down()
-        if failure is not None:
-            return _render(HttpResponse(), failure)
-        return await self._respond(request)
 
     async def _respond(self, request: HttpRequest) -> HttpResponseBase:
         response = self.get_response(request)
