@@ -14,8 +14,7 @@ from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import unquote
 
-from sessionware import MemoryStore, SessionMiddleware, WSGISessionMiddleware
-from sessionware.asgi import NoSession
+from sessionware import MemoryStore, NoSession, SessionMiddleware, WSGISessionMiddleware
 from sessionware.wsgi import SESSION_KEY
 
 SECRET = "keyboard cat"

@@ -223,7 +223,7 @@ def test_a_store_outage_is_a_503_where_the_session_is_used(kind: str) -> None:
     assert (public.status_code, public.text) == (200, "ok")
     assert (used.status_code, used.text) == (503, "Service Unavailable")
     assert (method.status_code, method.text) == (503, "Service Unavailable")
-    from sessionware.asgi import NoSession
+    from sessionware import NoSession
 
     with pytest.raises(StoreUnavailable, match="store is unavailable"):
         NoSession("the session store is unavailable", unavailable=True).get("user")

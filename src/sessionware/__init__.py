@@ -6,6 +6,7 @@ from importlib.metadata import version as _version
 from . import _engine
 from ._records import SessionRecord
 from ._runtime import (
+    NoSession,
     aload_session,
     create_session,
     create_sync_session,
@@ -24,7 +25,7 @@ from .errors import (
     StoreUnavailable,
     WeakSecretWarning,
 )
-from .session import NoSession, Session, SessionBase, SyncSession
+from .session import Session, SessionBase, SyncSession
 from .stores.base import RecordStore, Store, SyncRecordStore, SyncStore
 from .stores.memory import MemoryStore
 from .wsgi import WSGISessionMiddleware

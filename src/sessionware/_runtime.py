@@ -8,7 +8,7 @@ returns (a session, or a ``Failure`` to answer with).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, NamedTuple, TypeVar
 
@@ -37,6 +37,54 @@ IMPLICIT_STORE = (
     "or restarts, pass a shared store (store=RedisStore(url=...), PostgresStore, SQLiteStore; "
     "see the README's 'Stores'); pass store=MemoryStore() to keep this one without the warning"
 )
+
+
+STORE_DOWN = "the session store is unavailable, so this request has no session"
+NOT_HERE = (
+    "this request has no session: its path is outside the session cookie's path, or the "
+    "middleware's skip option matched it"
+)
+
+
+class NoSession(Mapping[str, Any]):
+    """The session of a request that has none (``scope["session"]`` under ASGI, Django's
+    ``request.session``): any use of it raises an error that says why, where the framework's
+    own says the middleware is not installed, which it is. ``StoreUnavailable`` when the store
+    is down, which the middleware answers with the failure policy's 503."""
+
+    __slots__ = ("reason", "unavailable")
+
+    def __init__(self, reason: str, *, unavailable: bool = False) -> None:
+        self.reason = reason
+        self.unavailable = unavailable
+
+    def _refuse(self) -> Any:
+        if self.unavailable:
+            raise StoreUnavailable(self.reason)
+        raise SessionError(self.reason)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._refuse()
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._refuse()
+
+    def __delitem__(self, key: str) -> None:
+        self._refuse()
+
+    def __iter__(self) -> Iterator[str]:
+        return self._refuse()  # type: ignore[no-any-return]
+
+    def __len__(self) -> int:
+        return self._refuse()  # type: ignore[no-any-return]
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self._refuse()
+
+    def __repr__(self) -> str:
+        return f"<no session: {self.reason}>"
 
 
 class Failure(NamedTuple):

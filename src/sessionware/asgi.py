@@ -17,10 +17,10 @@ from typing import Any
 from ._engine import Flow
 from ._native import mypyc_attr
 from ._records import StoreCall
-from ._runtime import BaseSessionMiddleware, Failure
+from ._runtime import STORE_DOWN, BaseSessionMiddleware, Failure, NoSession
 from ._wire import needs_vary_cookie
 from .errors import StoreUnavailable
-from .session import STORE_DOWN, NoSession, Session, SessionBase
+from .session import Session, SessionBase
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

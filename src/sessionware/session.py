@@ -12,7 +12,7 @@ imports neither the engine nor the runtime.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Generator, Iterator, Mapping
+from collections.abc import Awaitable, Generator
 from typing import Any, Generic, Protocol, TypeVar
 
 from ._native import mypyc_attr
@@ -29,7 +29,7 @@ from ._records import (
     run_steps,
 )
 from .cookie import Cookie
-from .errors import SessionDestroyed, SessionError, StoreUnavailable
+from .errors import SessionDestroyed, SessionError
 
 
 class StoreRunner(Protocol):
@@ -350,52 +350,3 @@ class SyncSession(SessionBase):
     def destroy_other_sessions(self) -> int:
         """Destroy every session of this session's user but this one; how many went."""
         return run_steps(self._destroy_others_steps(), self._state.runner.call)
-
-
-STORE_DOWN = "the session store is unavailable, so this request has no session"
-NOT_HERE = (
-    "this request has no session: its path is outside the session cookie's path, or the "
-    "middleware's skip option matched it"
-)
-
-
-@mypyc_attr(native_class=False)
-class NoSession(Mapping[str, Any]):
-    """The session of a request that has none (``scope["session"]`` under ASGI, Django's
-    ``request.session``): any use of it raises an error that says why, where the framework's
-    own says the middleware is not installed, which it is. ``StoreUnavailable`` when the store
-    is down, which the middleware answers with the failure policy's 503."""
-
-    __slots__ = ("reason", "unavailable")
-
-    def __init__(self, reason: str, *, unavailable: bool = False) -> None:
-        self.reason = reason
-        self.unavailable = unavailable
-
-    def _refuse(self) -> Any:
-        if self.unavailable:
-            raise StoreUnavailable(self.reason)
-        raise SessionError(self.reason)
-
-    def __getitem__(self, key: str) -> Any:
-        return self._refuse()
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self._refuse()
-
-    def __delitem__(self, key: str) -> None:
-        self._refuse()
-
-    def __iter__(self) -> Iterator[str]:
-        return self._refuse()  # type: ignore[no-any-return]
-
-    def __len__(self) -> int:
-        return self._refuse()  # type: ignore[no-any-return]
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return self._refuse()
-
-    def __repr__(self) -> str:
-        return f"<no session: {self.reason}>"

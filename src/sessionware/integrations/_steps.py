@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from .._engine import Outcome
 from .._records import Steps, StoreCall
-from .._runtime import Failure, SessionRuntime
-from ..session import NOT_HERE, STORE_DOWN, NoSession, SessionBase
+from .._runtime import NOT_HERE, STORE_DOWN, Failure, NoSession, SessionRuntime
+from ..session import SessionBase
 
 
 def open_steps(

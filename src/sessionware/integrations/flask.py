@@ -14,9 +14,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 from .._records import run_steps
+from .._runtime import NoSession
 from ..errors import extra_needed
 from ..options import SessionSettings
-from ..session import NoSession, SyncSession
+from ..session import SyncSession
 from ..wsgi import environ_facts
 from . import _interface as shared
 

@@ -13,10 +13,11 @@ import asyncio
 from typing import TYPE_CHECKING, Any, cast
 
 from .._records import arun_steps
+from .._runtime import NoSession
 from ..asgi import scope_facts
 from ..errors import extra_needed
 from ..options import SessionSettings
-from ..session import NoSession, Session
+from ..session import Session
 from . import _interface as shared
 
 with extra_needed("quart", "quart"):

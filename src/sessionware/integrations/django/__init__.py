@@ -28,9 +28,9 @@ from typing import Any, TypeVar
 from ..._driver import StoreDriver
 from ..._engine import Outcome
 from ..._records import Get, Steps, StoreCall, arun_steps, run_steps
-from ..._runtime import Failure, SessionRuntime
+from ..._runtime import Failure, NoSession, SessionRuntime
 from ...errors import StoreUnavailable, extra_needed
-from ...session import NoSession, SyncSession, run_on_loop
+from ...session import SyncSession, run_on_loop
 from ...stores.urls import from_url
 from .._steps import open_steps, save_steps
 
