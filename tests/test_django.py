@@ -348,3 +348,39 @@ def test_a_store_outage_is_a_503_on_every_request(client_class: Any) -> None:
             call("get", "/whoami"),
         ]
     assert [(a.status_code, a.content) for a in answers] == [(503, b"Service Unavailable")] * 4
+
+
+@pytest.mark.parametrize("view", ["/accounts/logout/", "/alogout"])
+def test_logout_stores_nothing_and_expires_the_cookie(view: str) -> None:
+    """As Django's own sessions: ``flush()`` destroys the stored session, and a session left
+    empty is not saved (sessionware used to write an empty row that lasted two weeks, and send
+    a cookie for it)."""
+    from sessionware import MemoryStore
+
+    store = MemoryStore()
+    with override_settings(SESSIONWARE={"store": store}):
+        client = Client()
+        client.post("/accounts/login/", {"username": "ann", "password": PASSWORD})
+        assert store.length() == 1
+        response = client.post(view)
+        assert response.status_code == 302
+        assert store.length() == 0
+        cookie = response.cookies["sessionid"]
+        assert cookie.value == ""
+        assert cookie["expires"] == "Thu, 01 Jan 1970 00:00:00 GMT"
+        assert client.get("/whoami").content == b"anonymous"
+        assert store.length() == 0
+
+
+def test_a_write_after_logout_starts_a_new_session() -> None:
+    from sessionware import MemoryStore
+
+    store = MemoryStore()
+    with override_settings(SESSIONWARE={"store": store}):
+        client = Client()
+        client.post("/accounts/login/", {"username": "ann", "password": PASSWORD})
+        before = sid_of(client)
+        assert client.post("/logout-then-count").content == b"1"
+        assert sid_of(client) != before
+        assert store.ids() == [sid_of(client)]
+        assert client.get("/counter").content == b"2"

@@ -13,6 +13,8 @@ urlpatterns = [
     path("whoami", views.whoami),
     path("awhoami", views.awhoami),
     path("alogin", views.alogin_view),
+    path("alogout", views.alogout_view),
+    path("logout-then-count", views.logout_then_count),
     path("counter", views.counter),
     path("acounter", views.acounter),
     path("message-set", views.message_set),

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth import aget_user, alogin
+from django.contrib.auth import aget_user, alogin, alogout, logout
 from django.contrib.auth.models import User
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 
 
@@ -21,6 +21,16 @@ async def alogin_view(request: HttpRequest) -> HttpResponse:
     user = await User.objects.aget(username=request.GET["user"])
     await alogin(request, user, backend="django.contrib.auth.backends.ModelBackend")
     return HttpResponse(request.session.session_key)
+
+
+async def alogout_view(request: HttpRequest) -> HttpResponse:
+    await alogout(request)
+    return HttpResponseRedirect("/whoami")
+
+
+def logout_then_count(request: HttpRequest) -> HttpResponse:
+    logout(request)
+    return counter(request)
 
 
 def counter(request: HttpRequest) -> HttpResponse:

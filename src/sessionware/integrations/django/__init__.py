@@ -149,8 +149,16 @@ class DjangoSession(SyncSession):
         self.regenerate(keep=True)
 
     def flush(self) -> None:
-        """The data gone, the stored session destroyed, a new id: what ``auth.logout`` calls."""
-        self.regenerate()
+        """What ``auth.logout`` calls: the stored session destroyed and its cookie expired, as
+        Django does; nothing is stored unless the request writes again (then a new session,
+        under a new id, as after Django's flush)."""
+        self._perform(self._destroy_steps())
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        state = self._state
+        if state.destroyed:
+            state.flow.regenerate(self, keep=False)
+        super().__setitem__(key, value)
 
     def delete(self, session_key: str | None = None) -> None:
         self.destroy()
@@ -166,7 +174,7 @@ class DjangoSession(SyncSession):
         await self._aperform(self._regenerate_steps(True))
 
     async def aflush(self) -> None:
-        await self._aperform(self._regenerate_steps(False))
+        await self._aperform(self._destroy_steps())
 
     async def adelete(self, session_key: str | None = None) -> None:
         await self._aperform(self._destroy_steps())
@@ -379,8 +387,13 @@ class _RenderedCookie(Morsel[str]):
 
     def __init__(self, header: str) -> None:
         super().__init__()
-        name, _, value = header.split(";", 1)[0].partition("=")
+        pair, *attributes = header.split("; ")
+        name, _, value = pair.partition("=")
         self.set(name, value, value)
+        for attribute in attributes:  # readable as Django's own cookies are (["expires"]...)
+            key, equals, setting = attribute.partition("=")
+            if self.isReservedKey(key):
+                self[key.lower()] = setting if equals else True
         self.header = header
 
     def OutputString(self, attrs: Container[str] | None = None) -> str:
