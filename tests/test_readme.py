@@ -80,3 +80,33 @@ def test_a_readme_example_runs_as_written(block: str) -> None:
         return
     texts = [text.strip('"') for text in _drive_asgi(app)]
     assert texts == ["ann", "None"]
+
+
+TYPED = [block for block in BLOCKS if "session_of(" in block]
+
+
+@pytest.mark.parametrize("block", TYPED, ids=[_title(block) for block in TYPED])
+def test_the_typed_examples_pass_mypy_strict(block: str, tmp_path: Path) -> None:
+    """``session_of`` exists for typed code: its example type-checks as users check theirs."""
+    import subprocess
+
+    example = tmp_path / "typed_example.py"
+    example.write_text(block)
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(example)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    broken = example.with_name("untyped_example.py")
+    broken.write_text(block.replace("session_of(request)", "request.session", 1))
+    refused = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(broken)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert 'has no attribute "regenerate"' in refused.stdout

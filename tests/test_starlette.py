@@ -13,7 +13,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, StreamingRe
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from sessionware import MemoryStore, Session, SessionMiddleware
+from sessionware import MemoryStore, NoSession, Session, SessionMiddleware
 
 from .harness import SECRET
 
@@ -223,7 +223,24 @@ def test_a_store_outage_is_a_503_where_the_session_is_used(kind: str) -> None:
     assert (public.status_code, public.text) == (200, "ok")
     assert (used.status_code, used.text) == (503, "Service Unavailable")
     assert (method.status_code, method.text) == (503, "Service Unavailable")
-    from sessionware import NoSession
 
     with pytest.raises(StoreUnavailable, match="store is unavailable"):
         NoSession("the session store is unavailable", unavailable=True).get("user")
+
+
+def test_session_of_gives_the_session_or_says_why_there_is_none() -> None:
+    from sessionware import StoreUnavailable, session_of
+    from sessionware.asgi import RUNTIME_KEY
+    from sessionware.errors import SessionError
+
+    with pytest.raises(RuntimeError, match="add_middleware"):
+        session_of({"type": "http"})
+    with pytest.raises(StoreUnavailable, match="store is unavailable"):
+        session_of(
+            {
+                RUNTIME_KEY: object(),
+                "session": NoSession("the store is unavailable", unavailable=True),
+            }
+        )
+    with pytest.raises(SessionError, match="skip option"):
+        session_of({RUNTIME_KEY: object()})

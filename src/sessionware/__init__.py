@@ -12,7 +12,7 @@ from ._runtime import (
     create_sync_session,
     load_session,
 )
-from .asgi import SessionMiddleware
+from .asgi import SessionMiddleware, session_of
 from .cookie import Cookie
 from .errors import (
     HeadersAlreadySent,
@@ -69,4 +69,5 @@ __all__ = [
     "create_session",
     "create_sync_session",
     "load_session",
+    "session_of",
 ]

@@ -17,9 +17,9 @@ from typing import Any
 from ._engine import Flow
 from ._native import mypyc_attr
 from ._records import StoreCall
-from ._runtime import STORE_DOWN, BaseSessionMiddleware, Failure, NoSession
+from ._runtime import NOT_HERE, STORE_DOWN, BaseSessionMiddleware, Failure, NoSession
 from ._wire import needs_vary_cookie
-from .errors import StoreUnavailable
+from .errors import SessionError, StoreUnavailable
 from .session import Session, SessionBase
 
 Scope = MutableMapping[str, Any]
@@ -146,6 +146,36 @@ class _Tracked:
     async def __call__(self, message: Message) -> None:
         self.started = True
         await self.send(message)
+
+
+MISSING_MIDDLEWARE = (
+    "no sessionware SessionMiddleware ran for this request: add "
+    "app.add_middleware(SessionMiddleware, secret=...) (from sessionware import SessionMiddleware)"
+)
+
+
+def scope_session(scope: Scope) -> Session | None:
+    """The request's session, or ``None`` when it has none (store down, skipped, outside the
+    cookie's path); a ``RuntimeError`` when the middleware never saw the request."""
+    if RUNTIME_KEY not in scope:
+        raise RuntimeError(MISSING_MIDDLEWARE)
+    session = scope.get("session")
+    return session if isinstance(session, Session) else None
+
+
+def session_of(connection: Any) -> Session:
+    """The session of a Starlette / FastAPI request or websocket (or an ASGI scope), typed:
+    Starlette types ``request.session`` as a plain dict, so typed code cannot call
+    ``regenerate()`` on it. A request without a session raises why (``StoreUnavailable`` when
+    the store is down)."""
+    scope = getattr(connection, "scope", connection)
+    session = scope_session(scope)
+    if session is None:
+        found = scope.get("session")
+        if isinstance(found, NoSession):
+            found._refuse()
+        raise SessionError(NOT_HERE)
+    return session
 
 
 def _is_litestar_empty(value: object) -> bool:

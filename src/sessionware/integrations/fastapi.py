@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from ..asgi import RUNTIME_KEY
+from ..asgi import scope_session
 from ..errors import extra_needed
 from ..session import Session
 
@@ -30,18 +30,9 @@ with extra_needed("fastapi", "fastapi", "starlette"):
     from fastapi import Depends, HTTPException
     from starlette.requests import HTTPConnection
 
-MISSING_MIDDLEWARE = (
-    "SessionDep needs sessionware's SessionMiddleware: add "
-    "app.add_middleware(SessionMiddleware, secret=...) (from sessionware import SessionMiddleware)"
-)
-
 
 def get_optional_session(connection: HTTPConnection) -> Session | None:
-    scope = connection.scope
-    if RUNTIME_KEY not in scope:
-        raise RuntimeError(MISSING_MIDDLEWARE)
-    session = scope.get("session")
-    return session if isinstance(session, Session) else None
+    return scope_session(connection.scope)
 
 
 def get_session(connection: HTTPConnection) -> Session:
