@@ -8,12 +8,90 @@
     from_url("mysql://root@127.0.0.1/test")       # also mariadb://
 
 ``sync=True`` gives the store for WSGI apps (``SyncRedisStore`` ...), else the asyncio one where
-there is one. Keyword options go to the store.
+there is one. Keyword options go to the store, and so do the store's options in the URL's query
+(``postgresql://host/db?schema=app&table=sessions``, ``redis://host/0?prefix=app:``): where a
+URL is the only way in (a setting, the CLI). A query parameter that is neither the store's nor
+its driver's is refused at once, naming the accepted ones.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+
+def _flag(text: str) -> bool:
+    lowered = text.lower()
+    if lowered not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError(f"not a flag: {text!r} (true or false)")
+    return lowered in ("true", "1", "yes")
+
+
+def _seconds_or_none(text: str) -> float | None:
+    return None if text.lower() == "none" else float(text)
+
+
+_SQL: dict[str, Callable[[str], Any]] = {
+    "table": str,
+    "ttl": int,
+    "disable_touch": _flag,
+    "touch_after": float,
+    "create_table": _flag,
+    "prune_interval": _seconds_or_none,
+    "prune_batch": int,
+    "retry_interval": float,
+    "user_key": str,
+    "timeout": float,
+}
+_URL_OPTIONS: dict[str, dict[str, Callable[[str], Any]]] = {
+    "memory": {"ttl": int, "max_sessions": int, "user_key": str},
+    "sqlite": _SQL,
+    "postgres": {**_SQL, "schema": str, "min_size": int, "max_size": int},
+    "mysql": {**_SQL, "max_size": int},
+    "redis": {
+        "prefix": str,
+        "ttl": int,
+        "disable_ttl": _flag,
+        "disable_touch": _flag,
+        "touch_after": float,
+        "scan_count": int,
+        "user_key": str,
+        "user_prefix": str,
+        "timeout": float,
+        "retry_interval": float,
+        "client_cache": _flag,
+        "client_cache_size": int,
+        "auto_pipeline": _flag,
+    },
+}
+"""The options each kind of store takes from the URL's query, with how to read each."""
+
+
+def _store_options(kind: str, url: str) -> tuple[str, dict[str, Any]]:
+    """``url`` without the store's options in its query, and those options read. The
+    parameters left are the driver's (libpq's, redis-py's); SQLite and MySQL URLs have none."""
+    base, _, query = url.partition("?")
+    accepted = _URL_OPTIONS[kind]
+    options: dict[str, Any] = {}
+    kept: list[tuple[str, str]] = []
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name in accepted:
+            try:
+                options[name] = accepted[name](value)
+            except ValueError as exc:
+                raise ValueError(f"store URL option {name}={value!r}: {exc}") from None
+        else:
+            kept.append((name, value))
+    if kept and kind in ("memory", "sqlite", "mysql"):
+        raise ValueError(_unknown(kind, kept[0][0]))
+    return (base + "?" + urlencode(kept) if kept else base), options
+
+
+def _unknown(kind: str, name: str, driver: str = "") -> str:
+    names = ", ".join(sorted(_URL_OPTIONS[kind]))
+    return f"unknown store URL option {name!r} for a {kind} store; accepted: {names}{driver}"
+
 
 _SCHEMES = {
     "memory": ("memory", None),
@@ -38,8 +116,10 @@ def from_url(url: str, *, sync: bool = False, **options: Any) -> Any:
         accepted = ", ".join(f"{name}://" for name in _SCHEMES)
         raise ValueError(f"not a session store URL: {url!r}; accepted: {accepted}")
     kind, extra = _SCHEMES[scheme.lower()]
+    url, from_query = _store_options(kind, url)
+    rest = url.partition("://")[2]
     try:
-        return _build(kind, scheme.lower(), url, rest, sync=sync, options=options)
+        return _build(kind, scheme.lower(), url, rest, sync=sync, options={**from_query, **options})
     except ImportError as exc:
         raise ImportError(
             f"{scheme}:// needs the {extra!r} extra: pip install 'sessionware[{extra}]'"
@@ -67,7 +147,21 @@ def _build(kind: str, scheme: str, url: str, rest: str, *, sync: bool, options: 
         from .postgres import PostgresStore, SyncPostgresStore
 
         target = "postgresql://" + rest
+        _check_libpq(target)
         return (SyncPostgresStore if sync else PostgresStore)(url=target, **options)
     from .mysql import MySQLStore, SyncMySQLStore
 
     return (SyncMySQLStore if sync else MySQLStore)(url=url, **options)
+
+
+def _check_libpq(url: str) -> None:
+    """libpq refuses an unknown parameter only when it connects: at every connection, after
+    the pool's retries. Found here instead."""
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        conninfo_to_dict(url)
+    except ProgrammingError as exc:
+        name = str(exc).rpartition(":")[2].strip().strip('"')
+        raise ValueError(_unknown("postgres", name, " (or a libpq parameter)")) from None
