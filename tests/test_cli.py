@@ -35,7 +35,11 @@ def run(capsys: Any, *words: str) -> tuple[int, str, str]:
 
 
 def test_count_ids_and_list(url: str, capsys: Any) -> None:
-    assert run(capsys, "store", "--url", url, "count") == (0, "3\n", "")
+    assert run(capsys, "store", "--url", url, "count") == (
+        0,
+        f'3 sessions ({url}, table "sessions")\n',
+        "",
+    )
     assert run(capsys, "store", "--url", url, "ids")[1] == "-dash\na1\nb2\n"
     code, table, _ = run(capsys, "store", "--url", url, "list")
     lines = table.splitlines()
@@ -56,7 +60,7 @@ def test_show_and_destroy_take_ids_that_start_with_a_dash(url: str, capsys: Any)
         "destroyed 2 sessions\n",
         "",
     )
-    assert run(capsys, "store", "--url", url, "count")[1] == "1\n"
+    assert run(capsys, "store", "--url", url, "count")[1].startswith("1 session (")
 
 
 def test_an_option_value_that_looks_like_a_command_stays_a_value(capsys: Any) -> None:
@@ -115,11 +119,12 @@ def test_the_environment_names_the_store_and_redis_stays_an_alias(
     from .services import require_redis
 
     monkeypatch.setenv("SESSIONWARE_STORE", url)
-    assert run(capsys, "store", "count")[1] == "3\n"
+    assert run(capsys, "store", "count")[1].startswith("3 sessions (")
     redis_url = require_redis()
+    index = redis_prefix[:-1] + "-user:"
     assert run(capsys, "store", "--redis", redis_url, "--prefix", redis_prefix, "count") == (
         0,
-        "0\n",
+        f"0 sessions ({redis_url}, keys {redis_prefix}*, user indexes {index}*)\n",
         "",
     )
 
@@ -283,3 +288,36 @@ def test_the_log_lines_are_for_verbose(caplog: Any) -> None:
     assert [record.getMessage() for record in caplog.records] == ["error connecting in 'pool-1'"]
     logging.getLogger("sessionware").warning("shown again")
     assert len(caplog.records) == 2
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_user_and_revoke_find_the_user_key_as_list_does(
+    kind: str, tmp_path: Path, capsys: Any, request: pytest.FixtureRequest
+) -> None:
+    """One rule for the three: without ``--user-key``, the key that names the user is the
+    first of the usual ones a session holds (``user_id`` here)."""
+    if kind == "sqlite":
+        path = tmp_path / "indexed.db"
+        store: Any = SQLiteStore(str(path), user_key="user_id")
+        words = ["store", "--url", f"sqlite:///{path}"]
+    else:
+        from sessionware.stores.redis import SyncRedisStore
+
+        from .services import require_redis
+
+        prefix = request.getfixturevalue("redis_prefix")
+        store = SyncRedisStore(url=require_redis(), prefix=prefix, user_key="user_id")
+        words = ["store", "--url", require_redis(), "--prefix", prefix]
+    store.set("here", {"cookie": COOKIE, "user_id": "ann"})
+    store.set("phone", {"cookie": COOKIE, "user_id": "ann"})
+    store.set("other", {"cookie": COOKIE, "user_id": "bob"})
+    store.close()
+    listed = json.loads(run(capsys, *words, "--json", "list", "--user", "ann")[1])
+    code, out, err = run(capsys, *words, "--json", "user", "ann")
+    assert code == 0 and "'user_id'" in err
+    assert [row["id"] for row in json.loads(out)] == [row["id"] for row in listed]
+    assert run(capsys, *words, "revoke", "ann", "--keep", "here")[1] == (
+        "destroyed 1 session of ann\n"
+    )
+    code, _, err = run(capsys, *words, "user", "nobody")
+    assert code == 2 and "pass --user-key" in err

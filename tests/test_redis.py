@@ -503,8 +503,32 @@ def test_cluster_user_index(store_kind: str, redis_cluster: str) -> None:
     assert call(store, "destroy_user_sessions", "ann", "dev2") == 9
     assert list(call(store, "user_sessions", "ann")) == ["dev2"]
     call(store, "clear")
-    client.delete("u-user:ann", "u-user:bob")
+    assert client.exists("u-user:ann", "u-user:bob") == 0, "clear() removes the user indexes"
     client.close()
+
+
+@pytest.mark.parametrize("store_kind", ["sync", "async"])
+def test_clear_removes_the_user_indexes_and_nothing_else(
+    store_kind: str, redis_prefix: str
+) -> None:
+    """The indexes live under ``user_prefix``, beside the sessions (a Node app scanning the
+    session prefix never meets one); ``clear()`` removed the sessions and left every index."""
+    url = require_redis()
+    store = STORE_KINDS[store_kind](url=url, prefix=redis_prefix, user_key="uid")
+    other_prefix = redis_prefix[:-1] + "-other:"
+    other = STORE_KINDS[store_kind](url=url, prefix=other_prefix, user_key="uid")
+    for index in range(3):
+        call(store, "set", f"s{index}", stored(60, uid=f"user{index}"))
+    call(other, "set", "kept", stored(60, uid="user0"))
+    call(store, "clear")
+    client = redis.Redis.from_url(url)
+    try:
+        assert list(client.scan_iter(match=redis_prefix + "*")) == []
+        assert list(client.scan_iter(match=store.rules.user_prefix + "*")) == []
+        assert list(call(other, "user_sessions", "user0")) == ["kept"]
+    finally:
+        call(other, "clear")
+        client.close()
 
 
 class TestClientCache:

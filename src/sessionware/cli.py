@@ -71,9 +71,20 @@ def _open_store(args: argparse.Namespace) -> Any:
 
 
 def _user_of(data: dict[str, Any], user_key: str | None) -> Any:
-    if user_key is not None:
-        return data.get(user_key)
-    return next((data[key] for key in USER_KEYS if data.get(key) is not None), None)
+    key = user_key or _user_key_in(data)
+    return None if key is None else data.get(key)
+
+
+def _user_key_in(data: dict[str, Any]) -> str | None:
+    """Without ``--user-key``, the key that names the user is the first of ``USER_KEYS`` a
+    session holds: the one rule of ``list --user``, ``user`` and ``revoke``."""
+    return next((key for key in USER_KEYS if data.get(key) is not None), None)
+
+
+def _location(store: Any) -> str:
+    """What the command read: the URL, and the prefix or table within it."""
+    where = getattr(getattr(store, "rules", None), "location", None)
+    return f"{store.cli_url}, {where}" if where else store.cli_url
 
 
 def _rows(store: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -137,7 +148,8 @@ def _store_command(store: Any, args: argparse.Namespace) -> int:
     action = args.action
     if action == "count":
         count = store.length()
-        _emit(args, {"count": count}, str(count))
+        noun = "session" if count == 1 else "sessions"
+        _emit(args, {"count": count}, f"{count} {noun} ({_location(store)})")
     elif action == "ids":
         ids = sorted(store.ids())
         _emit(args, ids, "\n".join(ids))
@@ -166,9 +178,7 @@ def _user_command(store: Any, args: argparse.Namespace) -> int:
     """A user's sessions through the store's per-user index: list them, or revoke them."""
     from .stores.base import index_users
 
-    user_key = args.user_key or getattr(store, "user_key", None)
-    if not user_key:
-        raise CommandError(f"{args.action} reads the per-user index: pass --user-key KEY")
+    user_key = args.user_key or getattr(store, "user_key", None) or _guess_user_key(store, args)
     try:
         index_users(store, user_key)
     except (TypeError, ValueError) as exc:
@@ -188,6 +198,22 @@ def _user_command(store: Any, args: argparse.Namespace) -> int:
     ]
     _emit(args, rows, _table(rows, ("id", "expires", "size")) if rows else "")
     return 0
+
+
+def _guess_user_key(store: Any, args: argparse.Namespace) -> str:
+    """The key that names ``args.name`` in a stored session, by ``list --user``'s rule."""
+    for data in store.all().values():
+        key = _user_key_in(data)
+        if key is not None and str(data[key]) == args.name:
+            print(
+                f"sessionware: the user key is {key!r} (--user-key to name another)",
+                file=sys.stderr,
+            )
+            return key
+    raise CommandError(
+        f"no session names {args.name!r} under {', '.join(USER_KEYS)} in {_location(store)}: "
+        "pass --user-key KEY"
+    )
 
 
 def _sids(args: argparse.Namespace) -> list[str]:

@@ -107,6 +107,8 @@ class Dialect:
     insert_user: str = ""
     update_user: str = ""
     user_rows: str = ""
+    table: str = ""
+    """The quoted table name, once bound (what the command line says it read)."""
 
     def bind(self, quoted_table: str, bare_table: str) -> Dialect:
         """The dialect for one table: ``{table}`` is the quoted name in statements, ``{bare}``
@@ -117,6 +119,7 @@ class Dialect:
             for key, value in self.__dict__.items()
         }
         fields["name"] = self.name
+        fields["table"] = quoted_table
         for statements in ("create", "add_user", "derive_user"):
             fields[statements] = tuple(
                 statement.replace("{table}", quoted_table).replace("{bare}", bare_table)
@@ -127,6 +130,11 @@ class Dialect:
 
 class SqlRules:
     """The rules of a SQL session table, with no I/O."""
+
+    @property
+    def location(self) -> str:
+        """Where the sessions are, in words (the command line says what it read)."""
+        return f"table {self.dialect.table}"
 
     def __init__(
         self,

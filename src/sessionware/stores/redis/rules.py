@@ -176,7 +176,7 @@ most N attempts; the cap only stops a runaway."""
 
 
 class Each(NamedTuple):
-    """One ``command`` per key, pipelined (a cluster pipeline splits by slot)."""
+    """One ``command`` per key (whole keys), pipelined (a cluster pipeline splits by slot)."""
 
     command: str
     keys: list[str]
@@ -256,6 +256,11 @@ class RedisRules:
         self.match = _escape_glob(prefix) + "*"
         self.getex = True
         """Whether the server knows GETEX; cleared at the first "unknown command"."""
+
+    @property
+    def location(self) -> str:
+        """Where the sessions are, in words (the command line says what it read)."""
+        return f"keys {self.prefix}*, user indexes {self.user_prefix}*"
 
     def key(self, sid: str) -> str:
         return self.prefix + sid
@@ -379,7 +384,7 @@ class RedisRules:
         yield ("ZREMRANGEBYSCORE", index, "-inf", f"({now_ms()}")
         members = yield ("ZRANGE", index, 0, -1)
         sids = [sid for sid in (_text(member) for member in members) if is_valid_sid(sid)]
-        values = (yield Each("GET", sids)) if sids else []
+        values = (yield Each("GET", self.keys(sids))) if sids else []
         found: dict[str, SessionData] = {}
         stale = [_text(member) for member in members if not is_valid_sid(_text(member))]
         for sid, value in zip(sids, values, strict=True):
@@ -400,7 +405,7 @@ class RedisRules:
         doomed = [sid for sid in sessions if sid != keep]
         if not doomed:
             return 0
-        deleted = yield Each("DEL", doomed)
+        deleted = yield Each("DEL", self.keys(doomed))
         yield ("ZREM", self.index_key(user), *doomed)
         for sid in doomed:
             self.throttle.forget(sid)
@@ -455,7 +460,7 @@ class RedisRules:
 
     def all(self) -> Steps[RedisCommand, dict[str, SessionData]]:
         sids = yield from self.ids()
-        values = (yield Each("GET", sids)) if sids else []
+        values = (yield Each("GET", self.keys(sids))) if sids else []
         result: dict[str, SessionData] = {}
         for sid, value in zip(sids, values, strict=True):
             try:
@@ -468,9 +473,17 @@ class RedisRules:
         return result
 
     def clear(self) -> Steps[RedisCommand, None]:
+        """Every session, and every user's index: those live beside the sessions, under
+        ``user_prefix`` (a Node app scanning ``prefix*`` never meets one)."""
         sids = yield from self.ids()
         if sids:
-            yield Each("DEL", sids)
+            yield Each("DEL", self.keys(sids))
+        indexes = yield Scan(_escape_glob(self.user_prefix) + "*", self.scan_count)
+        if indexes:
+            yield Each("DEL", [_text(key) for key in indexes])
+
+    def keys(self, sids: list[str]) -> list[str]:
+        return [self.key(sid) for sid in sids]
 
     # -- the commands ------------------------------------------------------------------------
 

@@ -88,10 +88,10 @@ def _rules(store: CommandStore[RedisCommand] | SyncCommandStore[RedisCommand]) -
     return rules
 
 
-def _each_pipeline(client: Any, rules: RedisRules, each: Each) -> Any:
-    pipe = client.pipeline(transaction=False) if rules.atomic_index else client.pipeline()
-    for sid in each.keys:
-        pipe.execute_command(each.command, rules.key(sid))
+def _each_pipeline(client: Any, cluster: bool, each: Each) -> Any:
+    pipe = client.pipeline() if cluster else client.pipeline(transaction=False)
+    for key in each.keys:
+        pipe.execute_command(each.command, key)
     return pipe
 
 
@@ -144,7 +144,7 @@ class RedisStore(CommandStore[RedisCommand]):
                 key async for key in self.client.scan_iter(match=command.match, count=command.batch)
             ]
         if isinstance(command, Each):
-            return list(await _each_pipeline(self.client, _rules(self), command).execute())
+            return list(await _each_pipeline(self.client, self.is_cluster, command).execute())
         return await send(*command)
 
     def _sid_of(self, command: RedisCommand) -> str | None:
@@ -187,7 +187,7 @@ class SyncRedisStore(SyncCommandStore[RedisCommand]):
         if isinstance(command, Scan):
             return list(self.client.scan_iter(match=command.match, count=command.batch))
         if isinstance(command, Each):
-            return list(_each_pipeline(self.client, _rules(self), command).execute())
+            return list(_each_pipeline(self.client, self.is_cluster, command).execute())
         return self.client.execute_command(*command)
 
     def _ping(self) -> None:
