@@ -110,3 +110,55 @@ def test_the_typed_examples_pass_mypy_strict(block: str, tmp_path: Path) -> None
         timeout=300,
     )
     assert 'has no attribute "regenerate"' in refused.stdout
+
+
+def test_the_node_example_reads_the_python_examples_session(redis_prefix: str) -> None:
+    """The README's Node app, as written (its Redis, prefix and port swapped for the test's),
+    reads a session stored as the README's Python app beside it stores them (the same Redis,
+    prefix, secret and cookie name)."""
+    import os
+    import subprocess
+    import time
+    import urllib.request
+
+    from sessionware import MemoryStore, SessionMiddleware
+    from sessionware.stores.redis import SyncRedisStore
+
+    from .node_app import NODE_DIR
+    from .services import free_port, require_binary, unavailable
+
+    node = require_binary("node", "nodejs")
+    if not (NODE_DIR / "node_modules" / "connect-redis").exists():
+        unavailable("the Node test app's packages are missing; run: npm ci --prefix tests/node")
+    [js] = re.findall(r"```js\n(.*?)```", README, re.DOTALL)
+    [python] = [block for block in BLOCKS if 'name="connect.sid"' in block]  # the same settings
+    url, port = require_redis(), free_port()
+    swap = {'"redis://127.0.0.1:6379/0"': repr(url), '"sess:"': repr(redis_prefix)}
+    for old, new in swap.items():
+        assert old in js and old in python, old
+        js, python = js.replace(old, new), python.replace(old, new)
+    assert 'secret: "shared"' in js and 'secret="shared"' in python
+    signer = SessionMiddleware(lambda *a: None, secret="shared", store=MemoryStore())
+    store = SyncRedisStore(url=url, prefix=redis_prefix)
+    sid = "r" * 32
+    store.set(sid, {"cookie": {"originalMaxAge": 3600000, "expires": None}, "user": "ann"})
+    store.close()
+    script = NODE_DIR / f"readme-example-{port}.js"
+    script.write_text(js.replace("app.listen(3000)", f"app.listen({port}, '127.0.0.1')"))
+    process = subprocess.Popen([node, script.name], cwd=NODE_DIR, env=dict(os.environ))
+    try:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/me")
+        request.add_header("Cookie", f"connect.sid={signer.engine.cookie_value(sid)}")
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+                    assert response.read() == b"ann"
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "the README's Node app did not answer"
+                time.sleep(0.2)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        script.unlink()

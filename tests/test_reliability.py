@@ -458,3 +458,26 @@ def test_a_short_secret_warns_and_can_be_refused() -> None:
     with pytest.raises(ValueError, match="32 bytes"):
         SessionMiddleware(lambda *a: None, secret=" " * 40, require_strong_secret=True)
     SessionMiddleware(lambda *a: None, secret="k" * 32, require_strong_secret=True)
+
+
+def test_the_weak_secret_warning_points_at_the_line_that_configured_it() -> None:
+    """Not into sessionware (it pointed into integrations/_interface.py for Flask)."""
+    import flask
+    from quart import Quart
+
+    from sessionware.integrations.flask import init_app as flask_init
+    from sessionware.integrations.quart import init_app as quart_init
+
+    flask_app = flask.Flask("weak")
+    flask_app.secret_key = "short"
+    quart_app = Quart("weak")
+    quart_app.secret_key = "short"
+    for configure in (
+        lambda: SessionMiddleware(lambda *a: None, secret="short"),
+        lambda: WSGISessionMiddleware(lambda *a: None, secret="short"),
+        lambda: flask_init(flask_app),
+        lambda: quart_init(quart_app),
+    ):
+        with pytest.warns(WeakSecretWarning) as caught:
+            configure()
+        assert [warning.filename for warning in caught] == [__file__]

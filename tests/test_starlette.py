@@ -244,3 +244,26 @@ def test_session_of_gives_the_session_or_says_why_there_is_none() -> None:
         )
     with pytest.raises(SessionError, match="skip option"):
         session_of({RUNTIME_KEY: object()})
+
+
+def test_an_unawaited_lifecycle_call_is_named_as_the_app_wrote_it() -> None:
+    """Python's own "never awaited" warning names the call, not an internal coroutine (a
+    compiled build has no such warning; the 500's error names it either way)."""
+    import gc
+    import warnings
+
+    async def forgot(request: Request) -> PlainTextResponse:
+        request.session.regenerate()  # no await
+        return PlainTextResponse("x")
+
+    app = Starlette(routes=[Route("/", forgot)])
+    app.add_middleware(SessionMiddleware, secret=SECRET, store=MemoryStore())
+    from starlette.testclient import TestClient
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert TestClient(app, raise_server_exceptions=False).get("/").status_code == 500
+        gc.collect()
+    texts = [str(warning.message) for warning in caught if "never awaited" in str(warning.message)]
+    assert all("session.regenerate()" in text for text in texts), texts
+    assert not any("_run" in text for text in texts), texts

@@ -12,6 +12,7 @@ from Flask's settings); the Cookie, the wire module and the Flask integration al
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 import warnings
@@ -306,6 +307,33 @@ def cookie_options(value: Mapping[str, Any] | None) -> CookieOptions:
     )
 
 
+_OURS_AND_FRAMEWORKS = (
+    "sessionware",
+    "starlette",
+    "fastapi",
+    "litestar",
+    "flask",
+    "quart",
+    "django",
+    "werkzeug",
+    "asgiref",
+)
+
+
+def _configuring_line() -> int:
+    """The ``stacklevel`` of the first caller outside sessionware and the web frameworks (the
+    line that set the middleware up), however deep the integration calls this from."""
+    frame = inspect.currentframe()
+    level = 0
+    while frame is not None:
+        module = str(frame.f_globals.get("__name__", ""))
+        if level > 1 and module.partition(".")[0] not in _OURS_AND_FRAMEWORKS:
+            return level
+        frame = frame.f_back
+        level += 1
+    return 1
+
+
 def positive(
     value: N, option: str, *, integer: bool = False, unit: str = "", alternatives: str = ""
 ) -> N:
@@ -379,7 +407,7 @@ def secrets_option(value: object, *, require_strong: bool = False) -> tuple[byte
         )
         if require_strong:
             raise ValueError(message)
-        warnings.warn(message, WeakSecretWarning, stacklevel=4)
+        warnings.warn(message, WeakSecretWarning, stacklevel=_configuring_line())
     return tuple(secrets)
 
 

@@ -12,6 +12,7 @@ imports neither the engine nor the runtime.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Generator
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -295,7 +296,10 @@ class Session(SessionBase):
         if unawaited is None:
             unawaited = state.unawaited = []
         unawaited.append(name)
-        return self._run(name, unawaited, steps)
+        call = self._run(name, unawaited, steps)
+        with contextlib.suppress(AttributeError, TypeError):  # a compiled coroutine: no warning
+            call.__qualname__ = f"session.{name}"  # type: ignore[attr-defined]
+        return call
 
     async def _run(self, name: str, unawaited: list[str], steps: Steps[StoreCall, T]) -> T:
         unawaited.remove(name)
