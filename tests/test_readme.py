@@ -55,9 +55,12 @@ def test_the_readme_has_python_examples() -> None:
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[_title(block) for block in BLOCKS])
-def test_a_readme_example_runs_as_written(block: str) -> None:
+def test_a_readme_example_runs_as_written(block: str, monkeypatch: pytest.MonkeyPatch) -> None:
     if "redis" in block.lower():
-        require_redis()
+        monkeypatch.setenv("REDIS_URL", require_redis())
+    monkeypatch.setenv(
+        "SESSION_SECRETS", "a-new-secret-of-32-bytes-or-more!,an-old-one-32-bytes-long-too!!"
+    )
     module = types.ModuleType("readme_example")
     sys.modules[module.__name__] = module  # frameworks resolve type hints through it
     try:
