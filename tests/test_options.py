@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -175,3 +176,31 @@ def test_the_middleware_and_the_stores_read_user_key_by_one_rule() -> None:
         for bad in ("", "cookie", 7):
             with pytest.raises(ValueError, match=r"^user_key must be a session key"):
                 make(bad)
+
+
+@pytest.mark.parametrize(
+    ("name", "cookie", "rule"),
+    [
+        ("__Host-sid", {}, "__Host- cookie needs secure=True"),
+        ("__Host-sid", {"secure": "auto"}, "__Host- cookie needs secure=True"),
+        ("__host-sid", {"secure": True, "path": "/app"}, "path '/'"),
+        ("__Host-sid", {"secure": True, "domain": "example.com"}, "no domain"),
+        ("__Secure-sid", {"secure": False}, "__Secure- cookie needs secure=True"),
+        ("__SECURE-sid", {}, "__Secure- cookie needs secure=True"),
+    ],
+)
+def test_a_cookie_prefix_whose_rules_are_broken_is_refused(
+    name: str, cookie: dict[str, Any], rule: str
+) -> None:
+    """Browsers drop such a cookie without a word (sessions would never stick): refused at
+    construction, naming the rule (ASVS 3.3.1)."""
+    with pytest.raises(ValueError, match=re.escape(name) + ".*" + re.escape(rule)):
+        build(name=name, cookie=cookie)
+
+
+def test_a_cookie_prefix_kept_to_its_rules_is_accepted() -> None:
+    build(name="__Host-sid", cookie={"secure": True})
+    build(name="__Secure-sid", cookie={"secure": True, "domain": "example.com", "path": "/a"})
+    per_request = build(name="__Host-sid", cookie=lambda request: {"secure": False})
+    with pytest.raises(ValueError, match="__Host- cookie needs secure=True"):
+        per_request.engine.cookie_options_for(None)

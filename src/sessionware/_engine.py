@@ -43,6 +43,7 @@ from .options import (
     MAX_COOKIE_VALUE_LENGTH,
     CookieOptions,
     SessionOptions,
+    check_prefix,
     cookie_options,
     is_valid_sid,
 )
@@ -218,7 +219,9 @@ class Engine:
             return self.static_cookie
         factory = self.options.cookie
         assert callable(factory)
-        return cookie_options(factory(request))
+        options = cookie_options(factory(request))
+        check_prefix(self.name, options.attributes)
+        return options
 
     def begin(
         self,

@@ -479,6 +479,22 @@ assert {f.name for f in fields(SessionOptions)} - {"secrets"} | {
 } == _OPTION_NAMES
 
 
+def check_prefix(name: str, attributes: CookieAttributes) -> None:
+    """A browser drops, without a word, a ``__Host-`` cookie that is not ``Secure``, with path
+    ``/`` and no domain, and a ``__Secure-`` one that is not ``Secure``: sessions would never
+    stick. Refused here instead, naming the rule (prefixes match in any case, as browsers do)."""
+    lowered = name.lower()
+    if lowered.startswith("__host-"):
+        rule = "a __Host- cookie needs secure=True, path '/' and no domain"
+        if attributes.secure is not True or attributes.path != "/" or attributes.domain:
+            raise ValueError(f"cookie name {name!r}: {rule} (browsers drop it otherwise)")
+    elif lowered.startswith("__secure-") and attributes.secure is not True:
+        raise ValueError(
+            f"cookie name {name!r}: a __Secure- cookie needs secure=True (browsers drop it "
+            "otherwise)"
+        )
+
+
 def session_options(options: Mapping[str, Any]) -> SessionOptions:
     """Validate the keyword arguments that both middlewares accept (``store`` excluded)."""
     unknown = sorted(set(options) - _OPTION_NAMES)
@@ -529,6 +545,8 @@ def session_options(options: Mapping[str, Any]) -> SessionOptions:
         callable(cookie) and not isinstance(cookie, Mapping)
     ):
         merged["cookie"] = cookie_options(cookie)
+    if isinstance(merged["cookie"], CookieOptions):
+        check_prefix(name, merged["cookie"].attributes)
     merged["secrets"] = secrets_option(
         options.get("secret"), require_strong=merged["require_strong_secret"]
     )
