@@ -384,3 +384,11 @@ def test_a_write_after_logout_starts_a_new_session() -> None:
         assert sid_of(client) != before
         assert store.ids() == [sid_of(client)]
         assert client.get("/counter").content == b"2"
+
+
+def test_a_response_that_sets_the_cookie_is_private(store: Any) -> None:
+    client = Client()
+    first = client.get("/counter")
+    assert first.headers["Cache-Control"] == "private"
+    with override_settings(SESSIONWARE={"store": store, "cache_control": None}):
+        assert "Cache-Control" not in Client().get("/counter").headers

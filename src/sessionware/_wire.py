@@ -134,6 +134,19 @@ def needs_vary_cookie(vary_values: Iterable[str]) -> bool:
     return True
 
 
+def cache_control_to_add(
+    set_cookie: str | None, cache_control: str | None, existing: Iterable[object]
+) -> str | None:
+    """The Cache-Control a response gets from the session: one that sets the session cookie
+    must not be kept by a shared cache, which would hand the cookie to the next client (OWASP),
+    unless the app already said how to cache it (``existing``: its Cache-Control values)."""
+    if set_cookie is None or cache_control is None:
+        return None
+    for _ in existing:
+        return None
+    return cache_control
+
+
 def now_ms() -> int:
     """The current time in whole milliseconds, the unit every express timestamp uses."""
     return int(time.time() * 1000)

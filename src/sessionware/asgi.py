@@ -18,7 +18,7 @@ from ._engine import Flow
 from ._native import mypyc_attr
 from ._records import StoreCall
 from ._runtime import NOT_HERE, STORE_DOWN, BaseSessionMiddleware, Failure, NoSession
-from ._wire import needs_vary_cookie
+from ._wire import cache_control_to_add, needs_vary_cookie
 from .errors import SessionError, StoreUnavailable
 from .session import Session, SessionBase
 
@@ -223,7 +223,8 @@ class _SendWithSession:
             await _send_failure(self.scope, self.send, failure)
             return
         self.started = True
-        await self.send(_with_session_headers(start, outcome.set_cookie, outcome.vary))
+        cache = middleware.options.cache_control
+        await self.send(_with_session_headers(start, outcome.set_cookie, outcome.vary, cache))
         await self.send(message)
 
     async def _stream(self, kind: str, message: Message) -> None:
@@ -239,7 +240,8 @@ class _SendWithSession:
             self.start = None
             outcome = flow.finish(middleware.current_session(self.scope, flow.session), call=False)
             self.streaming = True
-            await self.send(_with_session_headers(start, outcome.set_cookie, outcome.vary))
+            cache = middleware.options.cache_control
+            await self.send(_with_session_headers(start, outcome.set_cookie, outcome.vary, cache))
         elif self.streaming and _is_final(kind, message):
             self.streaming = False
             outcome = flow.finish(
@@ -263,8 +265,11 @@ def _is_final(kind: str, message: Message) -> bool:
 _VARY = (b"vary", b"Cookie")
 
 
-def _with_session_headers(start: Message, set_cookie: str | None, vary: bool) -> Message:
-    """The start message with Vary and Set-Cookie added (ASGI header names are lowercase)."""
+def _with_session_headers(
+    start: Message, set_cookie: str | None, vary: bool, cache_control: str | None
+) -> Message:
+    """The start message with Vary, Set-Cookie and Cache-Control added (ASGI header names are
+    lowercase)."""
     if not vary and set_cookie is None:
         return start
     headers = list(start.get("headers", ()))
@@ -276,6 +281,11 @@ def _with_session_headers(start: Message, set_cookie: str | None, vary: bool) ->
             headers.append(_VARY)
     if set_cookie is not None:
         headers.append((b"set-cookie", set_cookie.encode("latin-1")))
+        cache = cache_control_to_add(
+            set_cookie, cache_control, (v for n, v in headers if n == b"cache-control")
+        )
+        if cache is not None:
+            headers.append((b"cache-control", cache.encode("latin-1")))
     start["headers"] = headers
     return start
 

@@ -50,6 +50,7 @@ _DOMAIN = re.compile(
 )
 _PATH = re.compile(r"^/[\x20-\x3a\x3c-\x7e]*$")
 _SID = re.compile(rf"^[\x21-\x7e]{{1,{MAX_SID_LENGTH}}}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SAMESITE_VALUES = ("lax", "strict", "none")
 _PRIORITY_VALUES = ("low", "medium", "high")
 _CAMEL_CASE_HINTS = {
@@ -434,6 +435,7 @@ class SessionOptions:
     idle_timeout: float | None = None
     absolute_timeout: float | None = None
     clock: Callable[[], float] | None = None
+    cache_control: str | None = "private"
 
 
 class _Options(TypedDict, total=False):
@@ -458,6 +460,7 @@ class _Options(TypedDict, total=False):
     idle_timeout: float | timedelta | None
     absolute_timeout: float | timedelta | None
     clock: Callable[[], float] | None
+    cache_control: str | Literal[False] | None
 
 
 class SessionOptionsDict(_Options, total=False):
@@ -477,6 +480,18 @@ assert {f.name for f in fields(SessionOptions)} - {"secrets"} | {
     "secret",
     "store",
 } == _OPTION_NAMES
+
+
+def cache_control_option(value: object) -> str | None:
+    """The Cache-Control a response that sets the session cookie gets (``None``/``False``:
+    none); a header value on one line."""
+    if value is None or value is False:
+        return None
+    if not isinstance(value, str) or not value.strip() or _CONTROL.search(value):
+        raise ValueError(
+            f"cache_control must be a Cache-Control value (one line) or None, got {value!r}"
+        )
+    return value
 
 
 def check_prefix(name: str, attributes: CookieAttributes) -> None:
@@ -540,6 +555,7 @@ def session_options(options: Mapping[str, Any]) -> SessionOptions:
     clock = merged["clock"]
     if clock is not None and not callable(clock):
         raise TypeError(f"clock must be a callable returning epoch seconds, got {clock!r}")
+    merged["cache_control"] = cache_control_option(merged["cache_control"])
     cookie = merged["cookie"]
     if not isinstance(cookie, CookieOptions) and not (
         callable(cookie) and not isinstance(cookie, Mapping)

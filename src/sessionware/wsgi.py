@@ -15,7 +15,7 @@ from typing import Any
 
 from ._engine import Flow, Outcome
 from ._runtime import BaseSessionMiddleware, Failure, SessionRuntime
-from ._wire import needs_vary_cookie
+from ._wire import cache_control_to_add, needs_vary_cookie
 from .session import SyncSession
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType]
@@ -74,7 +74,7 @@ def open_flow(runtime: SessionRuntime, environ: dict[str, Any]) -> Flow | None:
 
 
 def session_headers(
-    headers: list[tuple[str, str]], set_cookie: str | None, vary: bool
+    headers: list[tuple[str, str]], set_cookie: str | None, vary: bool, cache_control: str | None
 ) -> list[tuple[str, str]]:
     """The app's headers plus what the session adds."""
     added: list[tuple[str, str]] = []
@@ -82,6 +82,11 @@ def session_headers(
         added.append(("Vary", "Cookie"))
     if set_cookie is not None:
         added.append(("Set-Cookie", set_cookie))
+        cache = cache_control_to_add(
+            set_cookie, cache_control, (v for n, v in headers if n.lower() == "cache-control")
+        )
+        if cache is not None:
+            added.append(("Cache-Control", cache))
     return [*headers, *added] if added else headers
 
 
@@ -133,7 +138,8 @@ class _Response:
         if self.held is None:
             raise RuntimeError("the WSGI app produced a body before calling start_response")
         status, headers, exc_info = self.held
-        headers = session_headers(headers, outcome.set_cookie, outcome.vary)
+        cache = self.flow.engine.options.cache_control
+        headers = session_headers(headers, outcome.set_cookie, outcome.vary, cache)
         self.server_write = self.server_start_response(status, headers, exc_info)
         self.committed = True
 

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from .._engine import Outcome
 from .._runtime import Failure, SessionRuntime
-from .._wire import needs_vary_cookie
+from .._wire import cache_control_to_add, needs_vary_cookie
 from ..errors import extra_needed
 from ..options import COOKIE_FIELDS, CookieAttributes
 from ..session import SessionBase
@@ -134,7 +134,9 @@ def interface_runtime(
     return SessionRuntime.from_options(options, session_class)
 
 
-def render(response: _Response, result: Outcome | Failure | None) -> None:
+def render(
+    response: _Response, result: Outcome | Failure | None, cache_control: str | None
+) -> None:
     """Put what ``save_steps`` decided on the framework's response."""
     if result is None:
         return
@@ -148,3 +150,7 @@ def render(response: _Response, result: Outcome | Failure | None) -> None:
         response.headers.add("Vary", "Cookie")
     if result.set_cookie is not None:
         response.headers.add("Set-Cookie", result.set_cookie)
+        existing = response.headers.getlist("Cache-Control")
+        cache = cache_control_to_add(result.set_cookie, cache_control, existing)
+        if cache is not None:
+            response.headers.add("Cache-Control", cache)

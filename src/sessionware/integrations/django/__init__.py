@@ -29,6 +29,7 @@ from ..._driver import StoreDriver
 from ..._engine import Outcome
 from ..._records import Get, Steps, StoreCall, arun_steps, run_steps
 from ..._runtime import Failure, NoSession, SessionRuntime
+from ..._wire import cache_control_to_add
 from ...errors import StoreUnavailable, extra_needed
 from ...session import SyncSession, run_on_loop
 from ...stores.urls import from_url
@@ -342,7 +343,11 @@ def _request_facts(request: HttpRequest) -> tuple[str, str | None, str, str | No
     )
 
 
-def _render(response: HttpResponseBase, result: Outcome | Failure | None) -> HttpResponseBase:
+def _render(
+    response: HttpResponseBase,
+    result: Outcome | Failure | None,
+    cache_control: str | None = None,
+) -> HttpResponseBase:
     if result is None:
         return response
     if isinstance(result, Failure):
@@ -351,6 +356,10 @@ def _render(response: HttpResponseBase, result: Outcome | Failure | None) -> Htt
         )
     if result.set_cookie is not None:
         _set_cookie(response, result.set_cookie)
+        existing = [response["Cache-Control"]] if response.has_header("Cache-Control") else []
+        cache = cache_control_to_add(result.set_cookie, cache_control, existing)
+        if cache is not None:
+            response["Cache-Control"] = cache
     if result.vary:
         patch_vary_headers(response, ("Cookie",))
     return response
@@ -443,7 +452,8 @@ class SessionMiddleware(DjangoSessionMiddleware):
         if outage is not None or isinstance(opened, NoSession):
             return _render(response, outage)
         steps = save_steps(current, opened, failed=response.status_code >= 500)
-        return _render(response, run_steps(steps, current.driver.call))
+        outcome = run_steps(steps, current.driver.call)
+        return _render(response, outcome, current.options.cache_control)
 
     async def __acall__(self, request: HttpRequest) -> Any:
         current = runtime()
@@ -466,7 +476,8 @@ class SessionMiddleware(DjangoSessionMiddleware):
         if outage is not None or isinstance(opened, NoSession):
             return _render(response, outage)
         steps = save_steps(current, opened, failed=response.status_code >= 500)
-        return _render(response, await arun_steps(steps, current.driver.acall))
+        outcome = await arun_steps(steps, current.driver.acall)
+        return _render(response, outcome, current.options.cache_control)
 
     async def _respond(self, request: HttpRequest) -> HttpResponseBase:
         response = self.get_response(request)
