@@ -25,6 +25,7 @@ from .errors import (
     StoreUnavailable,
     WeakSecretWarning,
 )
+from .events import SessionEvent
 from .session import Session, SessionBase, SyncSession
 from .stores.base import RecordStore, Store, SyncRecordStore, SyncStore
 from .stores.memory import MemoryStore
@@ -52,6 +53,7 @@ __all__ = [
     "SessionCorrupt",
     "SessionDestroyed",
     "SessionError",
+    "SessionEvent",
     "SessionMiddleware",
     "SessionNotFound",
     "SessionRecord",

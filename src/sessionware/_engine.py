@@ -38,7 +38,8 @@ from ._wire import (
     serialize_set_cookie,
 )
 from .cookie import Cookie
-from .errors import HeadersAlreadySent, SessionCorrupt, SessionError, SessionTooLarge
+from .errors import HeadersAlreadySent, SessionCorrupt, SessionError, SessionTooLarge, sid_tag
+from .events import EventKind, SessionEvent
 from .options import (
     MAX_COOKIE_VALUE_LENGTH,
     CookieOptions,
@@ -114,9 +115,13 @@ class Engine:
         *,
         has_touch: bool,
         on_corrupt: Callable[[SessionCorrupt], None],
+        emit: Callable[[SessionEvent], None] | None = None,
     ):
         self.options = options
         self.on_corrupt = on_corrupt
+        self.emit = emit
+        """Told of what happens to sessions (the ``on_event`` option, made safe by the runtime);
+        ``None`` costs nothing."""
         """Told of a stored value that is not a session (the runtime logs it); the client then
         gets a fresh session, never a loop of errors."""
         self.make_session = make_session
@@ -142,25 +147,40 @@ class Engine:
         self.now_ms: Callable[[], int] = now_ms if clock is None else (lambda: int(clock() * 1000))
         """The clock the timeouts read (an injected one in tests)."""
 
-    def times(self, stored: object) -> tuple[dict[str, int], bool]:
-        """A loaded session's times (created, active) and whether it has timed out. Times that
-        are missing or malformed (a session from before timeouts were on, or from a Node app)
-        start now."""
+    def times(self, stored: object) -> tuple[dict[str, int], str | None]:
+        """A loaded session's times (created, active) and the timeout it has run out of, if
+        any. Times that are missing or malformed (a session from before timeouts were on, or
+        from a Node app) start now."""
         now = self.now_ms()
         if not (
             isinstance(stored, dict)
             and type(stored.get("created")) is int
             and type(stored.get("active")) is int
         ):
-            return {"created": now, "active": now}, False
+            return {"created": now, "active": now}, None
         created, active = stored["created"], stored["active"]
-        if (self.absolute_ms is not None and now - created >= self.absolute_ms) or (
-            self.idle_ms is not None and now - active >= self.idle_ms
-        ):
-            return stored, True
+        if self.absolute_ms is not None and now - created >= self.absolute_ms:
+            return stored, "absolute_timeout"
+        if self.idle_ms is not None and now - active >= self.idle_ms:
+            return stored, "idle_timeout"
         if self.idle_ms is not None and now - active >= self.idle_ms // RENEW_FRACTION:
-            return {"created": created, "active": now}, False
-        return stored, False
+            return {"created": created, "active": now}, None
+        return stored, None
+
+    def tell(
+        self,
+        kind: EventKind,
+        sid: str | None = None,
+        *,
+        reason: str | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Emit an event, if anyone listens: the session by a hash of its id, its user."""
+        emit = self.emit
+        if emit is None:
+            return
+        user = None if data is None else user_of(data, self.user_key)
+        emit(SessionEvent(kind, reason, user, None if sid is None else sid_tag(sid)))
 
     def read_sid(self, cookie_header: str | bytes | None) -> str | None:
         """The sid the client presented, if its signature checks out and its format is valid.
@@ -187,13 +207,10 @@ class Engine:
         return sid
 
     def _verify(self, raw: str) -> str | None:
-        if len(raw) > MAX_COOKIE_VALUE_LENGTH:
-            return None
-        value = decode_cookie_value(raw)
-        if not value.startswith("s:"):
-            return None
-        sid = unsign(value[2:], self.secrets)
+        value = decode_cookie_value(raw) if len(raw) <= MAX_COOKIE_VALUE_LENGTH else ""
+        sid = unsign(value[2:], self.secrets) if value.startswith("s:") else None
         if sid is None or not is_valid_sid(sid):
+            self.tell("invalid_cookie", reason="bad_signature")
             return None
         _remember(self._verified, raw, sid)
         return sid
@@ -354,6 +371,8 @@ class Flow:
         not inflate is an error, as in express (its test S029).
         """
         if not data:
+            if self.cookie_id is not None:
+                self.engine.tell("invalid_cookie", reason="unknown_id")
             return self.generate()
         sid = self.cookie_id
         assert sid is not None
@@ -402,9 +421,11 @@ class Flow:
             session = self.engine.make_session(self, sid, cookie, values)
         if self.engine.timeouts:
             stored = dict.pop(session, TIMES_KEY, None)
-            self.times, expired = self.engine.times(stored)
-            if expired:
+            self.times, ended = self.engine.times(stored)
+            if ended is not None:
                 self.expired_sid = sid
+                if self.session is None:  # loading, not a reload
+                    self.engine.tell("destroyed", sid, reason=ended, data=session)
         return session
 
     def new_identity(self) -> tuple[str, Cookie]:
@@ -534,6 +555,13 @@ class Flow:
         if self.engine.timeouts:
             self.times = self.fresh_times()
         self.saved = None
+        self.engine.tell("regenerated", sid, data=session)
+
+    def ended(self, session: SessionBase, reason: str, *, itself: bool = True) -> None:
+        """Sessions were destroyed in the request: this one (``destroy()``), or its user's
+        others (``destroy_other_sessions()``: no one session to name)."""
+        sid = session._state.id if itself else None
+        self.engine.tell("destroyed", sid, reason=reason, data=session)
 
     # -- the end of the request ---------------------------------------------------------------
 
@@ -599,6 +627,8 @@ class Flow:
         if self.should_save(sid, is_new, modified, fingerprint):
             save = Set(sid, self.record(session, fingerprint, check_size=True), self.base(sid))
             self.mark_saved(sid, fingerprint)
+            if is_new and sid == self.original_id:
+                self.engine.tell("created", sid, data=session)
             return Outcome(set_cookie, save, vary)
         if self.should_touch(session, is_new):
             record = self.record(session, fingerprint, check_size=False)
@@ -634,6 +664,8 @@ class Flow:
         it."""
         if self.engine.options.unset != "destroy":
             return Outcome(None, None, self.from_store)
+        if call:
+            self.ended(session, "unset")
         set_cookie = self.expire_cookie_header(session) if header else None
         return Outcome(
             set_cookie,

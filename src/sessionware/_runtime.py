@@ -8,7 +8,7 @@ returns (a session, or a ``Failure`` to answer with).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, NamedTuple, TypeVar
 
@@ -17,6 +17,7 @@ from ._engine import Engine
 from ._native import mypyc_attr
 from ._records import Get
 from .errors import SessionConflict, SessionError, StoreUnavailable
+from .events import SessionEvent
 from .options import SessionOptions, session_options
 from .session import Session, SessionBase, SyncSession
 from .stores.base import index_users
@@ -141,6 +142,7 @@ class SessionRuntime:
             partial(session_class, self.driver),
             has_touch=self.driver.has_touch,
             on_corrupt=log_corrupt,
+            emit=None if options.on_event is None else partial(_emit_safely, options.on_event),
         )
         self.store_ready = True
         on = getattr(self.store, "on", None)
@@ -156,9 +158,11 @@ class SessionRuntime:
 
     def _on_disconnect(self, *args: object) -> None:
         self.store_ready = False
+        self.engine.tell("store_unavailable")
 
     def _on_connect(self, *args: object) -> None:
         self.store_ready = True
+        self.engine.tell("store_available")
 
     # -- the failure policy ------------------------------------------------------------------
 
@@ -189,9 +193,18 @@ class SessionRuntime:
             return UNAVAILABLE
         if isinstance(error, SessionConflict):
             logger.warning("session not saved: %s", error.log_text())
+            self.engine.tell("conflict", error.sid)
             return CONFLICT
         _log_error("could not store the session", error)
         return SERVER_ERROR
+
+
+def _emit_safely(listener: Callable[[SessionEvent], object], event: SessionEvent) -> None:
+    """A listener that raises is logged; it never fails the request it was told about."""
+    try:
+        listener(event)
+    except Exception:
+        logger.exception("the on_event listener failed on a %r event", event.kind)
 
 
 def _log_error(what: str, error: Exception) -> None:

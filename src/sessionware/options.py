@@ -436,6 +436,7 @@ class SessionOptions:
     absolute_timeout: float | None = None
     clock: Callable[[], float] | None = None
     cache_control: str | None = "private"
+    on_event: Callable[[Any], None] | None = None
 
 
 class _Options(TypedDict, total=False):
@@ -461,6 +462,7 @@ class _Options(TypedDict, total=False):
     absolute_timeout: float | timedelta | None
     clock: Callable[[], float] | None
     cache_control: str | Literal[False] | None
+    on_event: Callable[[Any], None] | None
 
 
 class SessionOptionsDict(_Options, total=False):
@@ -556,6 +558,10 @@ def session_options(options: Mapping[str, Any]) -> SessionOptions:
     if clock is not None and not callable(clock):
         raise TypeError(f"clock must be a callable returning epoch seconds, got {clock!r}")
     merged["cache_control"] = cache_control_option(merged["cache_control"])
+    if merged["on_event"] is not None and not callable(merged["on_event"]):
+        raise TypeError(
+            f"on_event must be a callable taking a SessionEvent, got {merged['on_event']!r}"
+        )
     cookie = merged["cookie"]
     if not isinstance(cookie, CookieOptions) and not (
         callable(cookie) and not isinstance(cookie, Mapping)

@@ -62,6 +62,8 @@ class SessionFlow(Protocol):
 
     def user(self, session: SessionBase) -> str | None: ...
 
+    def ended(self, session: SessionBase, reason: str, *, itself: bool = True) -> None: ...
+
 
 LifecycleSteps = Steps[StoreCall, None]
 T = TypeVar("T")
@@ -201,6 +203,7 @@ class SessionBase(dict[str, Any]):
         state = self._state
         state.flow.check_headers_not_sent("destroy")
         yield Destroy(state.id)
+        state.flow.ended(self, "logout")
         self._mark_destroyed()
 
     def _regenerate_steps(self, keep: bool) -> LifecycleSteps:
@@ -224,6 +227,8 @@ class SessionBase(dict[str, Any]):
         if user is None:
             return 0
         destroyed: int = yield DestroyUserSessions(user, state.id)
+        if destroyed:
+            state.flow.ended(self, "revoked", itself=False)
         return destroyed
 
     def _check_lifecycle_awaited(self) -> None:
