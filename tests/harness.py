@@ -56,17 +56,17 @@ class Req:
     def has_session(self) -> bool:
         return self.session is not None
 
-    def _run(self, method: str) -> None:
+    def _run(self, method: str, *args: Any, **kwargs: Any) -> None:
         bound = getattr(self.session, method)
         if self.transport == "asgi":
             assert self.loop is not None
 
             async def awaited() -> None:
-                await bound()
+                await bound(*args, **kwargs)
 
             asyncio.run_coroutine_threadsafe(awaited(), self.loop).result()
         else:
-            bound()
+            bound(*args, **kwargs)
 
     def save(self) -> None:
         self._run("save")
@@ -77,8 +77,14 @@ class Req:
     def destroy(self) -> None:
         self._run("destroy")
 
-    def regenerate(self) -> None:
-        self._run("regenerate")
+    def regenerate(self, *, keep: bool = False) -> None:
+        self._run("regenerate", keep=keep)
+
+    def login(self, user: str | int) -> None:
+        self._run("login", user)
+
+    def logout(self) -> None:
+        self._run("logout")
 
     def header(self, name: str, value: str) -> None:
         self.response_headers.append((name, value))

@@ -3,9 +3,12 @@ every adapter: a response that sets the session cookie is not kept by shared cac
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
+
+from sessionware import MemoryStore
 
 from .harness import SECRET, Client, Req, middleware_for
 
@@ -135,3 +138,65 @@ def test_every_test_the_security_page_cites_exists() -> None:
         *(f"7.6.{n}" for n in (1, 2)),
         *(f"3.3.{n}" for n in (1, 2, 3, 4, 5)),
     ]
+
+
+def _auth_app(req: Req) -> None:
+    if req.path == "/login":
+        req.login("ann")
+    elif req.path == "/logout":
+        req.logout()
+    elif req.path == "/cycle":
+        req.regenerate(keep=True)
+    elif req.path == "/fresh":
+        req.regenerate()
+    at = req.session.authenticated_at
+    req.end(json.dumps({"at": None if at is None else at.timestamp(), "data": dict(req.session)}))
+
+
+@pytest.mark.parametrize("transport", ["asgi", "wsgi"])
+@pytest.mark.parametrize("timeouts", [{}, {"idle_timeout": 600, "absolute_timeout": 3600}])
+def test_login_renews_the_id_names_the_user_and_stamps_the_time(
+    transport: str, timeouts: dict[str, Any]
+) -> None:
+    """``login()`` cannot be done wrong (ASVS 7.2.4): a new id, the old session gone, the user
+    under ``user_key``; ``authenticated_at`` lets the app ask for the password again before a
+    sensitive change (ASVS 7.5.1), and survives the next requests, hidden from the data."""
+    clock = [1_000_000.0]
+    store = MemoryStore()
+    app = middleware_for(
+        transport,
+        _auth_app,
+        secret=SECRET,
+        store=store,
+        user_key="uid",
+        clock=lambda: clock[0],
+        **timeouts,
+    )
+    client = Client(app, transport)
+    before = client.get("/")
+    assert json.loads(before.text)["at"] is None
+    assert before.set_cookie is None
+    first = client.get("/login")
+    login = client.get("/login", cookie=first.cookie())
+    assert login.cookie() != first.cookie()
+    assert store.get(first.cookie().split("=", 1)[1][4:].rsplit(".", 1)[0]) is None
+    assert json.loads(login.text) == {"at": clock[0], "data": {"uid": "ann"}}
+    clock[0] += 30
+    later = client.get("/", cookie=login.cookie())
+    assert json.loads(later.text) == {"at": clock[0] - 30, "data": {"uid": "ann"}}
+    cycled = client.get("/cycle", cookie=login.cookie())
+    assert json.loads(cycled.text)["at"] == clock[0] - 30, "regenerate(keep=True) keeps it"
+    fresh = client.get("/fresh", cookie=cycled.cookie())
+    assert json.loads(fresh.text) == {"at": None, "data": {}}
+    again = client.get("/login", cookie=fresh.cookie())
+    client.get("/logout", cookie=again.cookie())
+    assert store.length() == 0, "logout destroyed the session"
+    client.close()
+
+
+def test_login_needs_user_key() -> None:
+    from sessionware.errors import SessionError
+
+    app = middleware_for("wsgi", _auth_app, secret=SECRET)
+    with pytest.raises(SessionError, match="login\\(\\) needs the user_key option"):
+        Client(app, "wsgi").get("/login")

@@ -28,6 +28,7 @@ from ._records import (
     StoreCall,
     Touch,
     encode_json,
+    user_name,
     user_of,
 )
 from ._wire import (
@@ -152,19 +153,17 @@ class Engine:
         any. Times that are missing or malformed (a session from before timeouts were on, or
         from a Node app) start now."""
         now = self.now_ms()
-        if not (
-            isinstance(stored, dict)
-            and type(stored.get("created")) is int
-            and type(stored.get("active")) is int
-        ):
+        if not isinstance(stored, dict):
             return {"created": now, "active": now}, None
+        if not (type(stored.get("created")) is int and type(stored.get("active")) is int):
+            return {**stored, "created": now, "active": now}, None
         created, active = stored["created"], stored["active"]
         if self.absolute_ms is not None and now - created >= self.absolute_ms:
             return stored, "absolute_timeout"
         if self.idle_ms is not None and now - active >= self.idle_ms:
             return stored, "idle_timeout"
         if self.idle_ms is not None and now - active >= self.idle_ms // RENEW_FRACTION:
-            return {"created": created, "active": now}, None
+            return {**stored, "active": now}, None
         return stored, None
 
     def tell(
@@ -419,7 +418,11 @@ class Flow:
             cookie = Cookie.from_json(data.get("cookie"))
             values = {key: value for key, value in data.items() if key != "cookie"}
             session = self.engine.make_session(self, sid, cookie, values)
-        if self.engine.timeouts:
+        if not self.engine.timeouts:
+            if TIMES_KEY in session:  # a login's time, with no timeouts
+                stored = dict.pop(session, TIMES_KEY)
+                self.times = stored if isinstance(stored, dict) else None
+        else:
             stored = dict.pop(session, TIMES_KEY, None)
             self.times, ended = self.engine.times(stored)
             if ended is not None:
@@ -552,10 +555,27 @@ class Flow:
     def regenerate(self, session: SessionBase, *, keep: bool = False) -> None:
         sid, cookie = self.new_identity()
         session._replace(sid, cookie, dict(session) if keep else {})
-        if self.engine.timeouts:
-            self.times = self.fresh_times()
+        authenticated = self.authenticated_ms() if keep else None
+        self.times = self.fresh_times() if self.engine.timeouts else None
+        if authenticated is not None:
+            self.times = {**(self.times or {}), "auth": authenticated}
         self.saved = None
         self.engine.tell("regenerated", sid, data=session)
+
+    def signed_in(self, session: SessionBase, user: str | int) -> None:
+        """``login()``: the user under ``user_key``, and when they authenticated (kept with the
+        times, under ``TIMES_KEY``, hidden from the app)."""
+        key = self.engine.user_key
+        if key is None:
+            raise SessionError(
+                "login() needs the user_key option: the session key that names the user"
+            )
+        session[key] = user_name(user)
+        self.times = {**(self.times or {}), "auth": self.engine.now_ms()}
+
+    def authenticated_ms(self) -> int | None:
+        found = None if self.times is None else self.times.get("auth")
+        return found if type(found) is int else None
 
     def ended(self, session: SessionBase, reason: str, *, itself: bool = True) -> None:
         """Sessions were destroyed in the request: this one (``destroy()``), or its user's

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Generator
+from datetime import datetime, timezone
 from typing import Any, Generic, Protocol, TypeVar
 
 from ._native import mypyc_attr
@@ -63,6 +64,10 @@ class SessionFlow(Protocol):
     def user(self, session: SessionBase) -> str | None: ...
 
     def ended(self, session: SessionBase, reason: str, *, itself: bool = True) -> None: ...
+
+    def signed_in(self, session: SessionBase, user: str | int) -> None: ...
+
+    def authenticated_ms(self) -> int | None: ...
 
 
 LifecycleSteps = Steps[StoreCall, None]
@@ -120,6 +125,13 @@ class SessionBase(dict[str, Any]):
     @property
     def destroyed(self) -> bool:
         return self._state.destroyed
+
+    @property
+    def authenticated_at(self) -> datetime | None:
+        """When ``login()`` last signed the user in (UTC), to ask for the password again before
+        a sensitive change when it was long ago (ASVS 7.5.1); ``None`` before any login."""
+        ms = self._state.flow.authenticated_ms()
+        return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
 
     @property
     def modified(self) -> bool:
@@ -214,6 +226,10 @@ class SessionBase(dict[str, Any]):
         finally:
             state.flow.regenerate(self, keep=keep)
 
+    def _login_steps(self, user: str | int) -> LifecycleSteps:
+        yield from self._regenerate_steps(False)
+        self._state.flow.signed_in(self, user)
+
     def _user_sessions_steps(self) -> Steps[StoreCall, dict[str, dict[str, Any]]]:
         user = self._state.flow.user(self)
         if user is None:
@@ -281,6 +297,16 @@ class Session(SessionBase):
         """Destroy the stored session and continue under a new id (login hygiene): with empty
         data, or with ``keep=True`` the data kept (Django's ``cycle_key()``)."""
         return self._lifecycle("regenerate()", self._regenerate_steps(keep))
+
+    def login(self, user: str | int) -> Awaitable[None]:
+        """Sign ``user`` in, the way that cannot be done wrong: a new id with empty data (the
+        old session destroyed: no session fixation, ASVS 7.2.4), the user under ``user_key``,
+        and the time, for ``authenticated_at``."""
+        return self._lifecycle("login()", self._login_steps(user))
+
+    def logout(self) -> Awaitable[None]:
+        """Sign out: ``destroy()``."""
+        return self._lifecycle("logout()", self._destroy_steps())
 
     def user_sessions(self) -> Awaitable[dict[str, dict[str, Any]]]:
         """The stored sessions of this session's user (``user_key``), by id; ``{}`` when no
@@ -351,6 +377,13 @@ class SyncSession(SessionBase):
 
     def regenerate(self, *, keep: bool = False) -> None:
         run_steps(self._regenerate_steps(keep), self._state.runner.call)
+
+    def login(self, user: str | int) -> None:
+        """Sign ``user`` in: a new id, the user under ``user_key``, the time (see ``Session``)."""
+        run_steps(self._login_steps(user), self._state.runner.call)
+
+    def logout(self) -> None:
+        run_steps(self._destroy_steps(), self._state.runner.call)
 
     def user_sessions(self) -> dict[str, dict[str, Any]]:
         """The stored sessions of this session's user (``user_key``), by id."""
