@@ -200,3 +200,45 @@ def test_login_needs_user_key() -> None:
     app = middleware_for("wsgi", _auth_app, secret=SECRET)
     with pytest.raises(SessionError, match="login\\(\\) needs the user_key option"):
         Client(app, "wsgi").get("/login")
+
+
+@pytest.mark.parametrize("transport", ["asgi", "wsgi"])
+def test_a_login_over_the_limit_ends_the_least_recently_active_session(transport: str) -> None:
+    """ASVS 7.1.2: ``max_sessions_per_user=2``: a third device's login signs out the one used
+    least recently, and an event says why."""
+    from sessionware import SessionEvent
+
+    clock = [1_000_000.0]
+    store = MemoryStore()
+    events: list[SessionEvent] = []
+    app = middleware_for(
+        transport,
+        _auth_app,
+        secret=SECRET,
+        store=store,
+        user_key="uid",
+        max_sessions_per_user=2,
+        idle_timeout=3600,
+        clock=lambda: clock[0],
+        on_event=events.append,
+    )
+    client = Client(app, transport)
+    devices = []
+    for _ in range(2):
+        devices.append(client.get("/login").cookie())
+        clock[0] += 1000
+    client.get("/", cookie=devices[0])  # the first device is used again: the second is older
+    clock[0] += 1000
+    devices.append(client.get("/login").cookie())
+    alive = [json.loads(client.get("/", cookie=cookie).text)["data"] for cookie in devices]
+    assert alive == [{"uid": "ann"}, {}, {"uid": "ann"}]
+    assert [(e.kind, e.reason, e.user) for e in events if e.reason == "limit"] == [
+        ("destroyed", "limit", "ann")
+    ]
+    assert store.length() == 2
+    client.close()
+
+
+def test_the_limit_needs_user_key() -> None:
+    with pytest.raises(ValueError, match="max_sessions_per_user needs user_key"):
+        middleware_for("asgi", _auth_app, secret=SECRET, max_sessions_per_user=2)

@@ -573,6 +573,27 @@ class Flow:
         session[key] = user_name(user)
         self.times = {**(self.times or {}), "auth": self.engine.now_ms()}
 
+    def sessions_limit(self) -> int | None:
+        return self.engine.options.max_sessions_per_user
+
+    def beyond_limit(self, others: dict[str, dict[str, Any]], limit: int) -> list[str]:
+        """The user's other sessions that a new one puts over ``limit``: the least recently
+        active first (by the times timeouts keep, else by the cookie's expiry)."""
+
+        def last_seen(sid: str) -> tuple[int, str]:
+            data = others[sid]
+            times = data.get(TIMES_KEY)
+            active = times.get("active") if isinstance(times, dict) else None
+            cookie = data.get("cookie")
+            expires = cookie.get("expires") if isinstance(cookie, dict) else None
+            return (
+                active if type(active) is int else 0,
+                expires if isinstance(expires, str) else "",
+            )
+
+        ordered = sorted(others, key=last_seen)
+        return ordered[: max(0, len(ordered) - (limit - 1))]
+
     def authenticated_ms(self) -> int | None:
         found = None if self.times is None else self.times.get("auth")
         return found if type(found) is int else None

@@ -23,7 +23,7 @@ for ``reason``; ``invalid_cookie``: a cookie whose signature fails (``bad_signat
 the store does not know (``unknown_id``); ``conflict``: a save refused by ``on_conflict="error"``;
 ``store_unavailable`` / ``store_available``: the store went down / came back."""
 
-DestroyReason = Literal["logout", "idle_timeout", "absolute_timeout", "revoked", "unset"]
+DestroyReason = Literal["logout", "idle_timeout", "absolute_timeout", "revoked", "limit", "unset"]
 
 
 @dataclass(frozen=True)

@@ -437,6 +437,7 @@ class SessionOptions:
     clock: Callable[[], float] | None = None
     cache_control: str | None = "private"
     on_event: Callable[[Any], None] | None = None
+    max_sessions_per_user: int | None = None
 
 
 class _Options(TypedDict, total=False):
@@ -463,6 +464,7 @@ class _Options(TypedDict, total=False):
     clock: Callable[[], float] | None
     cache_control: str | Literal[False] | None
     on_event: Callable[[Any], None] | None
+    max_sessions_per_user: int | None
 
 
 class SessionOptionsDict(_Options, total=False):
@@ -551,6 +553,10 @@ def session_options(options: Mapping[str, Any]) -> SessionOptions:
         check_flag(merged[flag], flag)
     merged["skip"] = skip_option(merged["skip"])
     check_user_key(merged["user_key"])
+    if merged["max_sessions_per_user"] is not None:
+        positive(merged["max_sessions_per_user"], "max_sessions_per_user", integer=True)
+        if merged["user_key"] is None:
+            raise ValueError("max_sessions_per_user needs user_key: the key that names the user")
     for timeout in ("idle_timeout", "absolute_timeout"):
         if merged[timeout] is not None:
             merged[timeout] = timeout_option(merged[timeout], timeout)

@@ -69,6 +69,10 @@ class SessionFlow(Protocol):
 
     def authenticated_ms(self) -> int | None: ...
 
+    def sessions_limit(self) -> int | None: ...
+
+    def beyond_limit(self, others: dict[str, dict[str, Any]], limit: int) -> list[str]: ...
+
 
 LifecycleSteps = Steps[StoreCall, None]
 T = TypeVar("T")
@@ -228,7 +232,17 @@ class SessionBase(dict[str, Any]):
 
     def _login_steps(self, user: str | int) -> LifecycleSteps:
         yield from self._regenerate_steps(False)
-        self._state.flow.signed_in(self, user)
+        flow = self._state.flow
+        flow.signed_in(self, user)
+        limit, name = flow.sessions_limit(), flow.user(self)
+        if limit is None or name is None:
+            return
+        others: dict[str, dict[str, Any]] = yield UserSessions(name)
+        ended = flow.beyond_limit(others, limit)
+        for sid in ended:
+            yield Destroy(sid)
+        if ended:
+            flow.ended(self, "limit", itself=False)
 
     def _user_sessions_steps(self) -> Steps[StoreCall, dict[str, dict[str, Any]]]:
         user = self._state.flow.user(self)
