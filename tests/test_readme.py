@@ -93,26 +93,16 @@ def test_the_typed_examples_pass_mypy_strict(block: str, tmp_path: Path) -> None
     """``session_of`` exists for typed code: its example type-checks as users check theirs."""
     import subprocess
 
-    example = tmp_path / "typed_example.py"
-    example.write_text(block)
-    done = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(example)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
+    def mypy_strict(name: str, source: str) -> subprocess.CompletedProcess[str]:
+        example = tmp_path / name
+        example.write_text(source)
+        command = [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(example)]
+        return subprocess.run(command, capture_output=True, text=True, check=False, timeout=300)
+
+    done = mypy_strict("typed_example.py", block)
     assert done.returncode == 0, done.stdout + done.stderr
-    broken = example.with_name("untyped_example.py")
-    broken.write_text(block.replace("session_of(request)", "request.session", 1))
-    refused = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(broken)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    assert 'has no attribute "regenerate"' in refused.stdout
+    untyped = block.replace("session_of(request)", "request.session", 1)
+    assert 'has no attribute "regenerate"' in mypy_strict("untyped_example.py", untyped).stdout
 
 
 def test_the_node_example_reads_the_python_examples_session(redis_prefix: str) -> None:

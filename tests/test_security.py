@@ -153,14 +153,9 @@ def _auth_app(req: Req) -> None:
     req.end(json.dumps({"at": None if at is None else at.timestamp(), "data": dict(req.session)}))
 
 
-@pytest.mark.parametrize("transport", ["asgi", "wsgi"])
-@pytest.mark.parametrize("timeouts", [{}, {"idle_timeout": 600, "absolute_timeout": 3600}])
-def test_login_renews_the_id_names_the_user_and_stamps_the_time(
-    transport: str, timeouts: dict[str, Any]
-) -> None:
-    """``login()`` cannot be done wrong (ASVS 7.2.4): a new id, the old session gone, the user
-    under ``user_key``; ``authenticated_at`` lets the app ask for the password again before a
-    sensitive change (ASVS 7.5.1), and survives the next requests, hidden from the data."""
+def _signing_in(transport: str, **options: Any) -> tuple[list[float], MemoryStore, Client]:
+    """An app of ``_auth_app`` on a MemoryStore, its users under ``uid``, with a clock the test
+    moves."""
     clock = [1_000_000.0]
     store = MemoryStore()
     app = middleware_for(
@@ -170,9 +165,20 @@ def test_login_renews_the_id_names_the_user_and_stamps_the_time(
         store=store,
         user_key="uid",
         clock=lambda: clock[0],
-        **timeouts,
+        **options,
     )
-    client = Client(app, transport)
+    return clock, store, Client(app, transport)
+
+
+@pytest.mark.parametrize("transport", ["asgi", "wsgi"])
+@pytest.mark.parametrize("timeouts", [{}, {"idle_timeout": 600, "absolute_timeout": 3600}])
+def test_login_renews_the_id_names_the_user_and_stamps_the_time(
+    transport: str, timeouts: dict[str, Any]
+) -> None:
+    """``login()`` cannot be done wrong (ASVS 7.2.4): a new id, the old session gone, the user
+    under ``user_key``; ``authenticated_at`` lets the app ask for the password again before a
+    sensitive change (ASVS 7.5.1), and survives the next requests, hidden from the data."""
+    clock, store, client = _signing_in(transport, **timeouts)
     before = client.get("/")
     assert json.loads(before.text)["at"] is None
     assert before.set_cookie is None
@@ -208,21 +214,10 @@ def test_a_login_over_the_limit_ends_the_least_recently_active_session(transport
     least recently, and an event says why."""
     from sessionware import SessionEvent
 
-    clock = [1_000_000.0]
-    store = MemoryStore()
     events: list[SessionEvent] = []
-    app = middleware_for(
-        transport,
-        _auth_app,
-        secret=SECRET,
-        store=store,
-        user_key="uid",
-        max_sessions_per_user=2,
-        idle_timeout=3600,
-        clock=lambda: clock[0],
-        on_event=events.append,
+    clock, store, client = _signing_in(
+        transport, max_sessions_per_user=2, idle_timeout=3600, on_event=events.append
     )
-    client = Client(app, transport)
     devices = []
     for _ in range(2):
         devices.append(client.get("/login").cookie())
