@@ -135,14 +135,12 @@ def needs_vary_cookie(vary_values: Iterable[str]) -> bool:
 
 
 def cache_control_to_add(
-    set_cookie: str | None, cache_control: str | None, existing: Iterable[object]
+    set_cookie: str | None, cache_control: str | None, app_set_one: bool
 ) -> str | None:
     """The Cache-Control a response gets from the session: one that sets the session cookie
     must not be kept by a shared cache, which would hand the cookie to the next client (OWASP),
-    unless the app already said how to cache it (``existing``: its Cache-Control values)."""
-    if set_cookie is None or cache_control is None:
-        return None
-    for _ in existing:
+    unless the app already said how to cache it."""
+    if set_cookie is None or app_set_one:
         return None
     return cache_control
 

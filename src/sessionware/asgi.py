@@ -280,10 +280,14 @@ def _with_session_headers(
         else:
             headers.append(_VARY)
     if set_cookie is not None:
+        app_set_one = False
+        if cache_control is not None:
+            for name, _ in headers:
+                if name == b"cache-control":
+                    app_set_one = True
+                    break
+        cache = cache_control_to_add(set_cookie, cache_control, app_set_one)
         headers.append((b"set-cookie", set_cookie.encode("latin-1")))
-        cache = cache_control_to_add(
-            set_cookie, cache_control, (v for n, v in headers if n == b"cache-control")
-        )
         if cache is not None:
             headers.append((b"cache-control", cache.encode("latin-1")))
     start["headers"] = headers

@@ -82,9 +82,8 @@ def session_headers(
         added.append(("Vary", "Cookie"))
     if set_cookie is not None:
         added.append(("Set-Cookie", set_cookie))
-        cache = cache_control_to_add(
-            set_cookie, cache_control, (v for n, v in headers if n.lower() == "cache-control")
-        )
+        app_set_one = any(name.lower() == "cache-control" for name, _ in headers)
+        cache = cache_control_to_add(set_cookie, cache_control, app_set_one)
         if cache is not None:
             added.append(("Cache-Control", cache))
     return [*headers, *added] if added else headers

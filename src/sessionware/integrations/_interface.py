@@ -150,7 +150,7 @@ def render(
         response.headers.add("Vary", "Cookie")
     if result.set_cookie is not None:
         response.headers.add("Set-Cookie", result.set_cookie)
-        existing = response.headers.getlist("Cache-Control")
-        cache = cache_control_to_add(result.set_cookie, cache_control, existing)
+        app_set_one = "Cache-Control" in response.headers
+        cache = cache_control_to_add(result.set_cookie, cache_control, app_set_one)
         if cache is not None:
             response.headers.add("Cache-Control", cache)

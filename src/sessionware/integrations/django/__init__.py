@@ -356,8 +356,8 @@ def _render(
         )
     if result.set_cookie is not None:
         _set_cookie(response, result.set_cookie)
-        existing = [response["Cache-Control"]] if response.has_header("Cache-Control") else []
-        cache = cache_control_to_add(result.set_cookie, cache_control, existing)
+        app_set_one = response.has_header("Cache-Control")
+        cache = cache_control_to_add(result.set_cookie, cache_control, app_set_one)
         if cache is not None:
             response["Cache-Control"] = cache
     if result.vary:
