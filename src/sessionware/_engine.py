@@ -123,6 +123,11 @@ class Engine:
         self.emit = emit
         """Told of what happens to sessions (the ``on_event`` option, made safe by the runtime);
         ``None`` costs nothing."""
+        cache_control = options.cache_control
+        self.cache_header: tuple[bytes, bytes] | None = (
+            None if cache_control is None else (b"cache-control", cache_control.encode("latin-1"))
+        )
+        """The ``cache_control`` option as the ASGI header it adds, encoded once."""
         """Told of a stored value that is not a session (the runtime logs it); the client then
         gets a fresh session, never a loop of errors."""
         self.make_session = make_session

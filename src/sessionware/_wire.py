@@ -134,15 +134,11 @@ def needs_vary_cookie(vary_values: Iterable[str]) -> bool:
     return True
 
 
-def cache_control_to_add(
-    set_cookie: str | None, cache_control: str | None, app_set_one: bool
-) -> str | None:
-    """The Cache-Control a response gets from the session: one that sets the session cookie
-    must not be kept by a shared cache, which would hand the cookie to the next client (OWASP),
-    unless the app already said how to cache it."""
-    if set_cookie is None or app_set_one:
-        return None
-    return cache_control
+def adds_cache_control(set_cookie: str | None, app_set_one: bool) -> bool:
+    """Whether the response gets the ``cache_control`` option's header: one that sets the
+    session cookie must not be kept by a shared cache, which would hand the cookie to the next
+    client (OWASP), unless the app already said how to cache it."""
+    return set_cookie is not None and not app_set_one
 
 
 def now_ms() -> int:

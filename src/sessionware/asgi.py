@@ -18,7 +18,7 @@ from ._engine import Flow
 from ._native import mypyc_attr
 from ._records import StoreCall
 from ._runtime import NOT_HERE, STORE_DOWN, BaseSessionMiddleware, Failure, NoSession
-from ._wire import cache_control_to_add, needs_vary_cookie
+from ._wire import adds_cache_control, needs_vary_cookie
 from .errors import SessionError, StoreUnavailable
 from .session import Session, SessionBase
 
@@ -223,7 +223,7 @@ class _SendWithSession:
             await _send_failure(self.scope, self.send, failure)
             return
         self.started = True
-        cache = middleware.options.cache_control
+        cache = flow.engine.cache_header
         await self.send(_with_session_headers(start, outcome.set_cookie, outcome.vary, cache))
         await self.send(message)
 
@@ -240,7 +240,7 @@ class _SendWithSession:
             self.start = None
             outcome = flow.finish(middleware.current_session(self.scope, flow.session), call=False)
             self.streaming = True
-            cache = middleware.options.cache_control
+            cache = flow.engine.cache_header
             await self.send(_with_session_headers(start, outcome.set_cookie, outcome.vary, cache))
         elif self.streaming and _is_final(kind, message):
             self.streaming = False
@@ -266,13 +266,13 @@ _VARY = (b"vary", b"Cookie")
 
 
 def _with_session_headers(
-    start: Message, set_cookie: str | None, vary: bool, cache_control: str | None
+    start: Message, set_cookie: str | None, vary: bool, cache_header: tuple[bytes, bytes] | None
 ) -> Message:
     """The start message with Vary, Set-Cookie and Cache-Control added (ASGI header names are
     lowercase)."""
     if not vary and set_cookie is None:
         return start
-    headers = list(start.get("headers", ()))
+    headers: list[tuple[bytes, bytes]] = list(start.get("headers", ()))
     if vary:
         for name, value in headers:
             if name == b"vary" and not needs_vary_cookie((value.decode("latin-1"),)):
@@ -281,15 +281,14 @@ def _with_session_headers(
             headers.append(_VARY)
     if set_cookie is not None:
         app_set_one = False
-        if cache_control is not None:
-            for name, _ in headers:
-                if name == b"cache-control":
+        if cache_header is not None:
+            for header in headers:
+                if header[0] == b"cache-control":
                     app_set_one = True
                     break
-        cache = cache_control_to_add(set_cookie, cache_control, app_set_one)
         headers.append((b"set-cookie", set_cookie.encode("latin-1")))
-        if cache is not None:
-            headers.append((b"cache-control", cache.encode("latin-1")))
+        if cache_header is not None and adds_cache_control(set_cookie, app_set_one):
+            headers.append(cache_header)
     start["headers"] = headers
     return start
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from ._engine import Flow, Outcome
 from ._runtime import BaseSessionMiddleware, Failure, SessionRuntime
-from ._wire import cache_control_to_add, needs_vary_cookie
+from ._wire import adds_cache_control, needs_vary_cookie
 from .session import SyncSession
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType]
@@ -83,9 +83,8 @@ def session_headers(
     if set_cookie is not None:
         added.append(("Set-Cookie", set_cookie))
         app_set_one = any(name.lower() == "cache-control" for name, _ in headers)
-        cache = cache_control_to_add(set_cookie, cache_control, app_set_one)
-        if cache is not None:
-            added.append(("Cache-Control", cache))
+        if cache_control is not None and adds_cache_control(set_cookie, app_set_one):
+            added.append(("Cache-Control", cache_control))
     return [*headers, *added] if added else headers
 
 

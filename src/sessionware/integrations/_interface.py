@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from .._engine import Outcome
 from .._runtime import Failure, SessionRuntime
-from .._wire import cache_control_to_add, needs_vary_cookie
+from .._wire import adds_cache_control, needs_vary_cookie
 from ..errors import extra_needed
 from ..options import COOKIE_FIELDS, CookieAttributes
 from ..session import SessionBase
@@ -151,6 +151,5 @@ def render(
     if result.set_cookie is not None:
         response.headers.add("Set-Cookie", result.set_cookie)
         app_set_one = "Cache-Control" in response.headers
-        cache = cache_control_to_add(result.set_cookie, cache_control, app_set_one)
-        if cache is not None:
-            response.headers.add("Cache-Control", cache)
+        if cache_control is not None and adds_cache_control(result.set_cookie, app_set_one):
+            response.headers.add("Cache-Control", cache_control)

@@ -29,7 +29,7 @@ from ..._driver import StoreDriver
 from ..._engine import Outcome
 from ..._records import Get, Steps, StoreCall, arun_steps, run_steps
 from ..._runtime import Failure, NoSession, SessionRuntime
-from ..._wire import cache_control_to_add
+from ..._wire import adds_cache_control
 from ...errors import StoreUnavailable, extra_needed
 from ...session import SyncSession, run_on_loop
 from ...stores.urls import from_url
@@ -357,9 +357,8 @@ def _render(
     if result.set_cookie is not None:
         _set_cookie(response, result.set_cookie)
         app_set_one = response.has_header("Cache-Control")
-        cache = cache_control_to_add(result.set_cookie, cache_control, app_set_one)
-        if cache is not None:
-            response["Cache-Control"] = cache
+        if cache_control is not None and adds_cache_control(result.set_cookie, app_set_one):
+            response["Cache-Control"] = cache_control
     if result.vary:
         patch_vary_headers(response, ("Cookie",))
     return response
