@@ -237,3 +237,32 @@ def test_a_login_over_the_limit_ends_the_least_recently_active_session(transport
 def test_the_limit_needs_user_key() -> None:
     with pytest.raises(ValueError, match="max_sessions_per_user needs user_key"):
         middleware_for("asgi", _auth_app, secret=SECRET, max_sessions_per_user=2)
+
+
+def test_an_asgi_app_may_send_its_headers_as_lists() -> None:
+    """ASGI allows any iterable of pairs; the compiled build once checked for tuples while
+    looking for the app's Cache-Control."""
+    import asyncio
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        scope["session"]["n"] = 1
+        headers = [[b"content-type", b"text/plain"], [b"cache-control", b"no-store"]]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    from sessionware import SessionMiddleware
+
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async def receive() -> Any:
+        return {"type": "http.request"}
+
+    middleware = SessionMiddleware(app, secret=SECRET, store=MemoryStore())
+    scope = {"type": "http", "path": "/", "headers": [], "scheme": "http"}
+    asyncio.run(middleware(scope, receive, send))
+    names = [bytes(name) for name, _ in sent[0]["headers"]]
+    assert names.count(b"cache-control") == 1
+    assert b"set-cookie" in names and b"vary" in names

@@ -272,7 +272,7 @@ def _with_session_headers(
     lowercase)."""
     if not vary and set_cookie is None:
         return start
-    headers: list[tuple[bytes, bytes]] = list(start.get("headers", ()))
+    headers: list[Any] = list(start.get("headers", ()))  # pairs: tuples, or lists (ASGI allows)
     if vary:
         for name, value in headers:
             if name == b"vary" and not needs_vary_cookie((value.decode("latin-1"),)):
