@@ -283,7 +283,8 @@ def _with_session_headers(
         app_set_one = False
         if cache_header is not None:
             for header in headers:
-                if header[0] == b"cache-control":
+                name = header[0]
+                if isinstance(name, bytes) and len(name) == 13 and name == b"cache-control":
                     app_set_one = True
                     break
         headers.append((b"set-cookie", set_cookie.encode("latin-1")))
