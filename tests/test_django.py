@@ -392,3 +392,18 @@ def test_a_response_that_sets_the_cookie_is_private(store: Any) -> None:
     assert first.headers["Cache-Control"] == "private"
     with override_settings(SESSIONWARE={"store": store, "cache_control": None}):
         assert "Cache-Control" not in Client().get("/counter").headers
+
+
+@pytest.mark.parametrize("view", ["/session-login", "/asession-login"])
+def test_the_django_session_has_sessionwares_login_too(view: str) -> None:
+    from sessionware import MemoryStore
+
+    store = MemoryStore()
+    with override_settings(SESSIONWARE={"store": store, "user_key": "uid"}):
+        client = Client()
+        client.get("/counter")
+        before = sid_of(client)
+        assert client.get(view).content == b"True"
+        assert sid_of(client) != before
+        assert store.get(before) is None
+        assert store.get(sid_of(client))["uid"] == "ann"

@@ -14,6 +14,8 @@ urlpatterns = [
     path("awhoami", views.awhoami),
     path("alogin", views.alogin_view),
     path("alogout", views.alogout_view),
+    path("session-login", views.session_login),
+    path("asession-login", views.asession_login),
     path("logout-then-count", views.logout_then_count),
     path("counter", views.counter),
     path("acounter", views.acounter),

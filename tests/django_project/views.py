@@ -23,6 +23,16 @@ async def alogin_view(request: HttpRequest) -> HttpResponse:
     return HttpResponse(request.session.session_key)
 
 
+def session_login(request: HttpRequest) -> HttpResponse:
+    request.session.login("ann")  # type: ignore[attr-defined]
+    return HttpResponse(str(request.session.authenticated_at is not None))  # type: ignore[attr-defined]
+
+
+async def asession_login(request: HttpRequest) -> HttpResponse:
+    await request.session.alogin("ann")  # type: ignore[attr-defined]
+    return HttpResponse(str(request.session.authenticated_at is not None))  # type: ignore[attr-defined]
+
+
 async def alogout_view(request: HttpRequest) -> HttpResponse:
     await alogout(request)
     return HttpResponseRedirect("/whoami")

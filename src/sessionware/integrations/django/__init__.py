@@ -125,6 +125,20 @@ class DjangoSession(SyncSession):
         """Sign the user out everywhere else; how many sessions went."""
         return self._perform(self._destroy_others_steps())
 
+    def login(self, user: str | int) -> None:
+        """sessionware's ``login()`` (a new id, the user under ``user_key``, the time), for apps
+        that sign users in without ``django.contrib.auth``."""
+        self._perform(self._login_steps(user))
+
+    def logout(self) -> None:
+        self._perform(self._destroy_steps())
+
+    async def alogin(self, user: str | int) -> None:
+        await self._aperform(self._login_steps(user))
+
+    async def alogout(self) -> None:
+        await self._aperform(self._destroy_steps())
+
     async def auser_sessions(self) -> dict[str, dict[str, Any]]:
         return await self._aperform(self._user_sessions_steps())
 
