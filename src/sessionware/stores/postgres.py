@@ -67,12 +67,10 @@ class _PoolRetriesAtDebug(logging.Filter):
         self.pools: weakref.WeakSet[Any] = weakref.WeakSet()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if (
-            record.levelno == logging.WARNING
-            and record.msg == "error connecting in %r: %s"
-            and isinstance(record.args, tuple)
-            and any(pool.name == record.args[0] for pool in self.pools)
-        ):
+        if record.levelno != logging.WARNING:
+            return True
+        message = record.getMessage()  # psycopg_pool 3.2.0 formats it itself (an f-string)
+        if any(message.startswith(f"error connecting in {pool.name!r}:") for pool in self.pools):
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
             return logging.getLogger("psycopg.pool").isEnabledFor(logging.DEBUG)
         return True
