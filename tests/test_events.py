@@ -95,7 +95,9 @@ def test_a_listener_that_raises_is_logged_and_the_request_served(caplog: Any) ->
         raise RuntimeError("listener bug")
 
     app = middleware_for("asgi", _app, secret=SECRET, on_event=broken)
-    response = Client(app, "asgi").get("/write")
+    client = Client(app, "asgi")
+    response = client.get("/write")
+    client.close()
     assert response.status == 200 and response.set_cookie is not None
     assert "the on_event listener failed on a 'created' event" in caplog.text
 

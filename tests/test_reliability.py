@@ -227,7 +227,9 @@ def test_a_stalled_sync_store_under_asgi_bounds_every_request(server: RedisServe
             finally:
                 server.resume()
 
-    first = Client(app, "asgi").get("/")
+    client = Client(app, "asgi")
+    first = client.get("/")
+    client.close()
     cookie = first.cookie()
     durations = run(scenario())
     assert max(durations) < 2 * TIMEOUT + 1.0, durations
@@ -259,7 +261,9 @@ def test_a_read_only_replica_is_unavailable_not_a_server_error(tmp_path: Path) -
     replica = RedisServer(tmp_path / "replica", "--replicaof", "127.0.0.1", "1").start()
     try:
         app = middleware_for("asgi", _counter, secret=SECRET, store=RedisStore(url=replica.url))
-        response = Client(app, "asgi").get("/")
+        client = Client(app, "asgi")
+        response = client.get("/")
+        client.close()
         assert response.status == 503
     finally:
         replica.stop()

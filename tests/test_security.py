@@ -98,7 +98,9 @@ def test_the_session_cookie_stays_far_under_the_browsers_4096_bytes(transport: s
     longest = "%" * 255  # each encodes to three bytes
     name = "n" * 64
     app = middleware_for(transport, _login, secret=SECRET, name=name, genid=lambda request: longest)
-    pair = Client(app, transport).get("/login").cookie()
+    client = Client(app, transport)
+    pair = client.get("/login").cookie()
+    client.close()
     assert pair.startswith(name + "=")
     assert len(pair.encode()) < 4096
 
