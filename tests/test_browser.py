@@ -145,3 +145,19 @@ def test_the_demo_in_a_real_browser(demo: Demo, browser: object, tmp_path: Path)
     ann.reload()
     assert ann.inner_text("#user") == "ann", "the session survives a restart (SQLite)"
     assert ann.inner_text("#sid") == signed_in_as
+
+    phone = browser.new_context(user_agent="PhoneBrowser/1.0").new_page()
+    phone.goto(demo.url)
+    phone.fill("input[name=user]", "ann")
+    phone.click("#login")
+    ann.reload()
+    rows = ann.locator("#devices tr.device")
+    assert rows.count() == 2, "ann does not see her two browsers"
+    assert "this browser" in rows.nth(0).inner_text()
+    assert "PhoneBrowser/1.0" in rows.nth(1).inner_text()
+    assert "127.0.0.1" in rows.nth(1).inner_text()
+    assert signed_in_as not in ann.content().replace(ann.inner_text("#sid"), "", 1)
+    rows.nth(1).locator("button.end").click()
+    assert ann.locator("#devices tr.device").count() == 1
+    phone.reload()
+    assert "Not signed in" in phone.content(), "the ended device is still signed in"

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from sessionware._records import TIMES_KEY
 from sessionware.cli import main
 from sessionware.stores.sqlite import SQLiteStore
 
@@ -210,6 +211,27 @@ def test_a_users_sessions_listed_and_revoked(indexed_url: list[str], capsys: Any
     assert [row["id"] for row in json.loads(out)] == ["here"]
     code, out, _ = run(capsys, *indexed_url, "--user-key", "uid", "--json", "user", "bob")
     assert [row["id"] for row in json.loads(out)] == ["other"]
+
+
+def test_user_shows_the_devices_an_app_recorded(tmp_path: Path, capsys: Any) -> None:
+    path = tmp_path / "devices.db"
+    store = SQLiteStore(str(path), user_key="uid")
+    device = {"created": 1_700_000_000_000, "active": 1_700_000_600_000}
+    laptop = {**device, "address": "192.0.2.7", "agent": "Firefox/140"}
+    store.set("laptop", {"cookie": COOKIE, "uid": "ann", TIMES_KEY: laptop})
+    store.set("phone", {"cookie": COOKIE, "uid": "ann"})
+    store.close()
+    url = ["store", "--url", f"sqlite:///{path}", "--user-key", "uid"]
+    code, out, _ = run(capsys, *url, "--json", "user", "ann")
+    assert code == 0
+    rows = {row["id"]: row for row in json.loads(out)}
+    assert (rows["laptop"]["address"], rows["laptop"]["agent"]) == ("192.0.2.7", "Firefox/140")
+    assert rows["laptop"]["last_seen"] == "2023-11-14T22:23:20+00:00"
+    assert (rows["phone"]["address"], rows["phone"]["last_seen"]) == (None, None)
+    _, out, _ = run(capsys, *url, "user", "ann")
+    header, first, second = out.splitlines()
+    assert header.split() == ["ID", "EXPIRES", "SIZE", "LAST_SEEN", "ADDRESS", "AGENT"]
+    assert first.split()[-2:] == ["192.0.2.7", "Firefox/140"] and second.split()[-3:] == ["-"] * 3
 
 
 def test_the_index_commands_need_the_user_key(indexed_url: list[str], capsys: Any) -> None:

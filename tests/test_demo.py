@@ -137,6 +137,7 @@ def test_sign_out_other_devices() -> None:
 
     seen, after, phone_page = asyncio.run(both())
     assert "id='others'>1<" in seen
+    assert seen.count("class='device") == 2 and seen.count("button class='quiet end'") == 1
     assert "id='others'>0<" in after
     assert "id='login'" in phone_page, "the other device is still signed in"
 

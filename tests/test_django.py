@@ -307,6 +307,26 @@ def test_sign_out_other_devices_with_djangos_user_key(view: str) -> None:
         assert list(store.user_sessions(user_id)) == [sid_of(laptop)]
 
 
+@pytest.mark.parametrize("prefix", ["/", "/a"])
+def test_a_user_sees_their_devices_and_ends_one(prefix: str) -> None:
+    from sessionware import MemoryStore
+
+    settings = {"store": MemoryStore(), "user_key": "_auth_user_id", "device_info": True}
+    with override_settings(SESSIONWARE=settings):
+        laptop, phone = Client(HTTP_USER_AGENT="Firefox/140"), Client(HTTP_USER_AGENT="Chrome")
+        for client in (laptop, phone):
+            client.post("/accounts/login/", {"username": "ann", "password": PASSWORD})
+        rows = phone.get(f"{prefix}device-list").json()
+        assert [row[1:] for row in rows] == [
+            [True, "127.0.0.1", "Chrome"],
+            [False, "127.0.0.1", "Firefox/140"],
+        ]
+        assert phone.get(f"{prefix}end-device", {"handle": rows[1][0]}).content == b"True"
+        assert laptop.get("/whoami").content == b"anonymous"
+        assert phone.get("/whoami").content == b"ann"
+        assert phone.get(f"{prefix}end-device", {"handle": rows[1][0]}).content == b"False"
+
+
 def test_a_response_cached_by_django_keeps_the_rendered_cookie() -> None:
     """Django's cache middleware pickles responses: the cookie comes back as it was rendered."""
     import pickle

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from sessionware import MemoryStore
+from sessionware import MemoryStore, SessionEvent
 from sessionware.stores.redis import RedisStore, SyncRedisStore
 from sessionware.wsgi import SESSION_KEY
 
@@ -237,6 +237,18 @@ def test_concurrent_requests_each_setting_a_key_keep_every_key(
     kept = [index for index in range(REQUESTS) if stored.get(f"k{index}") == str(index)]
     assert len(kept) == REQUESTS
     assert stored["start"] == "1"
+
+
+def test_a_save_merged_onto_another_requests_changes_is_told(
+    make: Callable[..., Harness],
+) -> None:
+    events: list[SessionEvent] = []
+    harness = make(on_event=events.append)
+    harness.run([("/set?key=a&value=1&wait=0.3", 0), ("/set?key=b&value=2", 0.1)])
+    merged = [event for event in events if event.kind == "merged"]
+    assert len(merged) == 1 and merged[0].sid_hash is not None
+    stored = harness.stored()
+    assert stored is not None and (stored["a"], stored["b"]) == ("1", "2")
 
 
 def test_whole_session_overwrite_loses_keys_as_express_does(make: Callable[..., Harness]) -> None:

@@ -86,7 +86,7 @@ def test_timeouts_and_the_user_index_live_beside_a_node_app(
 ) -> None:
     """Python stores the session's times as a data key Node ignores and keeps when it rewrites
     the session; Node's writes leave the index alone, and a listing drops what they changed."""
-    from sessionware._engine import TIMES_KEY
+    from sessionware._records import TIMES_KEY
     from sessionware.stores.redis import SyncRedisStore
 
     raw = redis.Redis.from_url(require_redis())

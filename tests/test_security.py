@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from sessionware import MemoryStore
+from sessionware.errors import sid_tag
 
 from .harness import SECRET, Client, Req, middleware_for
 
@@ -232,6 +233,8 @@ def test_a_login_over_the_limit_ends_the_least_recently_active_session(transport
     assert [(e.kind, e.reason, e.user) for e in events if e.reason == "limit"] == [
         ("destroyed", "limit", "ann")
     ]
+    ended = devices[1].split("=", 1)[1].replace("s%3A", "", 1).rsplit(".", 1)[0]
+    assert [e.sid_hash for e in events if e.reason == "limit"] == [sid_tag(ended)]
     assert store.length() == 2
     client.close()
 

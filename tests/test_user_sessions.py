@@ -12,9 +12,10 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from sessionware import MemoryStore, SessionMiddleware
-from sessionware._engine import TIMES_KEY
+from sessionware import Device, MemoryStore, SessionEvent, SessionMiddleware
+from sessionware._records import TIMES_KEY
 from sessionware.cookie import _iso_from_ms
+from sessionware.errors import sid_tag
 from sessionware.wsgi import SESSION_KEY
 
 from .contract.stores import FakeClock
@@ -40,7 +41,24 @@ def _answer(session: Any, path: str, query: dict[str, list[str]]) -> Any:
     if path == "/logout":
         yield session.destroy()
         return {}
+    if path == "/device-list":
+        devices = yield session.devices()
+        return [_device_json(device) for device in devices]
+    if path == "/end":
+        ended = yield session.end_device(query["handle"][0])
+        return {"ended": ended}
     raise AssertionError(path)
+
+
+def _device_json(device: Device) -> dict[str, Any]:
+    return {
+        "handle": device.handle,
+        "current": device.current,
+        "address": device.address,
+        "agent": device.user_agent,
+        "created": None if device.created is None else device.created.timestamp(),
+        "seen": None if device.last_seen is None else device.last_seen.timestamp(),
+    }
 
 
 def asgi_app(scope: Any, receive: Any, send: Any) -> Any:
@@ -81,13 +99,20 @@ class Site:
         self.app = wrap(transport, asgi_app, wsgi_app, secret=SECRET, store=store, **options)
         self.loop = asyncio.new_event_loop()
 
-    def browser(self) -> Callable[[str], Any]:
+    def browser(self, agent: str = "test") -> Callable[[str], Any]:
+        headers = {"User-Agent": agent}
         if self.transport == "asgi":
             client: Any = httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=self.app), base_url="http://t"
+                transport=httpx.ASGITransport(app=self.app, client=("192.0.2.7", 4000)),
+                base_url="http://t",
+                headers=headers,
             )
             return lambda path: self.loop.run_until_complete(client.get(path)).json()
-        sync = httpx.Client(transport=httpx.WSGITransport(app=self.app), base_url="http://t")
+        sync = httpx.Client(
+            transport=httpx.WSGITransport(app=self.app, remote_addr="192.0.2.7"),
+            base_url="http://t",
+            headers=headers,
+        )
         return lambda path: sync.get(path).json()
 
     def store_call(self, method: str, *args: Any) -> Any:
@@ -131,6 +156,115 @@ def test_one_browser_signs_the_other_out(site: Site) -> None:
     assert laptop("/me")["user"] == "ada"
     assert laptop("/devices")["sessions"] == [laptop_sid]
     assert len(site.store_call("user_sessions", "bob")) == 1
+
+
+@pytest.fixture(params=list(STORES))
+def device_site(request: pytest.FixtureRequest, transport: str) -> Iterator[Site]:
+    prefix = request.getfixturevalue("redis_prefix") if request.param == "redis" else ""
+    store = STORES[request.param](transport, prefix)
+    site = Site(transport, store, user_key="uid", device_info=True, on_event=EVENTS.append)
+    EVENTS.clear()
+    yield site
+    _drop_table(site.store)
+    site.close()
+
+
+EVENTS: list[SessionEvent] = []
+
+
+def test_a_user_sees_their_two_browsers_and_ends_one(device_site: Site) -> None:
+    laptop, phone = device_site.browser("Firefox/140"), device_site.browser("Chrome/150")
+    laptop_sid = laptop("/login?user=ada")["sid"]
+    phone_sid = phone("/login?user=ada")["sid"]
+    device_site.browser("Safari")("/login?user=bob")
+
+    devices = phone("/device-list")
+    assert [(d["current"], d["agent"], d["address"]) for d in devices] == [
+        (True, "Chrome/150", "192.0.2.7"),
+        (False, "Firefox/140", "192.0.2.7"),
+    ]
+    assert all(d["created"] and d["seen"] for d in devices)
+    text = json.dumps(devices)
+    assert laptop_sid not in text and phone_sid not in text, "a device list shows a session id"
+
+    laptop_handle = devices[1]["handle"]
+    assert phone(f"/end?handle={laptop_handle}") == {"ended": True}
+    assert laptop("/me")["user"] is None, "the ended device is still signed in"
+    assert [d["agent"] for d in phone("/device-list")] == ["Chrome/150"]
+    ended = [e for e in EVENTS if e.kind == "destroyed"]
+    assert [(e.reason, e.user, e.sid_hash) for e in ended] == [
+        ("revoked", "ada", sid_tag(laptop_sid))
+    ]
+
+
+def test_a_handle_ends_only_the_signed_in_users_own_sessions(device_site: Site) -> None:
+    ada, bob = device_site.browser(), device_site.browser()
+    ada("/login?user=ada")
+    bob("/login?user=bob")
+    bob_handle = bob("/device-list")[0]["handle"]
+    assert ada(f"/end?handle={bob_handle}") == {"ended": False}
+    assert ada("/end?handle=nonsense") == {"ended": False}
+    assert bob("/me")["user"] == "bob"
+    assert device_site.browser()(f"/end?handle={bob_handle}") == {"ended": False}
+    assert bob("/me")["user"] == "bob"
+
+
+def test_ending_this_device_logs_out(device_site: Site) -> None:
+    browser = device_site.browser()
+    browser("/login?user=ada")
+    [device] = browser("/device-list")
+    assert browser(f"/end?handle={device['handle']}") == {"ended": True}
+    assert browser("/me")["user"] is None
+    assert device_site.store_call("user_sessions", "ada") == {}
+
+
+def test_last_seen_and_address_follow_the_device(clock: FakeClock, transport: str) -> None:
+    site = timed_site(clock, transport, user_key="uid", device_info=True)
+    browser = site.browser("Firefox/140")
+    sid = browser("/login?user=ada")["sid"]
+    times = site.store.get(sid)[TIMES_KEY]
+    assert times["address"] == "192.0.2.7" and times["agent"] == "Firefox/140"
+    clock.advance(30)
+    browser("/me")
+    assert site.store.get(sid)[TIMES_KEY] == times, "last seen was rewritten within the minute"
+    clock.advance(31)
+    browser("/me")
+    assert site.store.get(sid)[TIMES_KEY]["active"] == int(clock() * 1000)
+    [device] = browser("/device-list")
+    now = int(clock() * 1000) / 1000
+    assert device["seen"] == now and device["created"] == pytest.approx(now - 61, abs=0.002)
+
+
+def test_a_long_user_agent_is_cut(transport: str) -> None:
+    site = Site(transport, MemoryStore(), user_key="uid", device_info=True)
+    browser = site.browser("x" * 5000)
+    browser("/login?user=ada")
+    [device] = browser("/device-list")
+    assert device["agent"] == "x" * 256
+    site.close()
+
+
+def test_without_device_info_devices_say_only_which_is_current(transport: str) -> None:
+    site = Site(transport, MemoryStore(), user_key="uid")
+    laptop, phone = site.browser(), site.browser()
+    laptop("/login?user=ada")
+    phone("/login?user=ada")
+    devices = phone("/device-list")
+    assert [(d["current"], d["address"], d["agent"]) for d in devices] == [
+        (True, None, None),
+        (False, None, None),
+    ]
+    assert phone(f"/end?handle={devices[1]['handle']}") == {"ended": True}
+    assert laptop("/me")["user"] is None
+    assert site.browser()("/device-list") == []
+    site.close()
+
+
+def test_device_info_needs_a_user_key() -> None:
+    with pytest.raises(ValueError, match="device_info needs user_key"):
+        SessionMiddleware(asgi_app, secret=SECRET, device_info=True)
+    with pytest.raises(TypeError, match="device_info must be True or False"):
+        SessionMiddleware(asgi_app, secret=SECRET, user_key="uid", device_info="yes")
 
 
 def test_logging_out_leaves_the_index(site: Site) -> None:

@@ -14,6 +14,7 @@ from ._runtime import (
 )
 from .asgi import SessionMiddleware, session_of
 from .cookie import Cookie
+from .devices import Device
 from .errors import (
     HeadersAlreadySent,
     SessionConflict,
@@ -43,6 +44,7 @@ except PackageNotFoundError:  # sources on the path without an install
 
 __all__ = [
     "Cookie",
+    "Device",
     "HeadersAlreadySent",
     "MemoryStore",
     "NoSession",

@@ -23,6 +23,7 @@ from functools import partial
 from typing import Any
 
 from ._records import (
+    OBSERVERS,
     Calls,
     Destroy,
     DestroyUserSessions,
@@ -144,6 +145,7 @@ class StoreDriver:
         self._loop_thread: _EventLoopThread | None = None
         self._threads: _BoundedThreads | None = None
         self._lock = threading.Lock()
+        self.observers = OBSERVERS
 
     @classmethod
     def for_store(cls, store: object) -> StoreDriver:
@@ -184,6 +186,13 @@ class StoreDriver:
             for each in call.calls:
                 await self.acall(each)
             return None
+        watch = self.observers.store_call
+        if watch is None:
+            return await self._acall(call)
+        with watch(self.store, call):
+            return await self._acall(call)
+
+    async def _acall(self, call: StoreCall) -> Any:
         try:
             if self.is_async:
                 result = await self._invoke(call)
@@ -200,6 +209,13 @@ class StoreDriver:
             for each in call.calls:
                 self.call(each)
             return None
+        watch = self.observers.store_call
+        if watch is None:
+            return self._call(call)
+        with watch(self.store, call):
+            return self._call(call)
+
+    def _call(self, call: StoreCall) -> Any:
         try:
             if self.is_async:
                 result = self._event_loop().run(self._invoke(call))
@@ -219,7 +235,9 @@ class StoreDriver:
     @staticmethod
     def _checked(call: StoreCall, result: Any) -> Any:
         """What a get returned, if it is a session at all (a store handing back a list, a
-        number or text is a corrupt value, not a crash)."""
+        number or text is a corrupt value, not a crash); a save's ``stored`` is told."""
+        if type(call) is Set and call.stored is not None:
+            call.stored()
         if result is None or type(result) is SessionRecord:
             return result
         if type(call) is Get and not isinstance(result, (SessionRecord, Mapping)):

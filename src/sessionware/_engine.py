@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import secrets as _secrets
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, TypeVar
 
 from ._records import (
     IMMUTABLE_TYPES,
+    OBSERVERS,
+    TIMES_KEY,
     Base,
     Calls,
     Destroy,
@@ -32,6 +35,7 @@ from ._records import (
     user_of,
 )
 from ._wire import (
+    client_of,
     decode_cookie_value,
     encode_uri_component,
     find_raw_cookie,
@@ -39,6 +43,7 @@ from ._wire import (
     serialize_set_cookie,
 )
 from .cookie import Cookie
+from .devices import Device, devices_of
 from .errors import HeadersAlreadySent, SessionCorrupt, SessionError, SessionTooLarge, sid_tag
 from .events import EventKind, SessionEvent
 from .options import (
@@ -52,13 +57,12 @@ from .options import (
 from .session import SessionBase, SessionFlow
 from .signing import sign, unsign
 
-TIMES_KEY = "__sessionware"
-"""Where a session with timeouts keeps when it was created and last active (epoch ms): a data
-key, so a Node app sharing the store keeps it when it rewrites the session and otherwise
-ignores it; the app never sees it in the session."""
 RENEW_FRACTION = 10
 """The last-active time is rewritten once a tenth of ``idle_timeout`` has passed, not on every
 request: a session may end up to a tenth early, and a busy one is not rewritten each time."""
+SEEN_EVERY_MS = 60_000
+"""With ``device_info`` and no ``idle_timeout``: a device's "last seen" is kept to the minute,
+which costs an active session at most one write a minute."""
 
 K = TypeVar("K")
 SessionFactory = Callable[[SessionFlow, str, Cookie, "dict[str, Any] | None"], SessionBase]
@@ -123,6 +127,7 @@ class Engine:
         self.emit = emit
         """Told of what happens to sessions (the ``on_event`` option, made safe by the runtime);
         ``None`` costs nothing."""
+        self.observers = OBSERVERS
         cache_control = options.cache_control
         self.cache_header: tuple[bytes, bytes] | None = (
             None if cache_control is None else (b"cache-control", cache_control.encode("latin-1"))
@@ -149,27 +154,46 @@ class Engine:
         self.idle_ms = _ms(options.idle_timeout)
         self.absolute_ms = _ms(options.absolute_timeout)
         self.timeouts = self.idle_ms is not None or self.absolute_ms is not None
+        self.device_info = options.device_info
+        self.keeps_times = self.timeouts or self.device_info
+        """Whether sessions carry their times (and device) under ``TIMES_KEY``."""
+        self.renew_ms = (
+            self.idle_ms // RENEW_FRACTION
+            if self.idle_ms is not None
+            else SEEN_EVERY_MS
+            if self.device_info
+            else None
+        )
         clock = options.clock
         self.now_ms: Callable[[], int] = now_ms if clock is None else (lambda: int(clock() * 1000))
         """The clock the timeouts read (an injected one in tests)."""
 
-    def times(self, stored: object) -> tuple[dict[str, int], str | None]:
-        """A loaded session's times (created, active) and the timeout it has run out of, if
-        any. Times that are missing or malformed (a session from before timeouts were on, or
-        from a Node app) start now."""
+    def times(self, stored: object, request: object) -> tuple[dict[str, Any], str | None]:
+        """A loaded session's times (created, active; with ``device_info`` its client too) and
+        the timeout it has run out of, if any. Times that are missing or malformed (a session
+        from before timeouts were on, or from a Node app) start now."""
         now = self.now_ms()
         if not isinstance(stored, dict):
-            return {"created": now, "active": now}, None
+            return self.started(now, request), None
         if not (type(stored.get("created")) is int and type(stored.get("active")) is int):
-            return {**stored, "created": now, "active": now}, None
+            return {**stored, **self.started(now, request)}, None
         created, active = stored["created"], stored["active"]
         if self.absolute_ms is not None and now - created >= self.absolute_ms:
             return stored, "absolute_timeout"
         if self.idle_ms is not None and now - active >= self.idle_ms:
             return stored, "idle_timeout"
-        if self.idle_ms is not None and now - active >= self.idle_ms // RENEW_FRACTION:
-            return {**stored, "active": now}, None
+        if self.renew_ms is not None and now - active >= self.renew_ms:
+            return {**stored, "active": now, **self.client(request)}, None
         return stored, None
+
+    def started(self, now: int, request: object) -> dict[str, Any]:
+        """A session's times as it starts (with ``device_info``, the client it started from)."""
+        return {"created": now, "active": now, **self.client(request)}
+
+    def client(self, request: object) -> dict[str, str]:
+        if not self.device_info or request is None:
+            return {}
+        return client_of(request)
 
     def tell(
         self,
@@ -180,11 +204,18 @@ class Engine:
         data: Mapping[str, Any] | None = None,
     ) -> None:
         """Emit an event, if anyone listens: the session by a hash of its id, its user."""
-        emit = self.emit
-        if emit is None:
+        emit, watcher = self.emit, self.observers.event
+        if emit is None and watcher is None:
             return
         user = None if data is None else user_of(data, self.user_key)
-        emit(SessionEvent(kind, reason, user, None if sid is None else sid_tag(sid)))
+        event = SessionEvent(kind, reason, user, None if sid is None else sid_tag(sid))
+        if emit is not None:
+            emit(event)
+        if watcher is not None:
+            watcher(event)
+
+    def listened(self) -> bool:
+        return self.emit is not None or self.observers.event is not None
 
     def read_sid(self, cookie_header: str | bytes | None) -> str | None:
         """The sid the client presented, if its signature checks out and its format is valid.
@@ -354,7 +385,7 @@ class Flow:
         """The data as loaded (the same objects the session was given), without timeouts."""
         self.base_json = "{}"
         self.pre_touched_ms: int | None = None
-        self.times: dict[str, int] | None = None
+        self.times: dict[str, Any] | None = None
         """With timeouts: the session's created / last-active times, stored under TIMES_KEY."""
         self.expired_sid: str | None = None
         """A loaded session that had timed out: destroyed at the end of the request."""
@@ -423,13 +454,13 @@ class Flow:
             cookie = Cookie.from_json(data.get("cookie"))
             values = {key: value for key, value in data.items() if key != "cookie"}
             session = self.engine.make_session(self, sid, cookie, values)
-        if not self.engine.timeouts:
+        if not self.engine.keeps_times:
             if TIMES_KEY in session:  # a login's time, with no timeouts
                 stored = dict.pop(session, TIMES_KEY)
                 self.times = stored if isinstance(stored, dict) else None
         else:
             stored = dict.pop(session, TIMES_KEY, None)
-            self.times, ended = self.engine.times(stored)
+            self.times, ended = self.engine.times(stored, self.request)
             if ended is not None:
                 self.expired_sid = sid
                 if self.session is None:  # loading, not a reload
@@ -453,7 +484,7 @@ class Flow:
         session = self.engine.make_session(self, sid, cookie, None)
         self.original_id = sid
         self.original_fingerprint = "{}"
-        if self.engine.timeouts:
+        if self.engine.keeps_times:
             self.times = self.fresh_times()
             self.original_fingerprint = self.fingerprint(session)
         self.saved = None
@@ -462,9 +493,8 @@ class Flow:
 
     # -- what the session methods need ------------------------------------------------------
 
-    def fresh_times(self) -> dict[str, int]:
-        now = self.engine.now_ms()
-        return {"created": now, "active": now}
+    def fresh_times(self) -> dict[str, Any]:
+        return self.engine.started(self.engine.now_ms(), self.request)
 
     def stored_data(self, session: SessionBase) -> dict[str, Any]:
         """The data as stored: the session's, with its times when timeouts are on."""
@@ -527,15 +557,22 @@ class Flow:
         return record
 
     def save_call(self, session: SessionBase) -> Set:
-        return Set(session.id, self.record(session, check_size=True), self.base(session.id))
+        return Set(session.id, self.record(session, check_size=True), self.base(session))
 
-    def base(self, sid: str) -> Base | None:
+    def base(self, session: SessionBase) -> Base | None:
         """What a save of ``sid`` merges onto: only a session this request loaded, under the
         id it loaded (a new or regenerated session has nothing to merge with)."""
-        options = self.engine.options
+        engine = self.engine
+        options = engine.options
+        sid = session._state.id
         if not options.merge or not self.from_store or sid != self.original_id:
             return None
-        return Base(self.loaded_token, self.base_json, options.on_conflict, options.max_size)
+        merged = None
+        if engine.listened():
+            merged = partial(engine.tell, "merged", sid, data=session)
+        return Base(
+            self.loaded_token, self.base_json, options.on_conflict, options.max_size, merged
+        )
 
     def check_headers_not_sent(self, action: str) -> None:
         if self.headers_sent:
@@ -561,7 +598,7 @@ class Flow:
         sid, cookie = self.new_identity()
         session._replace(sid, cookie, dict(session) if keep else {})
         authenticated = self.authenticated_ms() if keep else None
-        self.times = self.fresh_times() if self.engine.timeouts else None
+        self.times = self.fresh_times() if self.engine.keeps_times else None
         if authenticated is not None:
             self.times = {**(self.times or {}), "auth": authenticated}
         self.saved = None
@@ -603,11 +640,19 @@ class Flow:
         found = None if self.times is None else self.times.get("auth")
         return found if type(found) is int else None
 
-    def ended(self, session: SessionBase, reason: str, *, itself: bool = True) -> None:
-        """Sessions were destroyed in the request: this one (``destroy()``), or its user's
-        others (``destroy_other_sessions()``: no one session to name)."""
-        sid = session._state.id if itself else None
+    def ended(self, session: SessionBase, reason: str, sid: str | None) -> None:
+        """Sessions of this user were destroyed in the request: ``sid`` (this one, or another
+        of theirs), or ``None`` for several (``destroy_other_sessions()``)."""
         self.engine.tell("destroyed", sid, reason=reason, data=session)
+
+    def devices(
+        self, session: SessionBase, stored: Mapping[str, Mapping[str, Any]]
+    ) -> list[Device]:
+        """The user's sessions as devices, this one as this request sees it (it may not be
+        stored yet, or be stored with older times)."""
+        sid = session._state.id
+        current = {**stored.get(sid, {}), TIMES_KEY: self.times or {}}
+        return devices_of({**stored, sid: current}, sid)
 
     # -- the end of the request ---------------------------------------------------------------
 
@@ -671,10 +716,10 @@ class Flow:
         if not call:
             return _without_call(set_cookie, vary)
         if self.should_save(sid, is_new, modified, fingerprint):
-            save = Set(sid, self.record(session, fingerprint, check_size=True), self.base(sid))
+            save = Set(sid, self.record(session, fingerprint, check_size=True), self.base(session))
             self.mark_saved(sid, fingerprint)
-            if is_new and sid == self.original_id:
-                self.engine.tell("created", sid, data=session)
+            if is_new and sid == self.original_id and self.engine.listened():
+                save.stored = partial(self.engine.tell, "created", sid, data=session)
             return Outcome(set_cookie, save, vary)
         if self.should_touch(session, is_new):
             record = self.record(session, fingerprint, check_size=False)
@@ -711,7 +756,7 @@ class Flow:
         if self.engine.options.unset != "destroy":
             return Outcome(None, None, self.from_store)
         if call:
-            self.ended(session, "unset")
+            self.ended(session, "unset", session._state.id)
         set_cookie = self.expire_cookie_header(session) if header else None
         return Outcome(
             set_cookie,

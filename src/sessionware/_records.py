@@ -12,15 +12,23 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Awaitable, Callable, Generator, Mapping
+from contextlib import AbstractContextManager
 from datetime import date, datetime, timezone
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any, TypeVar
 
 from .cookie import Cookie, CookieState, ms_from_iso
 from .errors import SessionConflict, SessionCorrupt, SessionTooLarge
+from .events import SessionEvent
 
 Y = TypeVar("Y")
 R = TypeVar("R")
+
+TIMES_KEY = "__sessionware"
+"""Where a session keeps what sessionware knows of it besides the app's data: when it was
+created, last active and signed in (epoch ms), and with ``device_info`` its client. A data key,
+so a Node app sharing the store keeps it when it rewrites the session and otherwise ignores it;
+the app never sees it in the session."""
 
 
 # Defined before the store calls whose fields name it: compiled (mypyc), a class reads its field
@@ -160,7 +168,7 @@ class Base:
     the stored value as loaded (an opaque ``token`` the store compares against; ``None`` when
     unknown) and the data as loaded (this request's changes are the difference from it)."""
 
-    __slots__ = ("data_json", "max_size", "on_conflict", "token")
+    __slots__ = ("data_json", "max_size", "merged", "on_conflict", "token")
 
     def __init__(
         self,
@@ -168,21 +176,32 @@ class Base:
         data_json: str,
         on_conflict: str = "last_writer_wins",
         max_size: int | None = None,
+        merged: Callable[[], None] | None = None,
     ) -> None:
         self.token = token
         self.data_json = data_json
         self.on_conflict = on_conflict
         self.max_size = max_size
         """The largest session a merge may write, in bytes of JSON (``max_size``)."""
+        self.merged = merged
+        """Told when the save merged onto another request's changes (the ``merged`` event)."""
 
 
 class Set:
-    __slots__ = ("base", "record", "sid")
+    __slots__ = ("base", "record", "sid", "stored")
 
-    def __init__(self, sid: str, record: SessionRecord, base: Base | None = None) -> None:
+    def __init__(
+        self,
+        sid: str,
+        record: SessionRecord,
+        base: Base | None = None,
+        stored: Callable[[], None] | None = None,
+    ) -> None:
         self.sid = sid
         self.record = record
         self.base = base
+        self.stored = stored
+        """Told once the store has accepted the save (the ``created`` event)."""
 
 
 class Touch:
@@ -233,6 +252,24 @@ StoreCall = Get | Set | Touch | Destroy | UserSessions | DestroyUserSessions | C
 their own: one or two are built for every request, and such a class costs half a NamedTuple or a
 third of a frozen dataclass to build, and compiled it is a C constructor (a compiled dataclass
 or NamedTuple still builds through Python)."""
+
+
+class Observers:
+    """Who watches sessionware from outside it: the OpenTelemetry instrumentation, while it is
+    on. One shared instance (``OBSERVERS``) that every engine and store driver holds, so when
+    nobody watches, a request pays an attribute read, not a lookup."""
+
+    __slots__ = ("event", "store_call")
+
+    def __init__(self) -> None:
+        self.store_call: Callable[[object, StoreCall], AbstractContextManager[object]] | None = None
+        """Wraps each store call (a span, a duration)."""
+        self.event: Callable[[SessionEvent], None] | None = None
+        """Told every event, beside each middleware's ``on_event``."""
+
+
+OBSERVERS = Observers()
+
 Steps = Generator[Y, Any, R]
 
 
@@ -473,6 +510,8 @@ def merged_data(current: dict[str, Any], base: Base, record: SessionRecord) -> d
                 f"merged with concurrent changes, the session would be {size} bytes, over "
                 f"max_size={limit}; not saved"
             )
+    if base.merged is not None:
+        base.merged()
     return result
 
 

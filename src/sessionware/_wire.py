@@ -144,3 +144,34 @@ def adds_cache_control(set_cookie: str | None, app_set_one: bool) -> bool:
 def now_ms() -> int:
     """The current time in whole milliseconds, the unit every express timestamp uses."""
     return int(time.time() * 1000)
+
+
+MAX_AGENT_LENGTH = 256
+"""A User-Agent is kept to this many characters: a client must not grow its session at will."""
+
+
+def client_of(request: object) -> dict[str, str]:
+    """The address and User-Agent of a request, as ``device_info`` records them: an ASGI scope's
+    ``client`` (what uvicorn's or hypercorn's proxy settings leave there), a WSGI environ's or
+    Django ``META``'s ``REMOTE_ADDR`` (what ProxyFix or the server leaves there). Never a
+    forwarding header read here: only the app's proxy settings know which to trust."""
+    address: object = None
+    agent: object = None
+    if isinstance(request, dict) and "type" in request:
+        client = request.get("client")
+        address = client[0] if isinstance(client, (tuple, list)) and client else None
+        for name, value in request.get("headers") or ():
+            if name == b"user-agent":
+                agent = value.decode("latin-1")
+                break
+    else:
+        environ = request if isinstance(request, dict) else getattr(request, "META", None)
+        if isinstance(environ, dict):
+            address = environ.get("REMOTE_ADDR")
+            agent = environ.get("HTTP_USER_AGENT")
+    facts: dict[str, str] = {}
+    if isinstance(address, str) and address:
+        facts["address"] = address
+    if isinstance(agent, str) and agent:
+        facts["agent"] = agent[:MAX_AGENT_LENGTH]
+    return facts

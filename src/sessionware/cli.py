@@ -23,6 +23,8 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from .devices import device_of
+
 USER_KEYS = ("user", "user_id", "userId", "_user_id", "_auth_user_id", "username", "email")
 """Where a session usually keeps its signed-in user (Flask-Login, Django, common app code)."""
 
@@ -188,16 +190,27 @@ def _user_command(store: Any, args: argparse.Namespace) -> int:
         noun = "session" if destroyed == 1 else "sessions"
         _emit(args, {"destroyed": destroyed}, f"destroyed {destroyed} {noun} of {args.name}")
         return 0
-    rows = [
-        {
-            "id": sid,
-            "expires": (data.get("cookie") or {}).get("expires"),
-            "size": len(json.dumps(data, separators=(",", ":"), ensure_ascii=False)),
-        }
-        for sid, data in sorted(store.user_sessions(args.name).items())
-    ]
-    _emit(args, rows, _table(rows, ("id", "expires", "size")) if rows else "")
+    rows = [_device_row(sid, data) for sid, data in sorted(store.user_sessions(args.name).items())]
+    columns = ["id", "expires", "size"]
+    if any(row["last_seen"] or row["address"] or row["agent"] for row in rows):
+        columns += ["last_seen", "address", "agent"]
+    _emit(args, rows, _table(rows, columns) if rows else "")
     return 0
+
+
+def _device_row(sid: str, data: dict[str, Any]) -> dict[str, Any]:
+    """A user's session as ``user`` lists it: with the device it is on, where the app's
+    ``device_info`` recorded one."""
+    device = device_of(sid, data)
+    seen = device.last_seen
+    return {
+        "id": sid,
+        "expires": (data.get("cookie") or {}).get("expires"),
+        "size": len(json.dumps(data, separators=(",", ":"), ensure_ascii=False)),
+        "last_seen": None if seen is None else seen.isoformat(timespec="seconds"),
+        "address": device.address,
+        "agent": device.user_agent,
+    }
 
 
 def _guess_user_key(store: Any, args: argparse.Namespace) -> str:

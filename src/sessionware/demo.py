@@ -1,8 +1,9 @@
 """The demo: what a server-side session is, shown in a browser.
 
 A visit counter kept in the session; log in (any name) and out; the session id changing at login,
-and why; the cookie the browser holds; your other signed-in devices (the per-user index, with
-"sign out other devices"); the live sessions in the store, each one revocable. By
+and why; the cookie the browser holds; your signed-in devices (``device_info``: browser, address,
+last seen), each one endable, and "sign out other devices"; the live sessions in the store, each
+one revocable. By
 default sessions live in SQLite under the user's cache folder, with a secret generated once beside
 it (mode 0600), so a restart logs nobody out; ``SESSION_SECRET`` overrides the secret, ``--store``
 the store.
@@ -24,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from . import Session, SessionMiddleware
+from . import Device, Session, SessionMiddleware
 from .options import is_valid_sid
 from .stores.urls import from_url
 
@@ -121,8 +122,8 @@ async def home(request: Request) -> HTMLResponse:
         if part
     )
     if user:
-        devices = await session.user_sessions()
-        others = len([sid for sid in devices if sid != session.id])
+        devices = await session.devices()
+        others = len(devices) - 1
         account = (
             f"<p>Signed in as <strong id='user'>{html.escape(str(user))}</strong>.</p>"
             f"<form method='post' action='/logout'>{csrf}<button id='logout'>Log out</button>"
@@ -131,6 +132,7 @@ async def home(request: Request) -> HTMLResponse:
             "cookie: the counter starts again at 1.</p>"
             f"<p>Signed in as {html.escape(str(user))} on <strong id='others'>{others}</strong> "
             f"other device{'' if others == 1 else 's'} (browsers).</p>"
+            f"{_device_table(devices, csrf)}"
             f"<form method='post' action='/logout-others'>{csrf}<button id='logout-others' "
             "class='quiet'>Sign out other devices</button></form>"
             "<p class='note'>The store keeps an index from each user to their sessions "
@@ -163,6 +165,32 @@ format, so a Node app with the same secret and store shares this session.</p></d
     return _page(body)
 
 
+def _device_table(devices: list[Device], csrf: str) -> str:
+    """The user's devices (``device_info``): what each browser is, where from, when last seen,
+    and a button that ends it by its handle (never its session id)."""
+    rows = []
+    for device in devices:
+        seen = f"{device.last_seen:%Y-%m-%d %H:%M} UTC" if device.last_seen else "-"
+        end = (
+            "this browser"
+            if device.current
+            else f"<form method='post' action='/devices/end'>{csrf}"
+            f"<input type='hidden' name='handle' value='{html.escape(device.handle)}'>"
+            "<button class='quiet end'>End</button></form>"
+        )
+        rows.append(
+            f"<tr class='device{' you' if device.current else ''}'>"
+            f"<td>{html.escape(device.user_agent or '-')}</td>"
+            f"<td>{html.escape(device.address or '-')}</td><td>{seen}</td><td>{end}</td></tr>"
+        )
+    return (
+        "<div class='scroll'><table id='devices'><tr><th>Browser</th><th>Address</th>"
+        f"<th>Last seen</th><th></th></tr>{''.join(rows)}</table></div>"
+        "<p class='note'>Each device is one of your sessions, listed by a handle that is not "
+        "its id (an id on a page could be stolen from it).</p>"
+    )
+
+
 async def login(request: Request) -> Response:
     form = await _form(request)
     if form is None:
@@ -186,6 +214,14 @@ async def logout_others(request: Request) -> Response:
     if await _form(request) is None:
         return REFUSED
     await _session(request).destroy_other_sessions()
+    return RedirectResponse("/", status_code=303)
+
+
+async def end_device(request: Request) -> Response:
+    form = await _form(request)
+    if form is None:
+        return REFUSED
+    await _session(request).end_device(form.get("handle", [""])[0])
     return RedirectResponse("/", status_code=303)
 
 
@@ -266,6 +302,7 @@ def create_app(*, store_url: str | None = None, **options: Any) -> Starlette:
             Route("/login", login, methods=["POST"]),
             Route("/logout", logout, methods=["POST"]),
             Route("/logout-others", logout_others, methods=["POST"]),
+            Route("/devices/end", end_device, methods=["POST"]),
             Route("/sessions", sessions),
             Route("/sessions/revoke", revoke, methods=["POST"]),
         ]
@@ -274,5 +311,6 @@ def create_app(*, store_url: str | None = None, **options: Any) -> Starlette:
     options.setdefault("secret", demo_secret(folder))
     options.setdefault("cookie", {"max_age": 3600, "samesite": "lax", "secure": "auto"})
     options.setdefault("user_key", "user")
+    options.setdefault("device_info", True)
     app.add_middleware(SessionMiddleware, store=store, **options)
     return app

@@ -14,13 +14,16 @@ EventKind = Literal[
     "regenerated",
     "destroyed",
     "invalid_cookie",
+    "merged",
     "conflict",
     "store_unavailable",
     "store_available",
 ]
 """``created``: a new session stored; ``regenerated``: a new id (login); ``destroyed``: ended,
 for ``reason``; ``invalid_cookie``: a cookie whose signature fails (``bad_signature``) or whose id
-the store does not know (``unknown_id``); ``conflict``: a save refused by ``on_conflict="error"``;
+the store does not know (``unknown_id``); ``merged``: a save applied onto another request's
+concurrent changes (``merge=True``), none lost; ``conflict``: a save refused by
+``on_conflict="error"``;
 ``store_unavailable`` / ``store_available``: the store went down / came back."""
 
 DestroyReason = Literal["logout", "idle_timeout", "absolute_timeout", "revoked", "limit", "unset"]

@@ -438,6 +438,7 @@ class SessionOptions:
     cache_control: str | None = "private"
     on_event: Callable[[Any], None] | None = None
     max_sessions_per_user: int | None = None
+    device_info: bool = False
 
 
 class _Options(TypedDict, total=False):
@@ -465,6 +466,7 @@ class _Options(TypedDict, total=False):
     cache_control: str | Literal[False] | None
     on_event: Callable[[Any], None] | None
     max_sessions_per_user: int | None
+    device_info: bool
 
 
 class SessionOptionsDict(_Options, total=False):
@@ -549,7 +551,14 @@ def session_options(options: Mapping[str, Any]) -> SessionOptions:
         raise ValueError(
             f"on_conflict must be 'last_writer_wins' or 'error', got {merged['on_conflict']!r}"
         )
-    for flag in ("resave", "save_uninitialized", "rolling", "require_strong_secret", "merge"):
+    for flag in (
+        "resave",
+        "save_uninitialized",
+        "rolling",
+        "require_strong_secret",
+        "merge",
+        "device_info",
+    ):
         check_flag(merged[flag], flag)
     merged["skip"] = skip_option(merged["skip"])
     check_user_key(merged["user_key"])
@@ -557,6 +566,8 @@ def session_options(options: Mapping[str, Any]) -> SessionOptions:
         positive(merged["max_sessions_per_user"], "max_sessions_per_user", integer=True)
         if merged["user_key"] is None:
             raise ValueError("max_sessions_per_user needs user_key: the key that names the user")
+    if merged["device_info"] and merged["user_key"] is None:
+        raise ValueError("device_info needs user_key: a user's devices are their sessions")
     for timeout in ("idle_timeout", "absolute_timeout"):
         if merged[timeout] is not None:
             merged[timeout] = timeout_option(merged[timeout], timeout)

@@ -31,6 +31,7 @@ from ._records import (
     run_steps,
 )
 from .cookie import Cookie
+from .devices import Device, sid_of_handle
 from .errors import SessionDestroyed, SessionError
 
 
@@ -63,7 +64,9 @@ class SessionFlow(Protocol):
 
     def user(self, session: SessionBase) -> str | None: ...
 
-    def ended(self, session: SessionBase, reason: str, *, itself: bool = True) -> None: ...
+    def ended(self, session: SessionBase, reason: str, sid: str | None) -> None: ...
+
+    def devices(self, session: SessionBase, stored: dict[str, dict[str, Any]]) -> list[Device]: ...
 
     def signed_in(self, session: SessionBase, user: str | int) -> None: ...
 
@@ -219,7 +222,7 @@ class SessionBase(dict[str, Any]):
         state = self._state
         state.flow.check_headers_not_sent("destroy")
         yield Destroy(state.id)
-        state.flow.ended(self, "logout")
+        state.flow.ended(self, "logout", state.id)
         self._mark_destroyed()
 
     def _regenerate_steps(self, keep: bool) -> LifecycleSteps:
@@ -238,11 +241,9 @@ class SessionBase(dict[str, Any]):
         if limit is None or name is None:
             return
         others: dict[str, dict[str, Any]] = yield UserSessions(name)
-        ended = flow.beyond_limit(others, limit)
-        for sid in ended:
+        for sid in flow.beyond_limit(others, limit):
             yield Destroy(sid)
-        if ended:
-            flow.ended(self, "limit", itself=False)
+            flow.ended(self, "limit", sid)
 
     def _user_sessions_steps(self) -> Steps[StoreCall, dict[str, dict[str, Any]]]:
         user = self._state.flow.user(self)
@@ -258,8 +259,27 @@ class SessionBase(dict[str, Any]):
             return 0
         destroyed: int = yield DestroyUserSessions(user, state.id)
         if destroyed:
-            state.flow.ended(self, "revoked", itself=False)
+            state.flow.ended(self, "revoked", None)
         return destroyed
+
+    def _devices_steps(self) -> Steps[StoreCall, list[Device]]:
+        stored = yield from self._user_sessions_steps()
+        if self._state.flow.user(self) is None:
+            return []
+        return self._state.flow.devices(self, stored)
+
+    def _end_device_steps(self, handle: str) -> Steps[StoreCall, bool]:
+        state = self._state
+        if sid_of_handle(handle, (state.id,)) is not None:
+            yield from self._destroy_steps()
+            return True
+        stored = yield from self._user_sessions_steps()
+        sid = sid_of_handle(handle, stored)
+        if sid is None:
+            return False
+        yield Destroy(sid)
+        state.flow.ended(self, "revoked", sid)
+        return True
 
     def _check_lifecycle_awaited(self) -> None:
         """Raise if a lifecycle call was made and never run (only an async session can)."""
@@ -331,6 +351,16 @@ class Session(SessionBase):
         """Sign this session's user out everywhere else ("sign out other devices"): destroy
         every session of theirs but this one; how many went."""
         return self._lifecycle("destroy_other_sessions()", self._destroy_others_steps())
+
+    def devices(self) -> Awaitable[list[Device]]:
+        """The signed-in user's sessions as devices (``device_info``): this one first, then
+        the most recently seen; ``[]`` when no user is signed in."""
+        return self._lifecycle("devices()", self._devices_steps())
+
+    def end_device(self, handle: str) -> Awaitable[bool]:
+        """End the user's session on the device ``handle`` names (``Device.handle``); this
+        one's is ``logout()``. ``False`` when no session of theirs has that handle."""
+        return self._lifecycle("end_device()", self._end_device_steps(handle))
 
     def _lifecycle(self, name: str, steps: Steps[StoreCall, T]) -> Awaitable[T]:
         state = self._state
@@ -406,3 +436,11 @@ class SyncSession(SessionBase):
     def destroy_other_sessions(self) -> int:
         """Destroy every session of this session's user but this one; how many went."""
         return run_steps(self._destroy_others_steps(), self._state.runner.call)
+
+    def devices(self) -> list[Device]:
+        """The signed-in user's sessions as devices (see ``Session.devices``)."""
+        return run_steps(self._devices_steps(), self._state.runner.call)
+
+    def end_device(self, handle: str) -> bool:
+        """End the user's session on the device ``handle`` names (see ``Session.end_device``)."""
+        return run_steps(self._end_device_steps(handle), self._state.runner.call)

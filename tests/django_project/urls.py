@@ -28,4 +28,8 @@ urlpatterns = [
     path("devices", views.devices),
     path("sign-out-others", views.sign_out_others),
     path("asign-out-others", views.asign_out_others),
+    path("device-list", views.device_list),
+    path("adevice-list", views.adevice_list),
+    path("end-device", views.end_device),
+    path("aend-device", views.aend_device),
 ]

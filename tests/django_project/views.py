@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import json
+
 from django.contrib import messages
 from django.contrib.auth import aget_user, alogin, alogout, logout
 from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+
+from sessionware import Device
 
 
 def whoami(request: HttpRequest) -> HttpResponse:
@@ -92,3 +96,24 @@ def sign_out_others(request: HttpRequest) -> HttpResponse:
 
 async def asign_out_others(request: HttpRequest) -> HttpResponse:
     return HttpResponse(str(await request.session.adestroy_other_sessions()))
+
+
+def _device_rows(devices: list[Device]) -> HttpResponse:
+    rows = [[d.handle, d.current, d.address, d.user_agent] for d in devices]
+    return HttpResponse(json.dumps(rows), content_type="application/json")
+
+
+def device_list(request: HttpRequest) -> HttpResponse:
+    return _device_rows(request.session.devices())
+
+
+async def adevice_list(request: HttpRequest) -> HttpResponse:
+    return _device_rows(await request.session.adevices())
+
+
+def end_device(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(str(request.session.end_device(request.GET["handle"])))
+
+
+async def aend_device(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(str(await request.session.aend_device(request.GET["handle"])))

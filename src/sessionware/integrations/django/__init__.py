@@ -30,6 +30,7 @@ from ..._engine import Outcome
 from ..._records import Get, Steps, StoreCall, arun_steps, run_steps
 from ..._runtime import Failure, NoSession, SessionRuntime
 from ..._wire import adds_cache_control
+from ...devices import Device
 from ...errors import StoreUnavailable, extra_needed
 from ...session import SyncSession, run_on_loop
 from ...stores.urls import from_url
@@ -144,6 +145,20 @@ class DjangoSession(SyncSession):
 
     async def adestroy_other_sessions(self) -> int:
         return await self._aperform(self._destroy_others_steps())
+
+    def devices(self) -> list[Device]:
+        """The signed-in user's sessions as devices (the ``device_info`` setting)."""
+        return self._perform(self._devices_steps())
+
+    def end_device(self, handle: str) -> bool:
+        """End the user's session on the device ``handle`` names."""
+        return self._perform(self._end_device_steps(handle))
+
+    async def adevices(self) -> list[Device]:
+        return await self._aperform(self._devices_steps())
+
+    async def aend_device(self, handle: str) -> bool:
+        return await self._aperform(self._end_device_steps(handle))
 
     # -- the lifecycle, Django's names -------------------------------------------------------
 
