@@ -9,6 +9,8 @@ warm-up cancel out. Added cost = contender - bare app.
     .venv/bin/python bench/instructions.py --only sessionware
     .venv/bin/python bench/instructions.py --only sessionware-redis --no-baseline  # needs Redis
     .venv/bin/python bench/instructions.py --only sessionware-redis --no-baseline --concurrency 8
+    .venv/bin/python bench/instructions.py --only sessionware --only sessionware-events \
+        --only sessionware-otel      # what a listener and the OpenTelemetry instrumentor cost
 """
 
 from __future__ import annotations
@@ -40,12 +42,50 @@ def redis_contender() -> object:
     return app
 
 
+def observed_contender(kind: str) -> object:
+    """sessionware (MemoryStore) watched: ``events``, an ``on_event`` listener; ``otel``, the
+    OpenTelemetry instrumentor with the SDK's providers (spans made and ended, metrics recorded,
+    nothing exported while the requests run)."""
+    from bench_asgi import MAX_AGE, SECRET, starlette_app
+
+    from sessionware import MemoryStore, SessionMiddleware
+
+    options: dict[str, object] = {}
+    if kind == "events":
+        options["on_event"] = lambda event: None
+    else:
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.trace import TracerProvider
+
+        from sessionware.integrations.opentelemetry import SessionwareInstrumentor
+
+        SessionwareInstrumentor().instrument(
+            tracer_provider=TracerProvider(),
+            meter_provider=MeterProvider(metric_readers=[InMemoryMetricReader()]),
+        )
+    app = starlette_app(True)
+    app.add_middleware(
+        SessionMiddleware,
+        secret=SECRET,
+        store=MemoryStore(),
+        cookie={"max_age": MAX_AGE},
+        **options,
+    )
+    return app
+
+
 def serve(contender: str, path: str, count: int, concurrency: int = 1) -> None:
     """The measured loop (run under valgrind): warmed-up sessions, then ``count`` requests,
     ``concurrency`` at a time (each loop with a session of its own, as concurrent users)."""
     from bench_asgi import Caller, contenders
 
-    app = redis_contender() if contender == "sessionware-redis" else contenders()[contender]
+    if contender == "sessionware-redis":
+        app = redis_contender()
+    elif contender in ("sessionware-events", "sessionware-otel"):
+        app = observed_contender(contender.removeprefix("sessionware-"))
+    else:
+        app = contenders()[contender]
     callers = [Caller(app) for _ in range(concurrency)]
 
     async def requests(caller: Caller, times: int) -> None:

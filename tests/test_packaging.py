@@ -102,6 +102,7 @@ def test_the_version_is_the_distributions_and_the_changelog_names_it() -> None:
         ("sessionware.integrations.litestar", "litestar", "litestar"),
         ("sessionware.integrations.quart", "quart", "quart"),
         ("sessionware.integrations.django", "django", "django"),
+        ("sessionware.integrations.opentelemetry", "opentelemetry", "otel"),
     ],
 )
 def test_a_missing_client_names_the_extra_that_installs_it(

@@ -50,6 +50,17 @@ def _drive_asgi(app: Any) -> list[str]:
     return asyncio.run(scenario())
 
 
+def _stop_telemetry(namespace: dict[str, Any]) -> None:
+    """The OpenTelemetry example instruments the process and serves Prometheus: undone here, so
+    no later test is instrumented or finds the port taken."""
+    if "SessionwareInstrumentor" not in namespace:
+        return
+    namespace["SessionwareInstrumentor"]().uninstrument()
+    namespace["provider"].shutdown()
+    namespace["server"].shutdown()
+    namespace["thread"].join(timeout=10)
+
+
 def test_the_readme_has_python_examples() -> None:
     assert len(BLOCKS) >= 8
 
@@ -67,6 +78,7 @@ def test_a_readme_example_runs_as_written(block: str, monkeypatch: pytest.Monkey
         exec(compile(block, "README.md", "exec"), module.__dict__)  # noqa: S102 - our README
     finally:
         del sys.modules[module.__name__]
+        _stop_telemetry(module.__dict__)
     namespace = module.__dict__
     if '"/login"' not in block:
         return
@@ -155,3 +167,30 @@ def test_the_node_example_reads_the_python_examples_session(redis_prefix: str) -
         process.terminate()
         process.wait(timeout=10)
         script.unlink()
+
+
+def test_the_devices_example_lists_two_browsers_and_ends_one() -> None:
+    [block] = [block for block in BLOCKS if "device_info=True" in block]
+    namespace: dict[str, Any] = {}
+    exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102 - our README
+
+    async def scenario() -> tuple[list[Any], bool, str, list[Any]]:
+        transport = httpx.ASGITransport(app=namespace["app"])
+        laptop = httpx.AsyncClient(transport=transport, base_url="http://t")
+        phone = httpx.AsyncClient(
+            transport=transport, base_url="http://t", headers={"User-Agent": "Phone/1"}
+        )
+        async with laptop, phone:
+            await laptop.post("/login")
+            await phone.post("/login")
+            seen = (await laptop.get("/devices")).json()
+            ended = (await laptop.post("/devices/end", json={"handle": seen[1]["handle"]})).json()
+            return seen, ended, (await phone.get("/me")).text, (await laptop.get("/devices")).json()
+
+    seen, ended, phone_user, after = asyncio.run(scenario())
+    assert [(d["this one"], d["browser"]) for d in seen] == [
+        (True, f"python-httpx/{httpx.__version__}"),
+        (False, "Phone/1"),
+    ]
+    assert ended is True and phone_user == '"None"'
+    assert len(after) == 1
