@@ -392,6 +392,16 @@ def test_logout_stores_nothing_and_expires_the_cookie(view: str) -> None:
         assert store.length() == 0
 
 
+def test_logout_can_clear_site_data() -> None:
+    from sessionware import MemoryStore
+
+    with override_settings(SESSIONWARE={"store": MemoryStore(), "clear_site_data": True}):
+        client = Client()
+        login = client.post("/accounts/login/", {"username": "ann", "password": PASSWORD})
+        assert not login.has_header("Clear-Site-Data")
+        assert client.post("/accounts/logout/")["Clear-Site-Data"] == '"cookies"'
+
+
 def test_a_write_after_logout_starts_a_new_session() -> None:
     from sessionware import MemoryStore
 

@@ -15,6 +15,14 @@ from .harness import SECRET, Client, Req, middleware_for
 
 
 def _login(req: Req) -> None:
+    if req.path == "/logout":
+        req.destroy()
+        req.end("bye")
+        return
+    if req.path == "/unset":
+        req.session = None
+        req.end("unset")
+        return
     if req.path == "/cached":
         req.header("Cache-Control", "no-store")
     if req.path != "/read":
@@ -52,6 +60,91 @@ def test_cache_control_is_an_option(transport: str, option: Any, expected: str |
 def test_a_cache_control_value_on_two_lines_is_refused() -> None:
     with pytest.raises(ValueError, match="cache_control"):
         middleware_for("asgi", _login, secret=SECRET, cache_control="private\r\nX-Evil: 1")
+
+
+@pytest.mark.parametrize("transport", ["asgi", "wsgi"])
+def test_logout_can_clear_the_sites_cookies(transport: str) -> None:
+    """``clear_site_data=True``: the response that ends the session asks the browser to drop
+    every cookie of the site (OWASP); other responses, and apps without the option, do not."""
+    app = middleware_for(transport, _login, secret=SECRET, clear_site_data=True, unset="destroy")
+    client = Client(app, transport)
+    login = client.get("/login")
+    assert login.header("clear-site-data") is None
+    logout = client.get("/logout", cookie=login.cookie())
+    assert logout.header("clear-site-data") == '"cookies"'
+    assert logout.set_cookie is not None and "Expires=Thu, 01 Jan 1970" in logout.set_cookie
+    unset = client.get("/unset", cookie=client.get("/login").cookie())
+    assert unset.header("clear-site-data") == '"cookies"'
+    assert client.get("/logout").header("clear-site-data") is None, "no cookie, nothing to end"
+    client.close()
+
+    plain = Client(middleware_for(transport, _login, secret=SECRET), transport)
+    assert (
+        plain.get("/logout", cookie=plain.get("/login").cookie()).header("clear-site-data") is None
+    )
+    plain.close()
+    custom = middleware_for(transport, _login, secret=SECRET, clear_site_data='"cache", "cookies"')
+    client = Client(custom, transport)
+    logout = client.get("/logout", cookie=client.get("/login").cookie())
+    assert logout.header("clear-site-data") == '"cache", "cookies"'
+    client.close()
+
+
+def test_a_clear_site_data_value_on_two_lines_is_refused() -> None:
+    with pytest.raises(ValueError, match="clear_site_data must be a Clear-Site-Data value"):
+        middleware_for("asgi", _login, secret=SECRET, clear_site_data='"cookies"\r\nX: 1')
+
+
+def test_flask_and_quart_logouts_clear_site_data() -> None:
+    import asyncio
+
+    import flask
+    from quart import Quart
+    from quart import session as quart_session
+
+    from sessionware.integrations.flask import init_app as flask_init
+    from sessionware.integrations.flask import session as flask_session
+    from sessionware.integrations.quart import init_app as quart_init
+
+    flask_app = flask.Flask("clear")
+    flask_app.secret_key = SECRET
+
+    @flask_app.get("/login")
+    def flask_login() -> str:
+        flask_session["user"] = "ann"
+        return "ok"
+
+    @flask_app.get("/logout")
+    def flask_logout() -> str:
+        flask_session.logout()
+        return "bye"
+
+    flask_init(flask_app, clear_site_data=True)
+    client = flask_app.test_client()
+    client.get("/login")
+    assert client.get("/logout").headers["Clear-Site-Data"] == '"cookies"'
+
+    quart_app = Quart("clear")
+    quart_app.secret_key = SECRET
+
+    @quart_app.get("/login")
+    async def quart_login() -> str:
+        quart_session["user"] = "ann"
+        return "ok"
+
+    @quart_app.get("/logout")
+    async def quart_logout() -> str:
+        await quart_session.logout()
+        return "bye"
+
+    quart_init(quart_app, clear_site_data=True)
+
+    async def quart_logout_headers() -> Any:
+        test_client = quart_app.test_client()
+        await test_client.get("/login")
+        return (await test_client.get("/logout")).headers
+
+    assert asyncio.run(quart_logout_headers())["Clear-Site-Data"] == '"cookies"'
 
 
 def test_flask_quart_and_django_responses_are_private_too() -> None:

@@ -89,14 +89,22 @@ class Outcome:
 
     ``vary`` asks for ``Vary: Cookie``: the response may depend on the session (one was loaded,
     or a cookie is set), so a shared cache must not serve it to another client.
+    ``clear_site_data``: the ``Clear-Site-Data`` value of a response that ends the session.
     """
 
-    __slots__ = ("call", "set_cookie", "vary")
+    __slots__ = ("call", "clear_site_data", "set_cookie", "vary")
 
-    def __init__(self, set_cookie: str | None, call: StoreCall | None, vary: bool = False):
+    def __init__(
+        self,
+        set_cookie: str | None,
+        call: StoreCall | None,
+        vary: bool = False,
+        clear_site_data: str | None = None,
+    ):
         self.set_cookie = set_cookie
         self.call = call
         self.vary = vary
+        self.clear_site_data = clear_site_data
 
 
 _NOTHING = Outcome(None, None)
@@ -700,8 +708,7 @@ class Flow:
         if current is not session:
             return self._unset(session, header, call)
         if state.destroyed:
-            set_cookie = self.expire_cookie_header(session) if header else None
-            return Outcome(set_cookie, None, self.from_store or set_cookie is not None)
+            return self._ended(session, header, None)
         if not self.touched:
             session.cookie.reset_max_age()
             self.touched = True
@@ -757,12 +764,14 @@ class Flow:
             return Outcome(None, None, self.from_store)
         if call:
             self.ended(session, "unset", session._state.id)
+        return self._ended(session, header, Destroy(session._state.id) if call else None)
+
+    def _ended(self, session: SessionBase, header: bool, call: Destroy | None) -> Outcome:
+        """The response of a request that ended its session: the cookie expired, with the
+        ``clear_site_data`` option's header."""
         set_cookie = self.expire_cookie_header(session) if header else None
-        return Outcome(
-            set_cookie,
-            Destroy(session._state.id) if call else None,
-            self.from_store or set_cookie is not None,
-        )
+        clear = None if set_cookie is None else self.engine.options.clear_site_data
+        return Outcome(set_cookie, call, self.from_store or set_cookie is not None, clear)
 
     def _replacing_expired(self, current: object, header: bool) -> Outcome:
         """A loaded session that had timed out is destroyed before the rest is decided (its

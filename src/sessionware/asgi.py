@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
-from ._engine import Flow
+from ._engine import Flow, Outcome
 from ._native import mypyc_attr
 from ._records import StoreCall
 from ._runtime import NOT_HERE, STORE_DOWN, BaseSessionMiddleware, Failure, NoSession
@@ -223,8 +223,7 @@ class _SendWithSession:
             await _send_failure(self.scope, self.send, failure)
             return
         self.started = True
-        cache = flow.engine.cache_header
-        await self.send(_with_session_headers(start, outcome.set_cookie, outcome.vary, cache))
+        await self.send(_with_session_headers(start, outcome, flow.engine.cache_header))
         await self.send(message)
 
     async def _stream(self, kind: str, message: Message) -> None:
@@ -240,8 +239,7 @@ class _SendWithSession:
             self.start = None
             outcome = flow.finish(middleware.current_session(self.scope, flow.session), call=False)
             self.streaming = True
-            cache = flow.engine.cache_header
-            await self.send(_with_session_headers(start, outcome.set_cookie, outcome.vary, cache))
+            await self.send(_with_session_headers(start, outcome, flow.engine.cache_header))
         elif self.streaming and _is_final(kind, message):
             self.streaming = False
             outcome = flow.finish(
@@ -266,10 +264,11 @@ _VARY = (b"vary", b"Cookie")
 
 
 def _with_session_headers(
-    start: Message, set_cookie: str | None, vary: bool, cache_header: tuple[bytes, bytes] | None
+    start: Message, outcome: Outcome, cache_header: tuple[bytes, bytes] | None
 ) -> Message:
-    """The start message with Vary, Set-Cookie and Cache-Control added (ASGI header names are
-    lowercase)."""
+    """The start message with Vary, Set-Cookie, Cache-Control and Clear-Site-Data added (ASGI
+    header names are lowercase)."""
+    set_cookie, vary = outcome.set_cookie, outcome.vary
     if not vary and set_cookie is None:
         return start
     headers: list[Any] = list(start.get("headers", ()))  # pairs: tuples, or lists (ASGI allows)
@@ -290,6 +289,8 @@ def _with_session_headers(
         headers.append((b"set-cookie", set_cookie.encode("latin-1")))
         if cache_header is not None and adds_cache_control(set_cookie, app_set_one):
             headers.append(cache_header)
+        if outcome.clear_site_data is not None:
+            headers.append((b"clear-site-data", outcome.clear_site_data.encode("latin-1")))
     start["headers"] = headers
     return start
 

@@ -439,6 +439,7 @@ class SessionOptions:
     on_event: Callable[[Any], None] | None = None
     max_sessions_per_user: int | None = None
     device_info: bool = False
+    clear_site_data: str | None = None
 
 
 class _Options(TypedDict, total=False):
@@ -467,6 +468,7 @@ class _Options(TypedDict, total=False):
     on_event: Callable[[Any], None] | None
     max_sessions_per_user: int | None
     device_info: bool
+    clear_site_data: str | bool | None
 
 
 class SessionOptionsDict(_Options, total=False):
@@ -488,16 +490,18 @@ assert {f.name for f in fields(SessionOptions)} - {"secrets"} | {
 } == _OPTION_NAMES
 
 
-def cache_control_option(value: object) -> str | None:
-    """The Cache-Control a response that sets the session cookie gets (``None``/``False``:
-    none); a header value on one line."""
+def header_option(value: object, option: str, header: str) -> str | None:
+    """A header value an option adds to responses (``cache_control``, ``clear_site_data``):
+    one line of text; ``None`` or ``False`` for none."""
     if value is None or value is False:
         return None
     if not isinstance(value, str) or not value.strip() or _CONTROL.search(value):
-        raise ValueError(
-            f"cache_control must be a Cache-Control value (one line) or None, got {value!r}"
-        )
+        raise ValueError(f"{option} must be a {header} value (one line) or None, got {value!r}")
     return value
+
+
+CLEAR_COOKIES = '"cookies"'
+"""``clear_site_data=True``: the browser drops every cookie of the site at logout."""
 
 
 def check_prefix(name: str, attributes: CookieAttributes) -> None:
@@ -574,7 +578,14 @@ def session_options(options: Mapping[str, Any]) -> SessionOptions:
     clock = merged["clock"]
     if clock is not None and not callable(clock):
         raise TypeError(f"clock must be a callable returning epoch seconds, got {clock!r}")
-    merged["cache_control"] = cache_control_option(merged["cache_control"])
+    merged["cache_control"] = header_option(
+        merged["cache_control"], "cache_control", "Cache-Control"
+    )
+    if merged["clear_site_data"] is True:
+        merged["clear_site_data"] = CLEAR_COOKIES
+    merged["clear_site_data"] = header_option(
+        merged["clear_site_data"], "clear_site_data", "Clear-Site-Data"
+    )
     if merged["on_event"] is not None and not callable(merged["on_event"]):
         raise TypeError(
             f"on_event must be a callable taking a SessionEvent, got {merged['on_event']!r}"

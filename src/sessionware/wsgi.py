@@ -74,17 +74,22 @@ def open_flow(runtime: SessionRuntime, environ: dict[str, Any]) -> Flow | None:
 
 
 def session_headers(
-    headers: list[tuple[str, str]], set_cookie: str | None, vary: bool, cache_control: str | None
+    headers: list[tuple[str, str]], outcome: Outcome, cache_control: str | None
 ) -> list[tuple[str, str]]:
     """The app's headers plus what the session adds."""
     added: list[tuple[str, str]] = []
-    if vary and needs_vary_cookie(value for name, value in headers if name.lower() == "vary"):
+    set_cookie = outcome.set_cookie
+    if outcome.vary and needs_vary_cookie(
+        value for name, value in headers if name.lower() == "vary"
+    ):
         added.append(("Vary", "Cookie"))
     if set_cookie is not None:
         added.append(("Set-Cookie", set_cookie))
         app_set_one = any(name.lower() == "cache-control" for name, _ in headers)
         if cache_control is not None and adds_cache_control(set_cookie, app_set_one):
             added.append(("Cache-Control", cache_control))
+        if outcome.clear_site_data is not None:
+            added.append(("Clear-Site-Data", outcome.clear_site_data))
     return [*headers, *added] if added else headers
 
 
@@ -137,7 +142,7 @@ class _Response:
             raise RuntimeError("the WSGI app produced a body before calling start_response")
         status, headers, exc_info = self.held
         cache = self.flow.engine.options.cache_control
-        headers = session_headers(headers, outcome.set_cookie, outcome.vary, cache)
+        headers = session_headers(headers, outcome, cache)
         self.server_write = self.server_start_response(status, headers, exc_info)
         self.committed = True
 

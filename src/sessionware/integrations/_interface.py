@@ -153,3 +153,5 @@ def render(
         app_set_one = "Cache-Control" in response.headers
         if cache_control is not None and adds_cache_control(result.set_cookie, app_set_one):
             response.headers.add("Cache-Control", cache_control)
+        if result.clear_site_data is not None:
+            response.headers.add("Clear-Site-Data", result.clear_site_data)

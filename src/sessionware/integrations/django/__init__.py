@@ -388,6 +388,8 @@ def _render(
         app_set_one = response.has_header("Cache-Control")
         if cache_control is not None and adds_cache_control(result.set_cookie, app_set_one):
             response["Cache-Control"] = cache_control
+        if result.clear_site_data is not None:
+            response["Clear-Site-Data"] = result.clear_site_data
     if result.vary:
         patch_vary_headers(response, ("Cookie",))
     return response
