@@ -292,14 +292,15 @@ def express_options(**options: Any) -> dict[str, Any]:
     return options
 
 
-def wrap(transport: str, asgi: Any, wsgi: Any, **options: Any) -> Any:
+def wrap(transport: str, asgi: Any, wsgi: Any, /, **options: Any) -> Any:
     """The session middleware of ``transport`` around that transport's app."""
     if transport == "asgi":
         return SessionMiddleware(asgi, **options)
     return WSGISessionMiddleware(wsgi, **options)
 
 
-def middleware_for(transport: str, handler: Handler, **options: Any) -> Any:
+def middleware_for(transport: str, handler: Handler, /, **options: Any) -> Any:
+    """``transport`` (positional) is the adapter; a ``transport=`` keyword is the option."""
     return wrap(transport, asgi_app(handler), wsgi_app(handler), **options)
 
 

@@ -437,3 +437,26 @@ def test_the_django_session_has_sessionwares_login_too(view: str) -> None:
         assert sid_of(client) != before
         assert store.get(before) is None
         assert store.get(sid_of(client))["uid"] == "ann"
+
+
+def test_django_over_the_header() -> None:
+    from sessionware import MemoryStore
+
+    from .test_header_transport import EXPECTED, api_round_trip
+
+    settings = {"store": MemoryStore(), "user_key": "uid", "transport": "header"}
+    with override_settings(SESSIONWARE=settings):
+        client = Client()
+
+        def call(method: str, path: str, token: str | None) -> Any:
+            paths = {
+                "/login": "/session-login",
+                "/me": "/session-user",
+                "/logout": "/session-logout",
+            }
+            headers = {} if token is None else {"HTTP_X_SESSION_TOKEN": token}
+            return client.generic(method, paths[path], **headers)
+
+        answers = api_round_trip(call)
+    assert answers == EXPECTED
+    assert not client.cookies.get("sessionid"), "Django's cookie was set anyway"

@@ -41,10 +41,11 @@ def _drive_asgi(app: Any) -> list[str]:
         async with httpx.AsyncClient(
             transport=transport, base_url="http://t", follow_redirects=True
         ) as client:
-            await client.post("/login")
-            texts = [(await client.get("/me")).text]
-            await client.post("/logout")
-            texts.append((await client.get("/me")).text)
+            token = (await client.post("/login")).headers.get("x-session-token")
+            headers = {"X-Session-Token": token} if token else {}  # a header-transport app
+            texts = [(await client.get("/me", headers=headers)).text]
+            await client.post("/logout", headers=headers)
+            texts.append((await client.get("/me", headers=headers)).text)
             return texts
 
     return asyncio.run(scenario())
@@ -194,3 +195,54 @@ def test_the_devices_example_lists_two_browsers_and_ends_one() -> None:
     ]
     assert ended is True and phone_user == '"None"'
     assert len(after) == 1
+
+
+def test_the_curl_example_talks_to_the_api_example(tmp_path: Path) -> None:
+    """The README's curl commands, as written, against its header-transport app under uvicorn
+    (a client with no cookie jar at all)."""
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    from .services import free_port
+
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed; install it with: apt-get install curl")
+    [app_block] = [block for block in BLOCKS if 'transport="header"' in block]
+    [shell] = re.findall(r"```bash\n(token=\$\(curl.*?)```", README, re.DOTALL)
+    (tmp_path / "api_example.py").write_text(app_block)
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "api_example:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=tmp_path,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "uvicorn did not start"
+                time.sleep(0.05)
+        done = subprocess.run(
+            ["bash", "-c", shell.replace("8000", str(port))],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert done.stdout == '"ann""bye""None"', done.stdout + done.stderr

@@ -39,6 +39,7 @@ from ._wire import (
     decode_cookie_value,
     encode_uri_component,
     find_raw_cookie,
+    header_of,
     now_ms,
     serialize_set_cookie,
 )
@@ -89,22 +90,29 @@ class Outcome:
 
     ``vary`` asks for ``Vary: Cookie``: the response may depend on the session (one was loaded,
     or a cookie is set), so a shared cache must not serve it to another client.
-    ``clear_site_data``: the ``Clear-Site-Data`` value of a response that ends the session.
+    ``headers``: more headers the response gets as they are: the session token (header
+    transport), ``Clear-Site-Data`` when the session ends. A response with a Set-Cookie or a
+    token is private (the ``cache_control`` option).
     """
 
-    __slots__ = ("call", "clear_site_data", "set_cookie", "vary")
+    __slots__ = ("call", "headers", "set_cookie", "vary")
 
     def __init__(
         self,
         set_cookie: str | None,
         call: StoreCall | None,
         vary: bool = False,
-        clear_site_data: str | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
     ):
         self.set_cookie = set_cookie
         self.call = call
         self.vary = vary
-        self.clear_site_data = clear_site_data
+        self.headers = headers
+
+    @property
+    def private(self) -> bool:
+        """Whether the response hands out a session (a cookie or a token)."""
+        return self.set_cookie is not None or bool(self.headers)
 
 
 _NOTHING = Outcome(None, None)
@@ -112,10 +120,12 @@ _VARY_ONLY = Outcome(None, None, True)
 """What most read-only requests end with (outcomes are never changed, so one is shared)."""
 
 
-def _without_call(set_cookie: str | None, vary: bool) -> Outcome:
-    if set_cookie is None and vary:
+def _without_call(
+    set_cookie: str | None, vary: bool, headers: tuple[tuple[str, str], ...] = ()
+) -> Outcome:
+    if set_cookie is None and vary and not headers:
         return _VARY_ONLY
-    return Outcome(set_cookie, None, vary)
+    return Outcome(set_cookie, None, vary, headers)
 
 
 class Engine:
@@ -159,6 +169,25 @@ class Engine:
         self._sid_by_header: dict[str | bytes, str] = {}
         self._signed_values: dict[str, str] = {}
         self.user_key = options.user_key
+        transport = options.transport
+        self.reads_cookie = transport != "header"
+        self.reads_token = transport != "cookie"
+        self.sends_token = transport == "header"
+        """Whether a response hands out the token, when the request carried neither."""
+        header = options.header_name
+        self.token_header = header.lower()
+        self.header_name = header
+        self.bearer = header.lower() == "authorization"
+        """``header_name="Authorization"``: the token goes in the ``Bearer`` scheme."""
+        self.vary_on: tuple[str, ...] = (
+            ("Cookie",)
+            if transport == "cookie"
+            else (header,)
+            if transport == "header"
+            else ("Cookie", header)
+        )
+        """The request headers a response with a session depends on (its ``Vary``)."""
+        self.vary_header = (b"vary", ", ".join(self.vary_on).encode("latin-1"))
         self.idle_ms = _ms(options.idle_timeout)
         self.absolute_ms = _ms(options.absolute_timeout)
         self.timeouts = self.idle_ms is not None or self.absolute_ms is not None
@@ -249,6 +278,25 @@ class Engine:
             _remember(self._sid_by_header, cookie_header, sid)
         return sid
 
+    def token_sid(self, request: object) -> str | None:
+        """The sid a request's token header presents (header transport), by the cookie's
+        rules: a value signed like the cookie's, or nothing."""
+        value = header_of(request, self.token_header)
+        if not value:
+            return None
+        if self.bearer:
+            scheme, _, value = value.strip().partition(" ")
+            if scheme.lower() != "bearer":
+                return None
+        value = value.strip()
+        return self._verified.get(value) or self._verify(value)
+
+    def token(self, sid: str) -> tuple[str, str]:
+        """The response header that hands out ``sid``'s token: the cookie's signed value,
+        not URI-encoded."""
+        value = "s:" + sign(sid, self.secrets[0])
+        return self.header_name, ("Bearer " + value if self.bearer else value)
+
     def _verify(self, raw: str) -> str | None:
         value = decode_cookie_value(raw) if len(raw) <= MAX_COOKIE_VALUE_LENGTH else ""
         sid = unsign(value[2:], self.secrets) if value.startswith("s:") else None
@@ -301,13 +349,25 @@ class Engine:
             path or "/", options.attributes.path or "/"
         ):
             return None
-        return Flow(
-            self,
-            request,
-            options,
-            self.read_sid(cookie_header),
-            self.is_secure(scheme, forwarded_proto),
-        )
+        sid = self.read_sid(cookie_header) if self.reads_cookie else None
+        flow = Flow(self, request, options, sid, self.is_secure(scheme, forwarded_proto))
+        if self.reads_token:
+            self.answer_in_kind(flow, sid)
+        return flow
+
+    def answer_in_kind(self, flow: Flow, cookie_sid: str | None) -> None:
+        """Header transport: the sid a request presents may be its token's (a cookie's wins),
+        and the response answers in the transport the request used (with ``"both"`` and
+        neither, in both)."""
+        if cookie_sid is not None:
+            return
+        token_sid = self.token_sid(flow.request)
+        if token_sid is not None:
+            flow.cookie_id = token_sid
+            flow.set_cookies = False
+            flow.sends_token = True
+        elif self.reads_cookie:
+            flow.sends_token = True
 
     @staticmethod
     def skips(skip: tuple[str, ...] | Callable[[Any], bool], request: object, path: str) -> bool:
@@ -361,7 +421,9 @@ class Flow:
         "request",
         "saved",
         "secure",
+        "sends_token",
         "session",
+        "set_cookies",
         "times",
         "touched",
     )
@@ -378,7 +440,10 @@ class Flow:
         self.request = request
         self.cookie_options = cookie_options
         self.cookie_id = cookie_id
+        """The sid the request presented (in its cookie, or its token)."""
         self.secure = secure
+        self.set_cookies = engine.reads_cookie
+        self.sends_token = engine.sends_token
         self.session: SessionBase | None = None
         self.original_id: str | None = None
         self.original_fingerprint: str | None = None
@@ -717,21 +782,29 @@ class Flow:
         modified = self.is_modified(session, fingerprint)
         is_new = self.cookie_id != sid
         set_cookie = None
-        if header and self.should_set_cookie(session, is_new, modified):
+        if header and self.set_cookies and self.should_set_cookie(session, is_new, modified):
             set_cookie = self.set_cookie_header(session)
-        vary = self.from_store or set_cookie is not None
+        token: tuple[tuple[str, str], ...] = ()
+        if (
+            header
+            and is_new
+            and self.sends_token
+            and self.should_set_cookie(session, True, modified)
+        ):
+            token = (self.engine.token(sid),)
+        vary = self.from_store or set_cookie is not None or bool(token)
         if not call:
-            return _without_call(set_cookie, vary)
+            return _without_call(set_cookie, vary, token)
         if self.should_save(sid, is_new, modified, fingerprint):
             save = Set(sid, self.record(session, fingerprint, check_size=True), self.base(session))
             self.mark_saved(sid, fingerprint)
             if is_new and sid == self.original_id and self.engine.listened():
                 save.stored = partial(self.engine.tell, "created", sid, data=session)
-            return Outcome(set_cookie, save, vary)
+            return Outcome(set_cookie, save, vary, token)
         if self.should_touch(session, is_new):
             record = self.record(session, fingerprint, check_size=False)
-            return Outcome(set_cookie, Touch(sid, record), vary)
-        return _without_call(set_cookie, vary)
+            return Outcome(set_cookie, Touch(sid, record), vary, token)
+        return _without_call(set_cookie, vary, token)
 
     def should_set_cookie(self, session: SessionBase, is_new: bool, modified: bool) -> bool:
         """express's ``shouldSetCookie``: a new session's cookie when it is saved uninitialized
@@ -768,10 +841,20 @@ class Flow:
 
     def _ended(self, session: SessionBase, header: bool, call: Destroy | None) -> Outcome:
         """The response of a request that ended its session: the cookie expired, with the
-        ``clear_site_data`` option's header."""
-        set_cookie = self.expire_cookie_header(session) if header else None
-        clear = None if set_cookie is None else self.engine.options.clear_site_data
-        return Outcome(set_cookie, call, self.from_store or set_cookie is not None, clear)
+        ``clear_site_data`` option's header; a token answered with an empty one."""
+        set_cookie = None
+        headers: tuple[tuple[str, str], ...] = ()
+        if header and self.cookie_id is not None:
+            engine = self.engine
+            if self.set_cookies:
+                set_cookie = self.expire_cookie_header(session)
+                clear = engine.options.clear_site_data
+                if clear is not None:
+                    headers = (("Clear-Site-Data", clear),)
+            if self.sends_token:
+                headers = (*headers, (engine.header_name, ""))
+        vary = self.from_store or set_cookie is not None or bool(headers)
+        return Outcome(set_cookie, call, vary, headers)
 
     def _replacing_expired(self, current: object, header: bool) -> Outcome:
         """A loaded session that had timed out is destroyed before the rest is decided (its

@@ -124,21 +124,25 @@ def serialize_set_cookie(
     return f"{name}={encoded_value}{halves[0]}; Expires={date}{halves[1]}"
 
 
-def needs_vary_cookie(vary_values: Iterable[str]) -> bool:
-    """Whether a response whose Vary values are these must still get ``Vary: Cookie``."""
+def vary_missing(vary_values: Iterable[str], names: tuple[str, ...]) -> str | None:
+    """The ``Vary`` value a response whose Vary values are these must still get, for the
+    request headers the session came from (``Cookie``, the token's header): those not named
+    yet, or ``None`` (all named, or ``*``)."""
+    named: set[str] = set()
     for value in vary_values:
         for item in value.split(","):
-            token = item.strip().lower()
-            if token in ("cookie", "*"):
-                return False
-    return True
+            named.add(item.strip().lower())
+    if "*" in named:
+        return None
+    missing = [name for name in names if name.lower() not in named]
+    return ", ".join(missing) if missing else None
 
 
-def adds_cache_control(set_cookie: str | None, app_set_one: bool) -> bool:
-    """Whether the response gets the ``cache_control`` option's header: one that sets the
-    session cookie must not be kept by a shared cache, which would hand the cookie to the next
-    client (OWASP), unless the app already said how to cache it."""
-    return set_cookie is not None and not app_set_one
+def adds_cache_control(private: bool, app_set_one: bool) -> bool:
+    """Whether the response gets the ``cache_control`` option's header: one that hands out a
+    session (a Set-Cookie, a token) must not be kept by a shared cache, which would hand it to
+    the next client (OWASP), unless the app already said how to cache it."""
+    return private and not app_set_one
 
 
 def now_ms() -> int:
@@ -156,22 +160,33 @@ def client_of(request: object) -> dict[str, str]:
     Django ``META``'s ``REMOTE_ADDR`` (what ProxyFix or the server leaves there). Never a
     forwarding header read here: only the app's proxy settings know which to trust."""
     address: object = None
-    agent: object = None
     if isinstance(request, dict) and "type" in request:
         client = request.get("client")
         address = client[0] if isinstance(client, (tuple, list)) and client else None
-        for name, value in request.get("headers") or ():
-            if name == b"user-agent":
-                agent = value.decode("latin-1")
-                break
     else:
         environ = request if isinstance(request, dict) else getattr(request, "META", None)
         if isinstance(environ, dict):
             address = environ.get("REMOTE_ADDR")
-            agent = environ.get("HTTP_USER_AGENT")
+    agent = header_of(request, "user-agent")
     facts: dict[str, str] = {}
     if isinstance(address, str) and address:
         facts["address"] = address
     if isinstance(agent, str) and agent:
         facts["agent"] = agent[:MAX_AGENT_LENGTH]
     return facts
+
+
+def header_of(request: object, name: str) -> str | None:
+    """A request header, by its lowercase name, from what an adapter hands the engine: an ASGI
+    scope, a WSGI environ, or a Django request (its ``META``)."""
+    if isinstance(request, dict) and "type" in request:
+        wanted = name.encode("latin-1")
+        for key, value in request.get("headers") or ():
+            if key == wanted:
+                return str(value.decode("latin-1"))
+        return None
+    environ = request if isinstance(request, dict) else getattr(request, "META", None)
+    if not isinstance(environ, dict):
+        return None
+    value = environ.get("HTTP_" + name.upper().replace("-", "_"))
+    return value if isinstance(value, str) else None

@@ -14,11 +14,11 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
-from ._engine import Flow, Outcome
+from ._engine import Engine, Flow, Outcome
 from ._native import mypyc_attr
 from ._records import StoreCall
 from ._runtime import NOT_HERE, STORE_DOWN, BaseSessionMiddleware, Failure, NoSession
-from ._wire import adds_cache_control, needs_vary_cookie
+from ._wire import adds_cache_control, vary_missing
 from .errors import SessionError, StoreUnavailable
 from .session import Session, SessionBase
 
@@ -223,7 +223,7 @@ class _SendWithSession:
             await _send_failure(self.scope, self.send, failure)
             return
         self.started = True
-        await self.send(_with_session_headers(start, outcome, flow.engine.cache_header))
+        await self.send(_with_session_headers(start, outcome, flow.engine))
         await self.send(message)
 
     async def _stream(self, kind: str, message: Message) -> None:
@@ -239,7 +239,7 @@ class _SendWithSession:
             self.start = None
             outcome = flow.finish(middleware.current_session(self.scope, flow.session), call=False)
             self.streaming = True
-            await self.send(_with_session_headers(start, outcome, flow.engine.cache_header))
+            await self.send(_with_session_headers(start, outcome, flow.engine))
         elif self.streaming and _is_final(kind, message):
             self.streaming = False
             outcome = flow.finish(
@@ -260,39 +260,42 @@ def _is_final(kind: str, message: Message) -> bool:
     )
 
 
-_VARY = (b"vary", b"Cookie")
-
-
-def _with_session_headers(
-    start: Message, outcome: Outcome, cache_header: tuple[bytes, bytes] | None
-) -> Message:
-    """The start message with Vary, Set-Cookie, Cache-Control and Clear-Site-Data added (ASGI
-    header names are lowercase)."""
+def _with_session_headers(start: Message, outcome: Outcome, engine: Engine) -> Message:
+    """The start message with what the session adds: Vary, Set-Cookie, the token's header,
+    Cache-Control, Clear-Site-Data (ASGI header names are lowercase)."""
     set_cookie, vary = outcome.set_cookie, outcome.vary
     if not vary and set_cookie is None:
         return start
     headers: list[Any] = list(start.get("headers", ()))  # pairs: tuples, or lists (ASGI allows)
     if vary:
-        for name, value in headers:
-            if name == b"vary" and not needs_vary_cookie((value.decode("latin-1"),)):
-                break
-        else:
-            headers.append(_VARY)
+        _add_vary(headers, engine)
     if set_cookie is not None:
-        app_set_one = False
-        if cache_header is not None:
-            for header in headers:
-                name = header[0]
-                if isinstance(name, bytes) and len(name) == 13 and name == b"cache-control":
-                    app_set_one = True
-                    break
         headers.append((b"set-cookie", set_cookie.encode("latin-1")))
-        if cache_header is not None and adds_cache_control(set_cookie, app_set_one):
+    for name, value in outcome.headers:
+        headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+    cache_header = engine.cache_header
+    if cache_header is not None and outcome.private:
+        app_set_one = False
+        for header in headers:
+            name = header[0]
+            if isinstance(name, bytes) and len(name) == 13 and name == b"cache-control":
+                app_set_one = True
+                break
+        if adds_cache_control(True, app_set_one):
             headers.append(cache_header)
-        if outcome.clear_site_data is not None:
-            headers.append((b"clear-site-data", outcome.clear_site_data.encode("latin-1")))
     start["headers"] = headers
     return start
+
+
+def _add_vary(headers: list[Any], engine: Engine) -> None:
+    """``Vary`` on the request headers the session came from, unless the app named them."""
+    values = [value.decode("latin-1") for name, value in headers if name == b"vary"]
+    if not values:
+        headers.append(engine.vary_header)
+        return
+    missing = vary_missing(values, engine.vary_on)
+    if missing is not None:
+        headers.append((b"vary", missing.encode("latin-1")))
 
 
 def scope_facts(scope: Scope) -> tuple[str, bytes | None, str, str | None]:

@@ -35,6 +35,8 @@ GenId = Callable[[Any], str]
 Skip = Sequence[str] | Callable[[Any], bool]
 
 DEFAULT_NAME = "connect.sid"
+DEFAULT_HEADER = "X-Session-Token"
+"""The header that carries the session token with ``transport="header"`` or ``"both"``."""
 DEFAULT_MAX_SIZE = 256 * 1024
 MAX_SID_LENGTH = 255
 MAX_COOKIE_VALUE_LENGTH = 4096
@@ -440,6 +442,8 @@ class SessionOptions:
     max_sessions_per_user: int | None = None
     device_info: bool = False
     clear_site_data: str | None = None
+    transport: Literal["cookie", "header", "both"] = "cookie"
+    header_name: str = DEFAULT_HEADER
 
 
 class _Options(TypedDict, total=False):
@@ -469,6 +473,8 @@ class _Options(TypedDict, total=False):
     max_sessions_per_user: int | None
     device_info: bool
     clear_site_data: str | bool | None
+    transport: Literal["cookie", "header", "both"]
+    header_name: str
 
 
 class SessionOptionsDict(_Options, total=False):
@@ -535,6 +541,13 @@ def session_options(options: Mapping[str, Any]) -> SessionOptions:
     name = merged["name"]
     if not isinstance(name, str) or not _TOKEN.fullmatch(name):
         raise ValueError(f"name must be a cookie name (an RFC 7230 token), got {name!r}")
+    if merged["transport"] not in ("cookie", "header", "both"):
+        raise ValueError(
+            f"transport must be 'cookie', 'header' or 'both', got {merged['transport']!r}"
+        )
+    header = merged["header_name"]
+    if not isinstance(header, str) or not _TOKEN.fullmatch(header):
+        raise ValueError(f"header_name must be a header name (a token), got {header!r}")
     if merged["unset"] not in ("keep", "destroy"):
         raise ValueError(f"unset must be 'keep' or 'destroy', got {merged['unset']!r}")
     if merged["store_unavailable"] not in ("pass", "error"):

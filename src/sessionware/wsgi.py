@@ -13,9 +13,9 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
-from ._engine import Flow, Outcome
+from ._engine import Engine, Flow, Outcome
 from ._runtime import BaseSessionMiddleware, Failure, SessionRuntime
-from ._wire import adds_cache_control, needs_vary_cookie
+from ._wire import adds_cache_control, vary_missing
 from .session import SyncSession
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType]
@@ -74,22 +74,24 @@ def open_flow(runtime: SessionRuntime, environ: dict[str, Any]) -> Flow | None:
 
 
 def session_headers(
-    headers: list[tuple[str, str]], outcome: Outcome, cache_control: str | None
+    headers: list[tuple[str, str]], outcome: Outcome, engine: Engine
 ) -> list[tuple[str, str]]:
     """The app's headers plus what the session adds."""
     added: list[tuple[str, str]] = []
-    set_cookie = outcome.set_cookie
-    if outcome.vary and needs_vary_cookie(
-        value for name, value in headers if name.lower() == "vary"
-    ):
-        added.append(("Vary", "Cookie"))
-    if set_cookie is not None:
-        added.append(("Set-Cookie", set_cookie))
+    if outcome.vary:
+        vary = vary_missing(
+            (value for name, value in headers if name.lower() == "vary"), engine.vary_on
+        )
+        if vary is not None:
+            added.append(("Vary", vary))
+    if outcome.set_cookie is not None:
+        added.append(("Set-Cookie", outcome.set_cookie))
+    added.extend(outcome.headers)
+    cache_control = engine.options.cache_control
+    if cache_control is not None and outcome.private:
         app_set_one = any(name.lower() == "cache-control" for name, _ in headers)
-        if cache_control is not None and adds_cache_control(set_cookie, app_set_one):
+        if adds_cache_control(True, app_set_one):
             added.append(("Cache-Control", cache_control))
-        if outcome.clear_site_data is not None:
-            added.append(("Clear-Site-Data", outcome.clear_site_data))
     return [*headers, *added] if added else headers
 
 
@@ -141,8 +143,7 @@ class _Response:
         if self.held is None:
             raise RuntimeError("the WSGI app produced a body before calling start_response")
         status, headers, exc_info = self.held
-        cache = self.flow.engine.options.cache_control
-        headers = session_headers(headers, outcome, cache)
+        headers = session_headers(headers, outcome, self.flow.engine)
         self.server_write = self.server_start_response(status, headers, exc_info)
         self.committed = True
 

@@ -16,6 +16,8 @@ urlpatterns = [
     path("alogout", views.alogout_view),
     path("session-login", views.session_login),
     path("asession-login", views.asession_login),
+    path("session-user", views.session_user),
+    path("session-logout", views.session_logout),
     path("logout-then-count", views.logout_then_count),
     path("counter", views.counter),
     path("acounter", views.acounter),

@@ -117,3 +117,14 @@ def end_device(request: HttpRequest) -> HttpResponse:
 
 async def aend_device(request: HttpRequest) -> HttpResponse:
     return HttpResponse(str(await request.session.aend_device(request.GET["handle"])))
+
+
+def session_user(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(
+        json.dumps({"user": request.session.get("uid")}), content_type="application/json"
+    )
+
+
+def session_logout(request: HttpRequest) -> HttpResponse:
+    request.session.logout()  # type: ignore[attr-defined]
+    return HttpResponse("bye")

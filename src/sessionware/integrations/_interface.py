@@ -11,9 +11,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, Protocol
 
-from .._engine import Outcome
+from .._engine import Engine, Outcome
 from .._runtime import Failure, SessionRuntime
-from .._wire import adds_cache_control, needs_vary_cookie
+from .._wire import adds_cache_control, vary_missing
 from ..errors import extra_needed
 from ..options import COOKIE_FIELDS, CookieAttributes
 from ..session import SessionBase
@@ -134,9 +134,7 @@ def interface_runtime(
     return SessionRuntime.from_options(options, session_class)
 
 
-def render(
-    response: _Response, result: Outcome | Failure | None, cache_control: str | None
-) -> None:
+def render(response: _Response, result: Outcome | Failure | None, engine: Engine) -> None:
     """Put what ``save_steps`` decided on the framework's response."""
     if result is None:
         return
@@ -146,12 +144,15 @@ def render(
         response.headers.clear()
         response.headers.extend(result.headers)
         return
-    if result.vary and needs_vary_cookie(response.headers.getlist("Vary")):
-        response.headers.add("Vary", "Cookie")
+    if result.vary:
+        vary = vary_missing(response.headers.getlist("Vary"), engine.vary_on)
+        if vary is not None:
+            response.headers.add("Vary", vary)
+    app_set_one = "Cache-Control" in response.headers
     if result.set_cookie is not None:
         response.headers.add("Set-Cookie", result.set_cookie)
-        app_set_one = "Cache-Control" in response.headers
-        if cache_control is not None and adds_cache_control(result.set_cookie, app_set_one):
-            response.headers.add("Cache-Control", cache_control)
-        if result.clear_site_data is not None:
-            response.headers.add("Clear-Site-Data", result.clear_site_data)
+    for name, value in result.headers:
+        response.headers.add(name, value)
+    cache_control = engine.options.cache_control
+    if cache_control is not None and adds_cache_control(result.private, app_set_one):
+        response.headers.add("Cache-Control", cache_control)

@@ -58,8 +58,7 @@ class SessionwareInterface(shared.InterfaceBase, SessionInterface):
         if not isinstance(session, FlaskSession):
             return
         steps = shared.save_steps(self.runtime, session, failed=bool(g.get(shared.FAILED, False)))
-        cache_control = self.runtime.options.cache_control
-        shared.render(response, run_steps(steps, self.driver.call), cache_control)
+        shared.render(response, run_steps(steps, self.driver.call), self.runtime.engine)
 
     def refuse_when_unavailable(self) -> None:
         """With ``store_unavailable="error"``, answer 503 rather than run a view sessionless."""

@@ -58,7 +58,7 @@ class SessionwareInterface(shared.InterfaceBase, SessionInterface):
         steps = shared.save_steps(self.runtime, session, failed=bool(g.get(shared.FAILED, False)))
         result = await arun_steps(steps, self.driver.acall)
         if response is not None:
-            shared.render(response, result, self.runtime.options.cache_control)
+            shared.render(response, result, self.runtime.engine)
 
     def is_null_session(self, instance: object) -> bool:
         return isinstance(instance, NullSession)

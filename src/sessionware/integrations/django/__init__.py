@@ -26,7 +26,7 @@ from http.cookies import Morsel
 from typing import Any, TypeVar
 
 from ..._driver import StoreDriver
-from ..._engine import Outcome
+from ..._engine import Engine, Outcome
 from ..._records import Get, Steps, StoreCall, arun_steps, run_steps
 from ..._runtime import Failure, NoSession, SessionRuntime
 from ..._wire import adds_cache_control
@@ -375,7 +375,7 @@ def _request_facts(request: HttpRequest) -> tuple[str, str | None, str, str | No
 def _render(
     response: HttpResponseBase,
     result: Outcome | Failure | None,
-    cache_control: str | None = None,
+    engine: Engine | None = None,
 ) -> HttpResponseBase:
     if result is None:
         return response
@@ -383,15 +383,17 @@ def _render(
         return HttpResponse(
             result.body, status=result.status, content_type="text/plain; charset=utf-8"
         )
+    assert engine is not None
+    app_set_one = response.has_header("Cache-Control")
     if result.set_cookie is not None:
         _set_cookie(response, result.set_cookie)
-        app_set_one = response.has_header("Cache-Control")
-        if cache_control is not None and adds_cache_control(result.set_cookie, app_set_one):
-            response["Cache-Control"] = cache_control
-        if result.clear_site_data is not None:
-            response["Clear-Site-Data"] = result.clear_site_data
+    for name, value in result.headers:
+        response[name] = value
+    cache_control = engine.options.cache_control
+    if cache_control is not None and adds_cache_control(result.private, app_set_one):
+        response["Cache-Control"] = cache_control
     if result.vary:
-        patch_vary_headers(response, ("Cookie",))
+        patch_vary_headers(response, engine.vary_on)
     return response
 
 
@@ -483,7 +485,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
             return _render(response, outage)
         steps = save_steps(current, opened, failed=response.status_code >= 500)
         outcome = run_steps(steps, current.driver.call)
-        return _render(response, outcome, current.options.cache_control)
+        return _render(response, outcome, current.engine)
 
     async def __acall__(self, request: HttpRequest) -> Any:
         current = runtime()
@@ -507,7 +509,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
             return _render(response, outage)
         steps = save_steps(current, opened, failed=response.status_code >= 500)
         outcome = await arun_steps(steps, current.driver.acall)
-        return _render(response, outcome, current.options.cache_control)
+        return _render(response, outcome, current.engine)
 
     async def _respond(self, request: HttpRequest) -> HttpResponseBase:
         response = self.get_response(request)
