@@ -11,6 +11,8 @@ warm-up cancel out. Added cost = contender - bare app.
     .venv/bin/python bench/instructions.py --only sessionware-redis --no-baseline --concurrency 8
     .venv/bin/python bench/instructions.py --only sessionware --only sessionware-events \
         --only sessionware-otel      # what a listener and the OpenTelemetry instrumentor cost
+    .venv/bin/python bench/instructions.py --only sessionware --only sessionware-lazy
+        # lazy=True: /write uses the session, /read never touches it (the cookie sent anyway)
 """
 
 from __future__ import annotations
@@ -39,6 +41,23 @@ def redis_contender() -> object:
     app = starlette_app(True)
     store = RedisStore(url="redis://127.0.0.1:6379/0", prefix="bench-instructions:")
     app.add_middleware(SessionMiddleware, secret=SECRET, store=store, cookie={"max_age": 3600})
+    return app
+
+
+def lazy_contender() -> object:
+    """sessionware with ``lazy=True``: ``/write`` uses the session (its warm-up gives the
+    caller a cookie), ``/read`` never touches it, the cookie sent all the same."""
+    from bench_asgi import MAX_AGE, SECRET, plain, write
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    from sessionware import MemoryStore, SessionMiddleware
+
+    app = Starlette(routes=[Route("/write", write), Route("/read", plain)])
+    app.add_middleware(
+        SessionMiddleware, secret=SECRET, store=MemoryStore(), cookie={"max_age": MAX_AGE},
+        lazy=True,
+    )  # fmt: skip
     return app
 
 
@@ -82,6 +101,8 @@ def serve(contender: str, path: str, count: int, concurrency: int = 1) -> None:
 
     if contender == "sessionware-redis":
         app = redis_contender()
+    elif contender == "sessionware-lazy":
+        app = lazy_contender()
     elif contender in ("sessionware-events", "sessionware-otel"):
         app = observed_contender(contender.removeprefix("sessionware-"))
     else:

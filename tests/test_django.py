@@ -343,16 +343,18 @@ def test_a_response_cached_by_django_keeps_the_rendered_cookie() -> None:
     assert restored.cookies["sessionid"].output(header="").strip() == header
 
 
+@pytest.mark.parametrize("lazy", [True, False])
 @pytest.mark.parametrize("client_class", [Client, AsyncClient])
-def test_a_store_outage_is_a_503_on_every_request(client_class: Any) -> None:
+def test_a_store_outage_is_a_503_on_every_request(client_class: Any, lazy: bool) -> None:
     """A PostgreSQL store at a port where nothing listens: every request that uses the session
     (the admin login, CSRF in the session, auth) answers 503 at once, never a 500 nor Django's
-    'requires session middleware' on the next request."""
+    'requires session middleware' on the next request. Lazy (the default), a request that
+    needs no store (no cookie to read, nothing written) is served."""
     from sessionware.stores.postgres import PostgresStore, SyncPostgresStore
 
     url = f"postgresql://nobody@127.0.0.1:{free_port()}/x"
     store = SyncPostgresStore(url=url) if client_class is Client else PostgresStore(url=url)
-    with override_settings(SESSIONWARE={"store": store}):
+    with override_settings(SESSIONWARE={"store": store, "lazy": lazy}):
         client = client_class(raise_request_exception=False)  # as a server: no re-raise
 
         def call(method: str, path: str, **data: Any) -> Any:
@@ -367,7 +369,9 @@ def test_a_store_outage_is_a_503_on_every_request(client_class: Any) -> None:
             call("post", "/accounts/login/", username="ann", password=PASSWORD),
             call("get", "/whoami"),
         ]
-    assert [(a.status_code, a.content) for a in answers] == [(503, b"Service Unavailable")] * 4
+    down = (503, b"Service Unavailable")
+    last = (200, b"anonymous") if lazy else down
+    assert [(a.status_code, a.content) for a in answers] == [down, down, down, last]
 
 
 @pytest.mark.parametrize("view", ["/accounts/logout/", "/alogout"])

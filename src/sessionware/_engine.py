@@ -116,6 +116,8 @@ class Outcome:
 
 
 _NOTHING = Outcome(None, None)
+_UNREAD_COOKIE = Cookie()
+"""A lazy session's cookie until it is loaded (never seen: reading the cookie loads it)."""
 _VARY_ONLY = Outcome(None, None, True)
 """What most read-only requests end with (outcomes are never changed, so one is shared)."""
 
@@ -139,8 +141,12 @@ class Engine:
         has_touch: bool,
         on_corrupt: Callable[[SessionCorrupt], None],
         emit: Callable[[SessionEvent], None] | None = None,
+        make_lazy: SessionFactory | None = None,
     ):
         self.options = options
+        self.lazy = options.lazy
+        self.make_lazy = make_lazy
+        """With ``lazy``: makes a request's session that reads the store on its first use."""
         self.on_corrupt = on_corrupt
         self.emit = emit
         """Told of what happens to sessions (the ``on_event`` option, made safe by the runtime);
@@ -551,6 +557,15 @@ class Flow:
         if cookie.samesite == "auto":
             cookie.samesite = "none" if self.secure else "lax"
         return sid, cookie
+
+    def pending(self) -> SessionBase:
+        """With ``lazy``: the request's session before any store read (``load_call`` and
+        ``loaded`` run on its first use; until then ``finish`` has nothing to do)."""
+        make = self.engine.make_lazy
+        assert make is not None
+        session = make(self, "", _UNREAD_COOKIE, None)
+        session._state.lazy = True
+        return session
 
     def generate(self) -> SessionBase:
         sid, cookie = self.new_identity()

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, NamedTuple, TypeVar
 
 from ._driver import StoreDriver, log_corrupt
 from ._engine import Engine
+from ._lazy import lazy_class
 from ._native import mypyc_attr
 from ._records import Get
 from .errors import SessionConflict, SessionError, StoreUnavailable
@@ -143,6 +144,7 @@ class SessionRuntime:
             has_touch=self.driver.has_touch,
             on_corrupt=log_corrupt,
             emit=None if options.on_event is None else partial(_emit_safely, options.on_event),
+            make_lazy=partial(lazy_class(session_class), self.driver) if options.lazy else None,
         )
         self.store_ready = True
         on = getattr(self.store, "on", None)

@@ -49,14 +49,17 @@ class SessionMiddleware(BaseSessionMiddleware[ASGIApp]):
             return
         runtime = self.runtime
         scope[RUNTIME_KEY] = runtime
-        if not runtime.store_ready:
+        engine = self.engine
+        if not runtime.store_ready and not engine.lazy:
             await self._without_session(runtime.when_down(), scope, receive, send, STORE_DOWN)
             return
         driver = self.driver
         try:
             path, cookie, scheme, forwarded_proto = scope_facts(scope)
-            flow = self.engine.begin(scope, path, cookie, scheme, forwarded_proto)
-            if flow is not None:
+            flow = engine.begin(scope, path, cookie, scheme, forwarded_proto)
+            if flow is not None and engine.lazy:
+                session = flow.pending()
+            elif flow is not None:
                 load = flow.load_call()
                 if load is None:
                     data = None
@@ -161,6 +164,14 @@ def scope_session(scope: Scope) -> Session | None:
         raise RuntimeError(MISSING_MIDDLEWARE)
     session = scope.get("session")
     return session if isinstance(session, Session) else None
+
+
+async def aload_session_of(connection: Any) -> Session:
+    """``session_of(connection)``, loaded from the store if it is lazy: what a framework's
+    session dependency hands a handler."""
+    session = session_of(connection)
+    await session.load()
+    return session
 
 
 def session_of(connection: Any) -> Session:
@@ -271,14 +282,14 @@ def _with_session_headers(start: Message, outcome: Outcome, engine: Engine) -> M
         _add_vary(headers, engine)
     if set_cookie is not None:
         headers.append((b"set-cookie", set_cookie.encode("latin-1")))
-    for name, value in outcome.headers:
-        headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+    for header_name, header_value in outcome.headers:
+        headers.append((header_name.lower().encode("latin-1"), header_value.encode("latin-1")))
     cache_header = engine.cache_header
     if cache_header is not None and outcome.private:
         app_set_one = False
         for header in headers:
-            name = header[0]
-            if isinstance(name, bytes) and len(name) == 13 and name == b"cache-control":
+            key = header[0]
+            if isinstance(key, bytes) and len(key) == 13 and key == b"cache-control":
                 app_set_one = True
                 break
         if adds_cache_control(True, app_set_one):

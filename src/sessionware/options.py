@@ -444,6 +444,7 @@ class SessionOptions:
     clear_site_data: str | None = None
     transport: Literal["cookie", "header", "both"] = "cookie"
     header_name: str = DEFAULT_HEADER
+    lazy: bool = False
 
 
 class _Options(TypedDict, total=False):
@@ -475,6 +476,7 @@ class _Options(TypedDict, total=False):
     clear_site_data: str | bool | None
     transport: Literal["cookie", "header", "both"]
     header_name: str
+    lazy: bool
 
 
 class SessionOptionsDict(_Options, total=False):
@@ -575,6 +577,7 @@ def session_options(options: Mapping[str, Any]) -> SessionOptions:
         "require_strong_secret",
         "merge",
         "device_info",
+        "lazy",
     ):
         check_flag(merged[flag], flag)
     merged["skip"] = skip_option(merged["skip"])

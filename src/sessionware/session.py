@@ -49,6 +49,11 @@ class SessionFlow(Protocol):
     force_modified: bool
     force_save: bool
     cookie_id: str | None
+    session: SessionBase | None
+
+    def load_call(self) -> Get | None: ...
+
+    def loaded(self, data: SessionRecord | dict[str, Any] | None) -> SessionBase: ...
 
     def is_modified(self, session: SessionBase) -> bool: ...
 
@@ -86,12 +91,14 @@ class SessionState:
     object. A session is a dict subclass, whose own attributes are found by name on every
     access; these are read and written by position (compiled), on every request."""
 
-    __slots__ = ("destroyed", "flow", "id", "loop", "runner", "unawaited", "written")
+    __slots__ = ("destroyed", "flow", "id", "lazy", "loop", "runner", "unawaited", "written")
 
     def __init__(self, sid: str, flow: SessionFlow, runner: StoreRunner) -> None:
         self.id = sid
         self.flow = flow
         self.runner = runner
+        self.lazy = False
+        """Not loaded yet (the ``lazy`` option): the first use reads the store."""
         self.destroyed = False
         self.written = False
         """Whether a value was assigned: a hint for change detection (not proof either way)."""
@@ -127,7 +134,11 @@ class SessionBase(dict[str, Any]):
     @property
     def id(self) -> str:
         """The session id; it changes only through ``regenerate()``."""
-        return self._state.id
+        state = self._state
+        if state.lazy:
+            self._load_now()
+            state = self._state
+        return state.id
 
     @property
     def destroyed(self) -> bool:
@@ -137,6 +148,8 @@ class SessionBase(dict[str, Any]):
     def authenticated_at(self) -> datetime | None:
         """When ``login()`` last signed the user in (UTC), to ask for the password again before
         a sensitive change when it was long ago (ASVS 7.5.1); ``None`` before any login."""
+        if self._state.lazy:
+            self._load_now()
         ms = self._state.flow.authenticated_ms()
         return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
 
@@ -145,12 +158,16 @@ class SessionBase(dict[str, Any]):
         """Whether this request changed the data (or the id) since the session was loaded.
 
         Changes are found by content, nested ones included; setting ``modified = True`` forces
-        the save anyway (for example after changing only the cookie).
+        the save anyway (for example after changing only the cookie). A lazy session not used
+        yet is not modified.
         """
-        return self._state.flow.is_modified(self)
+        state = self._state
+        return not state.lazy and state.flow.is_modified(self)
 
     @modified.setter
     def modified(self, value: bool) -> None:
+        if self._state.lazy:
+            self._load_now()
         flow = self._state.flow
         flow.force_modified = flow.force_save = bool(value)
 
@@ -204,7 +221,29 @@ class SessionBase(dict[str, Any]):
         dict.clear(self)
         self._state.destroyed = True
 
+    def _load_steps(self) -> LifecycleSteps:
+        """A lazy session's store read, on its first use: the flow inflates what came back
+        (or starts a new session), and this session takes it over in place, so the
+        references the app holds stay valid."""
+        state = self._state
+        if not state.lazy:
+            return
+        flow = state.flow
+        load = flow.load_call()
+        data = (yield load) if load is not None else None
+        fresh = flow.loaded(data)
+        fresh._state.loop = state.loop
+        self._state = fresh._state
+        dict.update(self, fresh)
+        self.cookie = fresh.cookie
+        flow.session = self
+
+    def _load_now(self) -> None:
+        """Load a lazy session on a plain access (``session["key"]``)."""
+        raise NotImplementedError
+
     def _save_steps(self) -> LifecycleSteps:
+        yield from self._load_steps()
         state = self._state
         if state.destroyed:
             raise SessionDestroyed("the session was destroyed; saving it would bring it back")
@@ -213,12 +252,14 @@ class SessionBase(dict[str, Any]):
         state.flow.mark_saved(state.id, call.record.data_json)
 
     def _reload_steps(self) -> LifecycleSteps:
+        yield from self._load_steps()
         data = yield Get(self._state.id)
         if not data:
             raise SessionError("failed to load session: it is no longer in the store")
         self._state.flow.reload(self, data)
 
     def _destroy_steps(self) -> LifecycleSteps:
+        yield from self._load_steps()
         state = self._state
         state.flow.check_headers_not_sent("destroy")
         yield Destroy(state.id)
@@ -226,6 +267,7 @@ class SessionBase(dict[str, Any]):
         self._mark_destroyed()
 
     def _regenerate_steps(self, keep: bool) -> LifecycleSteps:
+        yield from self._load_steps()
         state = self._state
         state.flow.check_headers_not_sent("regenerate")
         try:
@@ -246,6 +288,7 @@ class SessionBase(dict[str, Any]):
             flow.ended(self, "limit", sid)
 
     def _user_sessions_steps(self) -> Steps[StoreCall, dict[str, dict[str, Any]]]:
+        yield from self._load_steps()
         user = self._state.flow.user(self)
         if user is None:
             return {}
@@ -253,6 +296,7 @@ class SessionBase(dict[str, Any]):
         return sessions
 
     def _destroy_others_steps(self) -> Steps[StoreCall, int]:
+        yield from self._load_steps()
         state = self._state
         user = state.flow.user(self)
         if user is None:
@@ -269,6 +313,7 @@ class SessionBase(dict[str, Any]):
         return self._state.flow.devices(self, stored)
 
     def _end_device_steps(self, handle: str) -> Steps[StoreCall, bool]:
+        yield from self._load_steps()
         state = self._state
         if sid_of_handle(handle, (state.id,)) is not None:
             yield from self._destroy_steps()
@@ -314,6 +359,11 @@ class Session(SessionBase):
     def attach_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         """Tie the session to its request's event loop (what sync callers run their calls on)."""
         self._state.loop = loop
+
+    def load(self) -> Awaitable[None]:
+        """Read a lazy session from the store now (the ``lazy`` option), so that plain access
+        (``session["key"]``) works in async code; nothing when it is loaded already."""
+        return self._lifecycle("load()", self._load_steps())
 
     def save(self) -> Awaitable[None]:
         """Write the session now, e.g. before a long-lived response; the end of request skips it."""
@@ -365,7 +415,7 @@ class Session(SessionBase):
     def _lifecycle(self, name: str, steps: Steps[StoreCall, T]) -> Awaitable[T]:
         state = self._state
         loop = state.loop
-        if loop is not None and _running_loop() is not loop:
+        if loop is not None and running_loop() is not loop:
             return _Done(run_on_loop(loop, steps, state.runner))
         unawaited = state.unawaited
         if unawaited is None:
@@ -379,6 +429,20 @@ class Session(SessionBase):
     async def _run(self, name: str, unawaited: list[str], steps: Steps[StoreCall, T]) -> T:
         unawaited.remove(name)
         return await arun_steps(steps, self._state.runner.acall)
+
+    def _load_now(self) -> None:
+        state = self._state
+        loop = state.loop
+        if getattr(state.runner, "inline", False):
+            run_steps(self._load_steps(), state.runner.call)
+        elif loop is not None and running_loop() is not loop:
+            run_on_loop(loop, self._load_steps(), state.runner)
+        else:
+            raise SessionError(
+                "the session is not loaded yet (lazy=True) and loading it needs the store: "
+                "`await session.load()` first, or declare the session as a dependency "
+                "(FastAPI's SessionDep, Litestar's request.session in a handler that takes it)"
+            )
 
     def _check_lifecycle_awaited(self) -> None:
         unawaited = self._state.unawaited
@@ -397,7 +461,7 @@ def run_on_loop(
     return asyncio.run_coroutine_threadsafe(arun_steps(steps, runner.acall), loop).result()
 
 
-def _running_loop() -> asyncio.AbstractEventLoop | None:
+def running_loop() -> asyncio.AbstractEventLoop | None:
     try:
         return asyncio.get_running_loop()
     except RuntimeError:
@@ -409,6 +473,13 @@ class SyncSession(SessionBase):
     """The session under WSGI: the same steps as ``Session``, run with plain calls."""
 
     __slots__ = ()
+
+    def load(self) -> None:
+        """Read a lazy session from the store now; plain access loads it anyway."""
+        run_steps(self._load_steps(), self._state.runner.call)
+
+    def _load_now(self) -> None:
+        self.load()
 
     def save(self) -> None:
         run_steps(self._save_steps(), self._state.runner.call)

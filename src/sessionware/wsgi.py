@@ -16,7 +16,7 @@ from typing import Any
 from ._engine import Engine, Flow, Outcome
 from ._runtime import BaseSessionMiddleware, Failure, SessionRuntime
 from ._wire import adds_cache_control, vary_missing
-from .session import SyncSession
+from .session import SessionBase, SyncSession
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType]
 StartResponse = Callable[..., Callable[[bytes], object]]
@@ -34,15 +34,15 @@ class WSGISessionMiddleware(BaseSessionMiddleware[WSGIApp]):
         if environ.get(SESSION_KEY) is not None:
             return self.app(environ, start_response)
         runtime = self.runtime
-        if not runtime.store_ready:
+        if not runtime.store_ready and not runtime.engine.lazy:
             return self._without_session(runtime.when_down(), environ, start_response)
         try:
-            flow = open_flow(runtime, environ)
+            opened = open_flow(runtime, environ)
         except Exception as exc:
             return self._without_session(runtime.load_failed(exc), environ, start_response)
-        if flow is None or flow.session is None:
+        if opened is None:
             return self.app(environ, start_response)
-        environ[SESSION_KEY] = flow.session
+        flow, environ[SESSION_KEY] = opened
         return _Response(self, environ, flow, start_response)
 
     def _without_session(
@@ -64,13 +64,16 @@ def environ_facts(environ: dict[str, Any]) -> tuple[str, str | None, str, str | 
     )
 
 
-def open_flow(runtime: SessionRuntime, environ: dict[str, Any]) -> Flow | None:
-    """Read the request's session from a WSGI environ (``None`` outside the cookie path)."""
+def open_flow(runtime: SessionRuntime, environ: dict[str, Any]) -> tuple[Flow, SessionBase] | None:
+    """The request's flow and session, read from the store unless lazy (``None`` outside the
+    cookie path)."""
     flow = runtime.engine.begin(environ, *environ_facts(environ))
-    if flow is not None:
-        load = flow.load_call()
-        flow.loaded(None if load is None else runtime.driver.call(load))
-    return flow
+    if flow is None:
+        return None
+    if runtime.engine.lazy:
+        return flow, flow.pending()
+    load = flow.load_call()
+    return flow, flow.loaded(None if load is None else runtime.driver.call(load))
 
 
 def session_headers(

@@ -18,12 +18,15 @@ def open_steps(
     """The request's session (``facts``: path, Cookie header, scheme, X-Forwarded-Proto), or a
     ``NoSession`` that says why there is none (store down, path outside the cookie path,
     skipped). An error that is not an outage propagates: the framework answers 500."""
-    if not runtime.store_ready:
+    engine = runtime.engine
+    if not runtime.store_ready and not engine.lazy:
         return NoSession(STORE_DOWN, unavailable=True)
     try:
-        flow = runtime.engine.begin(request, *facts)
+        flow = engine.begin(request, *facts)
         if flow is None:
             return NoSession(NOT_HERE)
+        if engine.lazy:
+            return flow.pending()
         load = flow.load_call()
         data = (yield load) if load is not None else None
         return flow.loaded(data)

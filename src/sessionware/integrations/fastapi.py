@@ -31,12 +31,17 @@ with extra_needed("fastapi", "fastapi", "starlette"):
     from starlette.requests import HTTPConnection
 
 
-def get_optional_session(connection: HTTPConnection) -> Session | None:
-    return scope_session(connection.scope)
+async def get_optional_session(connection: HTTPConnection) -> Session | None:
+    """The request's session, loaded (with ``lazy=True`` a handler that declares it reads
+    the store; one that does not costs nothing)."""
+    session = scope_session(connection.scope)
+    if session is not None:
+        await session.load()
+    return session
 
 
-def get_session(connection: HTTPConnection) -> Session:
-    session = get_optional_session(connection)
+async def get_session(connection: HTTPConnection) -> Session:
+    session = await get_optional_session(connection)
     if session is None:
         raise HTTPException(
             status_code=503,

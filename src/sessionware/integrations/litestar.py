@@ -21,12 +21,15 @@ import dataclasses
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..asgi import Scope, SessionMiddleware
+from ..asgi import Scope, SessionMiddleware, aload_session_of
 from ..errors import extra_needed
 from ..options import SessionOptionsDict
+from ..session import Session
 from ..stores.memory import MemoryStore
 
 with extra_needed("litestar", "litestar"):
+    from litestar import Request
+    from litestar.di import Provide
     from litestar.middleware import DefineMiddleware
     from litestar.types import Empty
 
@@ -74,3 +77,12 @@ class SessionwareConfig:
         self.options = settings
         self.store = settings["store"]
         self.middleware = DefineMiddleware(LitestarSessionMiddleware, **settings)  # type: ignore[arg-type]
+        self.dependencies = {"session": Provide(provide_session)}
+        """``Litestar(dependencies=config.dependencies)``: a handler that takes ``session:
+        Session`` gets the request's session, loaded (with ``lazy=True``, the others cost no
+        store call)."""
+
+
+async def provide_session(request: Request[Any, Any, Any]) -> Session:
+    """The request's session, loaded: what a handler's ``session`` parameter receives."""
+    return await aload_session_of(request.scope)

@@ -31,8 +31,8 @@ from ..._records import Get, Steps, StoreCall, arun_steps, run_steps
 from ..._runtime import Failure, NoSession, SessionRuntime
 from ..._wire import adds_cache_control
 from ...devices import Device
-from ...errors import StoreUnavailable, extra_needed
-from ...session import SyncSession, run_on_loop
+from ...errors import SessionError, StoreUnavailable, extra_needed
+from ...session import SyncSession, run_on_loop, running_loop
 from ...stores.urls import from_url
 from .._steps import open_steps, save_steps
 
@@ -73,6 +73,7 @@ def settings_options() -> dict[str, Any]:
         "cookie": cookie,
         "resave": every_request,
         "rolling": every_request,
+        "lazy": not every_request,
         **overrides,
     }
     options["store"] = from_url(store) if isinstance(store, str) else store
@@ -232,8 +233,27 @@ class DjangoSession(SyncSession):
     def has_key(self, key: str) -> bool:
         return key in self
 
-    def load(self) -> dict[str, Any]:
+    def load(self) -> dict[str, Any]:  # type: ignore[override]
+        """Django's ``load()``: the data (read from the store first when lazy)."""
         return dict(self)
+
+    async def aload(self) -> dict[str, Any]:
+        await self._aready()
+        return dict(self)
+
+    def _load_now(self) -> None:
+        state = self._state
+        if state.loop is not None and running_loop() is state.loop:
+            raise SessionError(
+                "the session is not loaded yet and an async view cannot read the store "
+                "synchronously: use the a-methods (await request.session.aget(...)) or "
+                "await request.session.aload() first"
+            )
+        self._perform(self._load_steps())
+
+    async def _aready(self) -> None:
+        if self._state.lazy:
+            await self._aperform(self._load_steps())
 
     def get_session_cookie_age(self) -> int:
         return int(settings.SESSION_COOKIE_AGE)
@@ -279,54 +299,71 @@ class DjangoSession(SyncSession):
     # -- the async twins of the mapping Django 5 calls -------------------------------------------
 
     async def aget(self, key: str, default: Any = None) -> Any:
+        await self._aready()
         return self.get(key, default)
 
     async def aset(self, key: str, value: Any) -> None:
+        await self._aready()
         self[key] = value
 
     async def asetdefault(self, key: str, value: Any) -> Any:
+        await self._aready()
         return self.setdefault(key, value)
 
     async def apop(self, key: str, *default: Any) -> Any:
+        await self._aready()
         return self.pop(key, *default)
 
     async def ahas_key(self, key: str) -> bool:
+        await self._aready()
         return key in self
 
     async def akeys(self) -> Any:
+        await self._aready()
         return self.keys()
 
     async def avalues(self) -> Any:
+        await self._aready()
         return self.values()
 
     async def aitems(self) -> Any:
+        await self._aready()
         return self.items()
 
     async def aupdate(self, values: dict[str, Any]) -> None:
+        await self._aready()
         self.update(values)
 
     async def aset_expiry(self, value: Any) -> None:
+        await self._aready()
         self.set_expiry(value)
 
     async def aget_expiry_age(self, **kwargs: Any) -> int:
+        await self._aready()
         return self.get_expiry_age()
 
     async def aget_expiry_date(self, **kwargs: Any) -> datetime:
+        await self._aready()
         return self.get_expiry_date()
 
     async def aget_expire_at_browser_close(self) -> bool:
+        await self._aready()
         return self.get_expire_at_browser_close()
 
     async def ais_empty(self) -> bool:
+        await self._aready()
         return self.is_empty()
 
     async def aset_test_cookie(self) -> None:
+        await self._aready()
         self.set_test_cookie()
 
     async def atest_cookie_worked(self) -> bool:
+        await self._aready()
         return self.test_cookie_worked()
 
     async def adelete_test_cookie(self) -> None:
+        await self._aready()
         self.delete_test_cookie()
 
 
