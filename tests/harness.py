@@ -8,6 +8,7 @@ under WSGI it runs as is. The client calls the app in-process and returns every 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
@@ -101,6 +102,23 @@ Handler = Callable[[Req], None]
 
 def default_handler(req: Req) -> None:
     req.end()
+
+
+def account_handler(req: Req) -> None:
+    """A small account app: ``/login`` (a new id, user ann), ``/logout``, ``/others`` (sign out
+    the other devices: WSGI only, a plain call) and ``/write`` (a counter); every answer is the
+    session's data as JSON."""
+    if req.path == "/login":
+        req.regenerate()
+        req.session["user"] = "ann"
+    elif req.path == "/logout":
+        req.destroy()
+    elif req.path == "/others":
+        req.session.destroy_other_sessions()
+    elif req.path == "/write":
+        req.session["n"] = req.session.get("n", 0) + 1
+    session = req.session
+    req.end(json.dumps({} if session is None or session.destroyed else dict(session)))
 
 
 def asgi_app(handler: Handler) -> Any:

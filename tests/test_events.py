@@ -10,20 +10,9 @@ import pytest
 from sessionware import MemoryStore, SessionEvent
 from sessionware.errors import sid_tag
 
-from .harness import SECRET, Client, Req, middleware_for
+from .harness import SECRET, Client, account_handler, middleware_for
 
-
-def _app(req: Req) -> None:
-    if req.path == "/login":
-        req.regenerate()
-        req.session["user"] = "ann"
-    elif req.path == "/logout":
-        req.destroy()
-    elif req.path == "/others":  # WSGI: a plain call
-        req.session.destroy_other_sessions()
-    elif req.path == "/write":
-        req.session["n"] = req.session.get("n", 0) + 1
-    req.end("ok")
+_app = account_handler
 
 
 def _events(events: list[SessionEvent]) -> list[tuple[str, str | None, str | None]]:

@@ -14,23 +14,12 @@ from starlette.requests import Request
 from sessionware import MemoryStore, SessionEvent, SessionMiddleware, session_of
 from sessionware.integrations.fastapi import SessionDep
 
-from .harness import SECRET, Client, Req, Response, middleware_for
+from .harness import SECRET, Client, Response, account_handler, middleware_for
 
 HEADER = "X-Session-Token"
 
 
-def _app(req: Req) -> None:
-    if req.path == "/login":
-        req.regenerate()
-        req.session["user"] = "ann"
-    elif req.path == "/logout":
-        req.destroy()
-    elif req.path == "/write":
-        req.session["n"] = req.session.get("n", 0) + 1
-    elif req.path == "/others":  # WSGI only: a plain call
-        req.session.destroy_other_sessions()
-    session = req.session
-    req.end(json.dumps({} if session is None or session.destroyed else dict(session)))
+_app = account_handler
 
 
 class CountingStore(MemoryStore):

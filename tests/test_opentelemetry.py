@@ -24,7 +24,7 @@ from sessionware.integrations.opentelemetry import SessionwareInstrumentor, db_s
 from sessionware.stores.redis import SyncRedisStore
 from sessionware.stores.sqlite import SQLiteStore
 
-from .harness import SECRET, Client, Req, middleware_for
+from .harness import SECRET, Client, account_handler, middleware_for
 from .services import RedisServer, free_port
 
 
@@ -79,15 +79,7 @@ def telemetry() -> Iterator[Telemetry]:
     recorded.close()
 
 
-def _app(req: Req) -> None:
-    if req.path == "/login":
-        req.regenerate()
-        req.session["user"] = "ann"
-    elif req.path == "/logout":
-        req.destroy()
-    elif req.path == "/write":
-        req.session["n"] = req.session.get("n", 0) + 1
-    req.end("ok")
+_app = account_handler
 
 
 def _sid(cookie: str) -> str:

@@ -95,7 +95,10 @@ def test_a_clear_site_data_value_on_two_lines_is_refused() -> None:
         middleware_for("asgi", _login, secret=SECRET, clear_site_data='"cookies"\r\nX: 1')
 
 
-def test_flask_and_quart_logouts_clear_site_data() -> None:
+def _flask_and_quart(**options: Any) -> tuple[Any, Any]:
+    """A Flask app and a Quart app with sessionware (``options``): ``/login`` writes the
+    session, ``/logout`` ends it; each returns a function giving a path's response headers,
+    after a login."""
     import asyncio
 
     import flask
@@ -106,7 +109,7 @@ def test_flask_and_quart_logouts_clear_site_data() -> None:
     from sessionware.integrations.flask import session as flask_session
     from sessionware.integrations.quart import init_app as quart_init
 
-    flask_app = flask.Flask("clear")
+    flask_app = flask.Flask("security")
     flask_app.secret_key = SECRET
 
     @flask_app.get("/login")
@@ -119,12 +122,14 @@ def test_flask_and_quart_logouts_clear_site_data() -> None:
         flask_session.logout()
         return "bye"
 
-    flask_init(flask_app, clear_site_data=True)
-    client = flask_app.test_client()
-    client.get("/login")
-    assert client.get("/logout").headers["Clear-Site-Data"] == '"cookies"'
+    flask_init(flask_app, **options)
 
-    quart_app = Quart("clear")
+    def flask_headers(path: str) -> Any:
+        client = flask_app.test_client()
+        login = client.get("/login")
+        return login.headers if path == "/login" else client.get(path).headers
+
+    quart_app = Quart("security")
     quart_app.secret_key = SECRET
 
     @quart_app.get("/login")
@@ -137,52 +142,28 @@ def test_flask_and_quart_logouts_clear_site_data() -> None:
         await quart_session.logout()
         return "bye"
 
-    quart_init(quart_app, clear_site_data=True)
+    quart_init(quart_app, **options)
 
-    async def quart_logout_headers() -> Any:
-        test_client = quart_app.test_client()
-        await test_client.get("/login")
-        return (await test_client.get("/logout")).headers
+    def quart_headers(path: str) -> Any:
+        async def run() -> Any:
+            client = quart_app.test_client()
+            login = await client.get("/login")
+            return login.headers if path == "/login" else (await client.get(path)).headers
 
-    assert asyncio.run(quart_logout_headers())["Clear-Site-Data"] == '"cookies"'
+        return asyncio.run(run())
+
+    return flask_headers, quart_headers
+
+
+def test_flask_and_quart_logouts_clear_site_data() -> None:
+    for headers in _flask_and_quart(clear_site_data=True):
+        assert headers("/logout")["Clear-Site-Data"] == '"cookies"'
+        assert "Clear-Site-Data" not in headers("/login")
 
 
 def test_flask_quart_and_django_responses_are_private_too() -> None:
-    import asyncio
-
-    import flask
-    from quart import Quart
-    from quart import session as quart_session
-
-    from sessionware.integrations.flask import init_app as flask_init
-    from sessionware.integrations.flask import session as flask_session
-    from sessionware.integrations.quart import init_app as quart_init
-
-    flask_app = flask.Flask("cache")
-    flask_app.secret_key = SECRET
-
-    @flask_app.get("/login")
-    def flask_login() -> str:
-        flask_session["user"] = "ann"
-        return "ok"
-
-    flask_init(flask_app)
-    assert flask_app.test_client().get("/login").headers["Cache-Control"] == "private"
-
-    quart_app = Quart("cache")
-    quart_app.secret_key = SECRET
-
-    @quart_app.get("/login")
-    async def quart_login() -> str:
-        quart_session["user"] = "ann"
-        return "ok"
-
-    quart_init(quart_app)
-
-    async def quart_get() -> Any:
-        return await quart_app.test_client().get("/login")
-
-    assert asyncio.run(quart_get()).headers["Cache-Control"] == "private"
+    for headers in _flask_and_quart():
+        assert headers("/login")["Cache-Control"] == "private"
 
 
 @pytest.mark.parametrize("transport", ["asgi", "wsgi"])
