@@ -47,6 +47,7 @@ from .cookie import Cookie
 from .devices import Device, devices_of
 from .errors import HeadersAlreadySent, SessionCorrupt, SessionError, SessionTooLarge, sid_tag
 from .events import EventKind, SessionEvent
+from .migrate import Migration, migrated
 from .options import (
     MAX_COOKIE_VALUE_LENGTH,
     CookieOptions,
@@ -175,6 +176,7 @@ class Engine:
         self._sid_by_header: dict[str | bytes, str] = {}
         self._signed_values: dict[str, str] = {}
         self.user_key = options.user_key
+        self.migrations = options.migrate_from
         transport = options.transport
         self.reads_cookie = transport != "header"
         self.reads_token = transport != "cookie"
@@ -359,6 +361,13 @@ class Engine:
         flow = Flow(self, request, options, sid, self.is_secure(scheme, forwarded_proto))
         if self.reads_token:
             self.answer_in_kind(flow, sid)
+        if self.migrations and flow.cookie_id is None and cookie_header:
+            text = (
+                cookie_header.decode("latin-1")
+                if isinstance(cookie_header, bytes)
+                else cookie_header
+            )
+            flow.migration = migrated(self.migrations, text, self.options.migrate_keep, self.name)
         return flow
 
     def answer_in_kind(self, flow: Flow, cookie_sid: str | None) -> None:
@@ -421,6 +430,7 @@ class Flow:
         "headers_sent",
         "loaded_data",
         "loaded_token",
+        "migration",
         "original_fingerprint",
         "original_id",
         "pre_touched_ms",
@@ -468,6 +478,8 @@ class Flow:
         """With timeouts: the session's created / last-active times, stored under TIMES_KEY."""
         self.expired_sid: str | None = None
         """A loaded session that had timed out: destroyed at the end of the request."""
+        self.migration: Migration | None = None
+        """``migrate_from``: the session another library's cookie carried, for a new one."""
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -577,6 +589,8 @@ class Flow:
             self.original_fingerprint = self.fingerprint(session)
         self.saved = None
         self.session = session
+        if self.migration is not None and self.cookie_id is None:
+            dict.update(session, self.migration[0])
         return session
 
     # -- what the session methods need ------------------------------------------------------
@@ -807,6 +821,8 @@ class Flow:
             and self.should_set_cookie(session, True, modified)
         ):
             token = (self.engine.token(sid),)
+        if header and self.migration is not None:
+            token = (*token, *self.migration[1])
         vary = self.from_store or set_cookie is not None or bool(token)
         if not call:
             return _without_call(set_cookie, vary, token)

@@ -445,6 +445,8 @@ class SessionOptions:
     transport: Literal["cookie", "header", "both"] = "cookie"
     header_name: str = DEFAULT_HEADER
     lazy: bool = False
+    migrate_from: tuple[Any, ...] = ()
+    migrate_keep: bool = False
 
 
 class _Options(TypedDict, total=False):
@@ -477,6 +479,8 @@ class _Options(TypedDict, total=False):
     transport: Literal["cookie", "header", "both"]
     header_name: str
     lazy: bool
+    migrate_from: Any
+    migrate_keep: bool
 
 
 class SessionOptionsDict(_Options, total=False):
@@ -496,6 +500,22 @@ assert {f.name for f in fields(SessionOptions)} - {"secrets"} | {
     "secret",
     "store",
 } == _OPTION_NAMES
+
+
+def migration_sources(value: object) -> tuple[Any, ...]:
+    """``migrate_from``: a source of ``sessionware.migrate``, a list of them, or ``None``."""
+    if value is None:
+        return ()
+    found = tuple(value) if isinstance(value, (list, tuple)) else (value,)
+    for source in found:
+        if not isinstance(getattr(source, "cookie_name", None), str) or not callable(
+            getattr(source, "read", None)
+        ):
+            raise TypeError(
+                "migrate_from takes sources from sessionware.migrate (StarletteCookieSessions, "
+                f"FlaskCookieSessions...), got {source!r}"
+            )
+    return found
 
 
 def header_option(value: object, option: str, header: str) -> str | None:
@@ -578,9 +598,11 @@ def session_options(options: Mapping[str, Any]) -> SessionOptions:
         "merge",
         "device_info",
         "lazy",
+        "migrate_keep",
     ):
         check_flag(merged[flag], flag)
     merged["skip"] = skip_option(merged["skip"])
+    merged["migrate_from"] = migration_sources(merged["migrate_from"])
     check_user_key(merged["user_key"])
     if merged["max_sessions_per_user"] is not None:
         positive(merged["max_sessions_per_user"], "max_sessions_per_user", integer=True)

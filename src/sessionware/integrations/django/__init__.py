@@ -425,7 +425,10 @@ def _render(
     if result.set_cookie is not None:
         _set_cookie(response, result.set_cookie)
     for name, value in result.headers:
-        response[name] = value
+        if name.lower() == "set-cookie":
+            _set_cookie(response, value)
+        else:
+            response[name] = value
     cache_control = engine.options.cache_control
     if cache_control is not None and adds_cache_control(result.private, app_set_one):
         response["Cache-Control"] = cache_control

@@ -1,0 +1,204 @@
+"""Switching to sessionware without signing anyone out (``migrate_from``): the real Starlette and
+Flask sign a user in with their own cookie sessions; the app then runs sessionware, and the same
+cookie jar is still signed in, on its next request and after. Tampered, expired and foreign
+cookies give no session and no error."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.middleware.sessions import SessionMiddleware as StarletteSessions
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from sessionware import MemoryStore, SessionMiddleware
+from sessionware.migrate import FlaskCookieSessions, StarletteCookieSessions
+
+OLD_SECRET = "the secret the app signed its cookie sessions with"
+NEW_SECRET = "a new secret for sessionware, 32 bytes or more!!"
+
+
+async def login(request: Request) -> JSONResponse:
+    request.session["user_id"] = "ann"
+    request.session["cart"] = [1, 2]
+    return JSONResponse("ok")
+
+
+async def me(request: Request) -> JSONResponse:
+    return JSONResponse(request.session.get("user_id"))
+
+
+ROUTES = [Route("/login", login, methods=["POST"]), Route("/me", me)]
+
+
+def _starlette_old() -> Starlette:
+    app = Starlette(routes=ROUTES)
+    app.add_middleware(StarletteSessions, secret_key=OLD_SECRET)
+    return app
+
+
+def _starlette_new(store: MemoryStore, **options: Any) -> Starlette:
+    app = Starlette(routes=ROUTES)
+    app.add_middleware(
+        SessionMiddleware, secret=NEW_SECRET, store=store, user_key="user_id", **options
+    )
+    return app
+
+
+async def _call(app: Any, jar: httpx.Cookies, method: str, path: str) -> httpx.Response:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t", cookies=jar) as c:
+        response = await c.request(method, path)
+        jar.update(c.cookies)
+        for name in list(jar.keys()):
+            if name not in c.cookies:
+                jar.delete(name)
+        return response
+
+
+def test_a_starlette_user_stays_signed_in_after_the_switch() -> None:
+    store = MemoryStore()
+    source = StarletteCookieSessions(secret_key=OLD_SECRET)
+    new = _starlette_new(store, migrate_from=source)
+
+    async def run() -> list[Any]:
+        jar = httpx.Cookies()
+        await _call(_starlette_old(), jar, "POST", "/login")
+        before = (await _call(_starlette_old(), jar, "GET", "/me")).json()
+        switched = await _call(new, jar, "GET", "/me")
+        after = (await _call(new, jar, "GET", "/me")).json()
+        return [before, switched, after, dict(jar)]
+
+    before, switched, after, jar = asyncio.run(run())
+    assert before == "ann"
+    assert switched.json() == "ann", "the user was signed out by the switch"
+    set_cookies = switched.headers.get_list("set-cookie")
+    assert any(cookie.startswith("connect.sid=s%3A") for cookie in set_cookies)
+    assert any(cookie.startswith("session=;") and "Max-Age=0" in cookie for cookie in set_cookies)
+    assert after == "ann"
+    assert "session" not in jar and "connect.sid" in jar
+    [data] = store.user_sessions("ann").values()
+    assert data["cart"] == [1, 2]
+
+
+def test_keeping_the_old_cookie_for_a_gradual_rollout() -> None:
+    source = StarletteCookieSessions(secret_key=OLD_SECRET)
+    new = _starlette_new(MemoryStore(), migrate_from=[source], migrate_keep=True)
+
+    async def run() -> httpx.Response:
+        jar = httpx.Cookies()
+        await _call(_starlette_old(), jar, "POST", "/login")
+        return await _call(new, jar, "GET", "/me")
+
+    switched = asyncio.run(run())
+    assert switched.json() == "ann"
+    assert not any(c.startswith("session=") for c in switched.headers.get_list("set-cookie"))
+
+
+def _signed(secret: str, data: object, age: float = 0) -> str:
+    from itsdangerous import TimestampSigner
+
+    class Dated(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(time.time() - age)
+
+    payload = base64.b64encode(json.dumps(data).encode())
+    return Dated(secret).sign(payload).decode()
+
+
+@pytest.mark.parametrize(
+    "cookie",
+    [
+        _signed(OLD_SECRET, {"user_id": "ann"})[:-2] + "xx",  # tampered
+        _signed(OLD_SECRET, {"user_id": "ann"}, age=15 * 24 * 3600),  # expired
+        _signed("another app's secret", {"user_id": "ann"}),  # foreign
+        _signed(OLD_SECRET, ["not", "an", "object"]),
+        "garbage",
+        "",
+    ],
+)
+def test_a_bad_old_cookie_is_no_session_and_no_error(cookie: str) -> None:
+    store = MemoryStore()
+    new = _starlette_new(store, migrate_from=StarletteCookieSessions(secret_key=OLD_SECRET))
+
+    async def run() -> httpx.Response:
+        jar = httpx.Cookies({"session": cookie})
+        return await _call(new, jar, "GET", "/me")
+
+    response = asyncio.run(run())
+    assert response.status_code == 200 and response.json() is None
+    assert store.length() == 0
+
+
+def test_a_sessionware_cookie_wins_over_an_old_one() -> None:
+    store = MemoryStore()
+    new = _starlette_new(store, migrate_from=StarletteCookieSessions(secret_key=OLD_SECRET))
+
+    async def run() -> Any:
+        jar = httpx.Cookies()
+        await _call(_starlette_old(), jar, "POST", "/login")
+        await _call(new, jar, "GET", "/me")
+        jar.set("session", _signed(OLD_SECRET, {"user_id": "bob"}))
+        return (await _call(new, jar, "GET", "/me")).json()
+
+    assert asyncio.run(run()) == "ann", "an old cookie replaced a migrated session"
+
+
+def test_a_flask_user_stays_signed_in_after_the_switch() -> None:
+    import flask
+
+    from sessionware.integrations.flask import init_app, session
+
+    old = flask.Flask("old")
+    old.secret_key = OLD_SECRET
+
+    @old.post("/login")
+    def old_login() -> str:
+        flask.session["user_id"] = "ann"
+        flask.session["pair"] = (1, "a")
+        return "ok"
+
+    old_client = old.test_client()
+    old_client.post("/login")
+    cookie = old_client.get_cookie("session")
+    assert cookie is not None
+
+    new = flask.Flask("new")
+    new.secret_key = NEW_SECRET
+    store = MemoryStore()
+
+    @new.get("/me")
+    def new_me() -> dict[str, Any]:
+        return {"user": session.get("user_id"), "pair": session.get("pair")}
+
+    init_app(
+        new,
+        store=store,
+        user_key="user_id",
+        migrate_from=FlaskCookieSessions(secret_key=["a newer key", OLD_SECRET]),
+    )
+    client = new.test_client()
+    client.set_cookie("session", cookie.value)
+    switched = client.get("/me")
+    assert switched.json == {"user": "ann", "pair": [1, "a"]}
+    [set_cookie] = switched.headers.getlist("Set-Cookie")
+    assert set_cookie.startswith("session=s%3A"), "the cookie name now holds sessionware's id"
+    assert client.get("/me").json == {"user": "ann", "pair": [1, "a"]}
+    assert len(store.user_sessions("ann")) == 1
+
+    stranger = new.test_client()
+    stranger.set_cookie("session", cookie.value[:-3] + "abc")
+    assert stranger.get("/me").json == {"user": None, "pair": None}
+
+
+def test_migrate_from_takes_sources_only() -> None:
+    with pytest.raises(TypeError, match="migrate_from takes sources"):
+        _starlette_new(MemoryStore(), migrate_from="session").build_middleware_stack()
