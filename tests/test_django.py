@@ -464,3 +464,59 @@ def test_django_over_the_header() -> None:
         answers = api_round_trip(call)
     assert answers == EXPECTED
     assert not client.cookies.get("sessionid"), "Django's cookie was set anyway"
+
+
+@pytest.mark.parametrize("view", ["/whoami", "/awhoami"])
+@pytest.mark.parametrize(
+    "engine",
+    [
+        "django.contrib.sessions.backends.db",
+        "django.contrib.sessions.backends.cache",
+        "django.contrib.sessions.backends.cached_db",
+        "django.contrib.sessions.backends.signed_cookies",
+    ],
+)
+def test_a_django_user_stays_signed_in_after_the_switch(engine: str, view: str) -> None:
+    """Django's own engine signed ann in; the app switches to sessionware with
+    ``migrate_from=DjangoSessions(engine)``: the same browser is still ann, on its next request
+    and after, and the old stored session is gone."""
+    from importlib import import_module
+
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+
+    from sessionware import MemoryStore
+    from sessionware.migrate import DjangoSessions
+
+    user = User.objects.get(username="ann")
+    old_engine = import_module(engine)
+    old = old_engine.SessionStore()
+    old[SESSION_KEY] = str(user.pk)
+    old[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    old[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    old.save()
+    key = old.session_key
+    assert key
+    store = MemoryStore()
+    settings = {"store": store, "user_key": "_auth_user_id", "migrate_from": DjangoSessions(engine)}
+    with override_settings(SESSIONWARE=settings):
+        client = Client()
+        client.cookies["sessionid"] = key
+        assert client.get(view).content == b"ann", "the switch signed ann out"
+        assert client.cookies["sessionid"].value.startswith("s%3A")
+        assert client.get(view).content == b"ann"
+        assert list(store.user_sessions(str(user.pk)))
+        tampered = Client()
+        tampered.cookies["sessionid"] = key[:-2] + ("xy" if not key.endswith("xy") else "ab")
+        assert tampered.get(view).content == b"anonymous"
+    if not engine.endswith("signed_cookies"):
+        assert not old_engine.SessionStore().exists(key), "the old session was left behind"
+
+
+def test_a_pickle_serializer_is_refused() -> None:
+    from sessionware.migrate import DjangoSessions
+
+    with (
+        override_settings(SESSION_SERIALIZER="myapp.serializers.PickleSerializer"),
+        pytest.raises(ValueError, match="never unpickles"),
+    ):
+        DjangoSessions()

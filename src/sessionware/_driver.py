@@ -28,6 +28,7 @@ from ._records import (
     Destroy,
     DestroyUserSessions,
     Get,
+    ReadOld,
     SessionRecord,
     Set,
     StoreCall,
@@ -174,6 +175,8 @@ class StoreDriver:
             return self.store.user_sessions(call.user)
         if isinstance(call, DestroyUserSessions):
             return self.store.destroy_user_sessions(call.user, call.keep)
+        if isinstance(call, ReadOld):
+            return call.source.read_stored(call.value, call.keep)
         raise TypeError(f"not a store call: {call!r}")
 
     def _read(self, sid: str, touch_ms: int | None) -> Any:
@@ -193,6 +196,8 @@ class StoreDriver:
             return await self._acall(call)
 
     async def _acall(self, call: StoreCall) -> Any:
+        if isinstance(call, ReadOld):
+            return await call.source.aread_stored(call.value, call.keep)
         try:
             if self.is_async:
                 result = await self._invoke(call)
@@ -216,6 +221,8 @@ class StoreDriver:
             return self._call(call)
 
     def _call(self, call: StoreCall) -> Any:
+        if isinstance(call, ReadOld):
+            return call.source.read_stored(call.value, call.keep)
         try:
             if self.is_async:
                 result = self._event_loop().run(self._invoke(call))

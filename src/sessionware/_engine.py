@@ -26,6 +26,7 @@ from ._records import (
     Calls,
     Destroy,
     Get,
+    ReadOld,
     SessionRecord,
     Set,
     StoreCall,
@@ -47,7 +48,7 @@ from .cookie import Cookie
 from .devices import Device, devices_of
 from .errors import HeadersAlreadySent, SessionCorrupt, SessionError, SessionTooLarge, sid_tag
 from .events import EventKind, SessionEvent
-from .migrate import Migration, migrated
+from .migrate import Migration, carried_over, migrated
 from .options import (
     MAX_COOKIE_VALUE_LENGTH,
     CookieOptions,
@@ -367,7 +368,11 @@ class Engine:
                 if isinstance(cookie_header, bytes)
                 else cookie_header
             )
-            flow.migration = migrated(self.migrations, text, self.options.migrate_keep, self.name)
+            found = migrated(self.migrations, text, self.options.migrate_keep, self.name)
+            if isinstance(found, ReadOld):
+                flow.old_read = found
+            else:
+                flow.migration = found
         return flow
 
     def answer_in_kind(self, flow: Flow, cookie_sid: str | None) -> None:
@@ -431,6 +436,7 @@ class Flow:
         "loaded_data",
         "loaded_token",
         "migration",
+        "old_read",
         "original_fingerprint",
         "original_id",
         "pre_touched_ms",
@@ -480,13 +486,16 @@ class Flow:
         """A loaded session that had timed out: destroyed at the end of the request."""
         self.migration: Migration | None = None
         """``migrate_from``: the session another library's cookie carried, for a new one."""
+        self.old_read: ReadOld | None = None
+        """``migrate_from``, a server-side source: the old session to read instead of ours."""
 
     # -- loading ---------------------------------------------------------------------------
 
-    def load_call(self) -> Get | None:
-        """The store read to perform, or ``None`` when there is no sid worth looking up."""
+    def load_call(self) -> Get | ReadOld | None:
+        """The store read to perform, or ``None`` when there is no sid worth looking up (or,
+        with ``migrate_from``, the old library's stored session to read)."""
         if self.cookie_id is None:
-            return None
+            return self.old_read
         return Get(self.cookie_id, self.engine.read_touch_ms)
 
     def loaded(self, data: SessionRecord | Mapping[str, Any] | None) -> SessionBase:
@@ -496,6 +505,10 @@ class Flow:
         and the client gets a fresh session, never a loop of errors. A mapping whose cookie does
         not inflate is an error, as in express (its test S029).
         """
+        if self.old_read is not None and self.cookie_id is None:
+            old = self.old_read
+            self.migration = carried_over(old.source, data, old.keep, self.engine.name)
+            return self.generate()
         if not data:
             if self.cookie_id is not None:
                 self.engine.tell("invalid_cookie", reason="unknown_id")

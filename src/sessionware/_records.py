@@ -228,6 +228,18 @@ class UserSessions:
         self.user = user
 
 
+class ReadOld:
+    """``migrate_from``: the session another library keeps on a server, which its cookie
+    (``value``) names; the source deletes it once read, unless ``keep``."""
+
+    __slots__ = ("keep", "source", "value")
+
+    def __init__(self, source: Any, value: str, keep: bool) -> None:
+        self.source = source
+        self.value = value
+        self.keep = keep
+
+
 class DestroyUserSessions:
     """Destroy a user's sessions but ``keep`` (``store.destroy_user_sessions``)."""
 
@@ -247,7 +259,7 @@ class Calls:
         self.calls = calls
 
 
-StoreCall = Get | Set | Touch | Destroy | UserSessions | DestroyUserSessions | Calls
+StoreCall = Get | Set | Touch | Destroy | UserSessions | DestroyUserSessions | ReadOld | Calls
 """Typed store calls, never changed once built. Plain slotted classes with an ``__init__`` of
 their own: one or two are built for every request, and such a class costs half a NamedTuple or a
 third of a frozen dataclass to build, and compiled it is a C constructor (a compiled dataclass

@@ -16,7 +16,7 @@ from typing import Any
 
 from ._engine import Engine, Flow, Outcome
 from ._native import mypyc_attr
-from ._records import StoreCall
+from ._records import ReadOld, StoreCall
 from ._runtime import NOT_HERE, STORE_DOWN, BaseSessionMiddleware, Failure, NoSession
 from ._wire import adds_cache_control, vary_missing
 from .errors import SessionError, StoreUnavailable
@@ -63,7 +63,7 @@ class SessionMiddleware(BaseSessionMiddleware[ASGIApp]):
                 load = flow.load_call()
                 if load is None:
                     data = None
-                elif driver.inline:
+                elif driver.inline and not isinstance(load, ReadOld):
                     data = driver.call(load)
                 else:
                     data = await driver.acall(load)

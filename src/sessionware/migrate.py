@@ -21,6 +21,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from ._records import ReadOld
 from ._wire import find_raw_cookie
 from .errors import extra_needed
 
@@ -124,24 +125,80 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+class DjangoSessions:
+    """Django's own sessions, read with Django's own session engine and settings (``db``,
+    ``cache``, ``cached_db``, ``signed_cookies``...; ``SECRET_KEY``, ``SESSION_SERIALIZER``):
+    the signed-in user stays signed in (``_auth_user_id``, ``_auth_user_backend``,
+    ``_auth_user_hash`` come across). The old session is deleted once copied, unless
+    ``migrate_keep``. A pickle serializer is refused: unpickling what a store holds runs code."""
+
+    stored = True
+    """A server-side source: reading it is a store call, not a cookie's verification."""
+
+    def __init__(
+        self,
+        engine: str = "django.contrib.sessions.backends.db",
+        session_cookie: str | None = None,
+    ) -> None:
+        import importlib
+
+        with extra_needed("django", "django"):
+            from django.conf import settings
+        serializer = str(getattr(settings, "SESSION_SERIALIZER", ""))
+        if "pickle" in serializer.lower():
+            raise ValueError(
+                f"SESSION_SERIALIZER is {serializer!r}: sessionware never unpickles (unpickling "
+                "what a store holds runs code); switch Django to its JSONSerializer first"
+            )
+        self.engine = importlib.import_module(engine)
+        self.cookie_name = session_cookie or str(settings.SESSION_COOKIE_NAME)
+
+    def read(self, value: str) -> dict[str, Any] | None:
+        return self.read_stored(value, keep=True)
+
+    def read_stored(self, value: str, keep: bool) -> dict[str, Any] | None:
+        store = self.engine.SessionStore(session_key=value)
+        data = _object(_plain(dict(store.load())))
+        if data and not keep:
+            store.delete()
+        return data or None
+
+    async def aread_stored(self, value: str, keep: bool) -> dict[str, Any] | None:
+        """Through Django's own bridge (its ORM is sync-only before 5.1's ``aload``)."""
+        from asgiref.sync import sync_to_async
+
+        found: dict[str, Any] | None = await sync_to_async(self.read_stored)(value, keep)
+        return found
+
+
+def carried_over(source: Source, data: object, keep: bool, own_name: str) -> Migration | None:
+    """A source's session as a migration: its data, and the Set-Cookie headers that expire the
+    source's cookie: none with ``keep``, nor when sessionware's cookie has the same name (as
+    under Flask and Django, where the new cookie replaces the old)."""
+    found = _object(data)
+    if not found:
+        return None
+    if keep or source.cookie_name == own_name:
+        return found, ()
+    expire = f"{source.cookie_name}=; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0"
+    return found, (("Set-Cookie", expire),)
+
+
 def migrated(
     sources: tuple[Source, ...], cookie_header: str, keep: bool, own_name: str
-) -> Migration | None:
-    """The first source's session the Cookie header carries, and the Set-Cookie headers that
-    expire its cookie: none with ``keep``, nor when sessionware's cookie has the same name (as
-    under Flask, where both are ``session``: the new cookie replaces the old). ``None`` when no
-    source has one."""
+) -> Migration | ReadOld | None:
+    """What the first source whose cookie the request carries has for it: a cookie source's
+    session, verified here (``None`` when it does not verify), or for a server-side source the
+    store call that reads it."""
     for source in sources:
         value = find_raw_cookie(cookie_header, source.cookie_name)
         if not value:
             continue
+        if getattr(source, "stored", False):
+            return ReadOld(source, value, keep)
         data = source.read(value)
         if data is None:
             logger.info("a %s cookie did not verify: no session to carry over", source.cookie_name)
             continue
-        expire = () if keep or source.cookie_name == own_name else ((
-            "Set-Cookie",
-            f"{source.cookie_name}=; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0",
-        ),)  # fmt: skip
-        return data, expire
+        return carried_over(source, data, keep, own_name)
     return None

@@ -22,6 +22,7 @@ from ._records import (
     Destroy,
     DestroyUserSessions,
     Get,
+    ReadOld,
     SessionRecord,
     Set,
     Steps,
@@ -51,7 +52,7 @@ class SessionFlow(Protocol):
     cookie_id: str | None
     session: SessionBase | None
 
-    def load_call(self) -> Get | None: ...
+    def load_call(self) -> Get | ReadOld | None: ...
 
     def loaded(self, data: SessionRecord | dict[str, Any] | None) -> SessionBase: ...
 

@@ -25,6 +25,7 @@ from .._records import (
     Destroy,
     DestroyUserSessions,
     Get,
+    ReadOld,
     Set,
     StoreCall,
     Touch,
@@ -81,6 +82,8 @@ def _operation(call: StoreCall) -> str:
         return "user_sessions"
     if isinstance(call, DestroyUserSessions):
         return "destroy_user_sessions"
+    if isinstance(call, ReadOld):
+        return "migrate"
     assert not isinstance(call, Calls)
     return type(call).__name__.lower()
 
