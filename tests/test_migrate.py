@@ -202,3 +202,100 @@ def test_a_flask_user_stays_signed_in_after_the_switch() -> None:
 def test_migrate_from_takes_sources_only() -> None:
     with pytest.raises(TypeError, match="migrate_from takes sources"):
         _starlette_new(MemoryStore(), migrate_from="session").build_middleware_stack()
+
+
+# -- server-side sources on Redis, written by the real libraries ---------------------------------
+
+
+def test_a_flask_session_user_stays_signed_in_after_the_switch(redis_prefix: str) -> None:
+    import flask
+    import redis
+    from flask_session import Session as FlaskSession
+
+    from sessionware.integrations.flask import init_app, session
+    from sessionware.migrate import FlaskSessionStore
+
+    from .services import require_redis
+
+    url = require_redis()
+    client = redis.Redis.from_url(url)
+    old = flask.Flask("old")
+    old.config.update(
+        SECRET_KEY=OLD_SECRET,
+        SESSION_TYPE="redis",
+        SESSION_REDIS=client,
+        SESSION_KEY_PREFIX=redis_prefix,
+    )
+    FlaskSession(old)
+
+    @old.post("/login")
+    def old_login() -> str:
+        flask.session["user_id"] = "ann"
+        return "ok"
+
+    old_client = old.test_client()
+    old_client.post("/login")
+    cookie = old_client.get_cookie("session")
+    assert cookie is not None and client.exists(redis_prefix + cookie.value)
+
+    new = flask.Flask("new")
+    new.secret_key = NEW_SECRET
+    store = MemoryStore()
+
+    @new.get("/me")
+    def new_me() -> str:
+        return str(session.get("user_id"))
+
+    source = FlaskSessionStore(url, key_prefix=redis_prefix)
+    init_app(new, store=store, user_key="user_id", migrate_from=source)
+    browser = new.test_client()
+    browser.set_cookie("session", cookie.value)
+    assert browser.get("/me").text == "ann", "the switch signed ann out"
+    assert browser.get("/me").text == "ann"
+    assert not client.exists(redis_prefix + cookie.value), "the old session was left behind"
+
+    client.set(redis_prefix + "pickled", b"\x80\x04\x95\x05\x00\x00\x00\x00\x00\x00\x00}\x94.")
+    stranger = new.test_client()
+    stranger.set_cookie("session", "pickled")
+    assert stranger.get("/me").text == "None", "a pickled session was opened"
+    source.close()
+    client.close()
+
+
+def test_a_starsessions_user_stays_signed_in_after_the_switch(redis_prefix: str) -> None:
+    import redis
+    from starsessions import SessionAutoloadMiddleware
+    from starsessions import SessionMiddleware as StarSessions
+    from starsessions.stores.redis import RedisStore as StarRedisStore
+
+    from sessionware.migrate import StarsessionsStore
+
+    from .services import require_redis
+
+    url = require_redis()
+    old = Starlette(routes=ROUTES)
+    old.add_middleware(SessionAutoloadMiddleware)
+    old.add_middleware(
+        StarSessions, store=StarRedisStore(url=url, prefix=redis_prefix), cookie_https_only=False
+    )
+    store = MemoryStore()
+    source = StarsessionsStore(url, prefix=redis_prefix)
+    new = _starlette_new(store, migrate_from=source)
+
+    async def run() -> list[Any]:
+        jar = httpx.Cookies()
+        await _call(old, jar, "POST", "/login")
+        old_id = jar["session"]
+        before = (await _call(old, jar, "GET", "/me")).json()
+        switched = (await _call(new, jar, "GET", "/me")).json()
+        after = (await _call(new, jar, "GET", "/me")).json()
+        await source.aclose()
+        return [before, switched, after, old_id]
+
+    before, switched, after, old_id = asyncio.run(run())
+    assert before == switched == after == "ann"
+    client = redis.Redis.from_url(url)
+    assert not client.exists(redis_prefix + old_id)
+    client.close()
+    [data] = store.user_sessions("ann").values()
+    assert data["cart"] == [1, 2] and "__metadata__" not in data

@@ -171,6 +171,142 @@ class DjangoSessions:
         return found
 
 
+class _RedisSource:
+    """A server-side source on Redis: a cookie naming a key, the key's value decoded by the
+    subclass. A sync client for sync apps, an asyncio one for async apps (each made on first
+    use); the old key is deleted once copied, unless ``migrate_keep``."""
+
+    stored = True
+    cookie_name: str
+    prefix: str
+
+    def __init__(self, url: str) -> None:
+        with extra_needed("redis", "redis"):
+            import redis  # noqa: F401
+        self.url = url
+        self._sync: Any = None
+        self._async: Any = None
+
+    def read(self, value: str) -> dict[str, Any] | None:
+        return self.read_stored(value, keep=True)
+
+    def close(self) -> None:
+        if self._sync is not None:
+            self._sync.close()
+
+    async def aclose(self) -> None:
+        """Close the asyncio client, on the loop it was made on."""
+        self.close()
+        if self._async is not None:
+            await self._async.aclose()
+
+    def key(self, value: str) -> str | None:
+        """The Redis key the cookie's value names, or ``None`` when it does not verify."""
+        return self.prefix + value
+
+    def decode(self, raw: bytes) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    def read_stored(self, value: str, keep: bool) -> dict[str, Any] | None:
+        import redis
+
+        key = self.key(value)
+        if key is None:
+            return None
+        if self._sync is None:
+            self._sync = redis.Redis.from_url(self.url)
+        raw = self._sync.get(key)
+        data = None if raw is None else self.decode(raw)
+        if data is not None and not keep:
+            self._sync.delete(key)
+        return data
+
+    async def aread_stored(self, value: str, keep: bool) -> dict[str, Any] | None:
+        import redis.asyncio
+
+        key = self.key(value)
+        if key is None:
+            return None
+        if self._async is None:
+            self._async = redis.asyncio.Redis.from_url(self.url)
+        raw = await self._async.get(key)
+        data = None if raw is None else self.decode(raw)
+        if data is not None and not keep:
+            await self._async.delete(key)
+        return data
+
+
+class FlaskSessionStore(_RedisSource):
+    """Flask-Session 0.8 on Redis: the cookie holds the session id (signed when the app had
+    ``SESSION_USE_SIGNER``: pass its ``secret_key``), Redis holds msgspec's MessagePack (or
+    JSON) under ``key_prefix + id``. A session Flask-Session wrote with pickle (before 0.7, and
+    still read by 0.8) is refused: unpickling what a store holds runs code."""
+
+    def __init__(
+        self,
+        url: str,
+        key_prefix: str = "session:",
+        session_cookie: str = "session",
+        secret_key: str | bytes | None = None,
+    ) -> None:
+        super().__init__(url)
+        with extra_needed("migrate", "msgspec"):
+            import msgspec  # noqa: F401
+        self.prefix = key_prefix
+        self.cookie_name = session_cookie
+        self.signer: Any = None
+        if secret_key is not None:
+            with extra_needed("migrate", "itsdangerous"):
+                from itsdangerous import Signer
+            self.signer = Signer(secret_key, salt="flask-session", key_derivation="hmac")
+
+    def key(self, value: str) -> str | None:
+        if self.signer is None:
+            return self.prefix + value
+        from itsdangerous import BadSignature
+
+        try:
+            sid: bytes = self.signer.unsign(value.encode("latin-1"))
+            return self.prefix + sid.decode()
+        except (BadSignature, UnicodeError):
+            return None
+
+    def decode(self, raw: bytes) -> dict[str, Any] | None:
+        import msgspec
+
+        if raw[:1] == b"\x80":
+            logger.error(
+                "a Flask-Session session stored with pickle was not carried over: sessionware "
+                "never unpickles (unpickling what a store holds runs code)"
+            )
+            return None
+        for decode in (msgspec.msgpack.decode, msgspec.json.decode):
+            try:
+                return _object(_plain(decode(raw)))
+            except (msgspec.DecodeError, ValueError):
+                continue
+        return None
+
+
+class StarsessionsStore(_RedisSource):
+    """starsessions on Redis: the cookie holds the session id, Redis holds JSON under
+    ``prefix + id`` (starsessions' ``__metadata__`` is left behind)."""
+
+    def __init__(self, url: str, prefix: str = "starsessions.", cookie_name: str = "session"):
+        super().__init__(url)
+        self.prefix = prefix
+        self.cookie_name = cookie_name
+
+    def decode(self, raw: bytes) -> dict[str, Any] | None:
+        try:
+            data = _object(json.loads(raw))
+        except (ValueError, UnicodeError):
+            return None
+        if data is not None:
+            data.pop("__metadata__", None)
+        return data or None
+
+
 def carried_over(source: Source, data: object, keep: bool, own_name: str) -> Migration | None:
     """A source's session as a migration: its data, and the Set-Cookie headers that expire the
     source's cookie: none with ``keep``, nor when sessionware's cookie has the same name (as
