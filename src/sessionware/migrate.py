@@ -21,7 +21,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from ._records import ReadOld
+from ._records import ReadOld, Steps, arun_steps, run_steps
 from ._wire import find_raw_cookie
 from .errors import extra_needed
 
@@ -207,33 +207,35 @@ class _RedisSource:
     def decode(self, raw: bytes) -> dict[str, Any] | None:
         raise NotImplementedError
 
-    def read_stored(self, value: str, keep: bool) -> dict[str, Any] | None:
-        import redis
-
+    def _steps(self, value: str, keep: bool) -> Steps[tuple[str, str], dict[str, Any] | None]:
+        """Read the old session, then delete it: Redis commands (name, key) that the sync and
+        the asyncio client run alike."""
         key = self.key(value)
         if key is None:
             return None
-        if self._sync is None:
-            self._sync = redis.Redis.from_url(self.url)
-        raw = self._sync.get(key)
+        raw = yield ("GET", key)
         data = None if raw is None else self.decode(raw)
         if data is not None and not keep:
-            self._sync.delete(key)
+            yield ("DEL", key)
         return data
+
+    def read_stored(self, value: str, keep: bool) -> dict[str, Any] | None:
+        import redis
+
+        if self._sync is None:
+            self._sync = redis.Redis.from_url(self.url)
+        client = self._sync
+        return run_steps(self._steps(value, keep), lambda command: client.execute_command(*command))
 
     async def aread_stored(self, value: str, keep: bool) -> dict[str, Any] | None:
         import redis.asyncio
 
-        key = self.key(value)
-        if key is None:
-            return None
         if self._async is None:
             self._async = redis.asyncio.Redis.from_url(self.url)
-        raw = await self._async.get(key)
-        data = None if raw is None else self.decode(raw)
-        if data is not None and not keep:
-            await self._async.delete(key)
-        return data
+        client = self._async
+        return await arun_steps(
+            self._steps(value, keep), lambda command: client.execute_command(*command)
+        )
 
 
 class FlaskSessionStore(_RedisSource):
