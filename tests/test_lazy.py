@@ -243,9 +243,12 @@ def test_a_lazy_session_reads_as_its_data_once_loaded() -> None:
         session = environ["sessionware.session"]
         if environ["PATH_INFO"] == "/write":
             session.update(a=1, b=2)
+            session.cookie.max_age = 120
         else:
+            repr_before = repr(session)
             seen.update(
-                repr_before=repr(session),
+                max_age=session.cookie.original_max_age,
+                repr_before=repr_before,
                 items=sorted(session.items()),
                 length=len(session),
                 contains="a" in session,
@@ -264,6 +267,7 @@ def test_a_lazy_session_reads_as_its_data_once_loaded() -> None:
     assert seen["items"] == [("a", 1), ("b", 2)] and seen["length"] == 2 and seen["contains"]
     assert seen["json"] == seen["copy"] == {"a": 1, "b": 2}
     assert seen["modified"] is False
+    assert seen["max_age"] == 120, "the cookie read first was not the stored one"
 
 
 def test_lazy_must_be_a_flag() -> None:

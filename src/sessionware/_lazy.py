@@ -23,8 +23,9 @@ Python class; the compiled class keeps the attribute in the instance's ``__dict_
 
 
 class LazyAccess(SessionBase):
-    """Every read or write of a lazy session's data loads it first (its ``id``, ``cookie``
-    and the other properties check for themselves, on every session)."""
+    """Every read or write of a lazy session's data, and of its cookie, loads it first (its
+    ``id`` and the other properties check for themselves, on every session: ``cookie`` is a
+    plain attribute there, which the hot path reads directly)."""
 
     __slots__ = ()
 
