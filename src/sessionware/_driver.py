@@ -175,8 +175,6 @@ class StoreDriver:
             return self.store.user_sessions(call.user)
         if isinstance(call, DestroyUserSessions):
             return self.store.destroy_user_sessions(call.user, call.keep)
-        if isinstance(call, ReadOld):
-            return call.source.read_stored(call.value, call.keep)
         raise TypeError(f"not a store call: {call!r}")
 
     def _read(self, sid: str, touch_ms: int | None) -> Any:

@@ -150,6 +150,8 @@ class Engine:
         self.make_lazy = make_lazy
         """With ``lazy``: makes a request's session that reads the store on its first use."""
         self.on_corrupt = on_corrupt
+        """Told of a stored value that is not a session (the runtime logs it); the client then
+        gets a fresh session, never a loop of errors."""
         self.emit = emit
         """Told of what happens to sessions (the ``on_event`` option, made safe by the runtime);
         ``None`` costs nothing."""
@@ -159,8 +161,6 @@ class Engine:
             None if cache_control is None else (b"cache-control", cache_control.encode("latin-1"))
         )
         """The ``cache_control`` option as the ASGI header it adds, encoded once."""
-        """Told of a stored value that is not a session (the runtime logs it); the client then
-        gets a fresh session, never a loop of errors."""
         self.make_session = make_session
         self.name = options.name
         self.secrets = options.secrets
@@ -186,7 +186,7 @@ class Engine:
         header = options.header_name
         self.token_header = header.lower()
         self.header_name = header
-        self.bearer = header.lower() == "authorization"
+        self.bearer = self.token_header == "authorization"  # noqa: S105
         """``header_name="Authorization"``: the token goes in the ``Bearer`` scheme."""
         self.vary_on: tuple[str, ...] = (
             ("Cookie",)
@@ -505,7 +505,7 @@ class Flow:
         and the client gets a fresh session, never a loop of errors. A mapping whose cookie does
         not inflate is an error, as in express (its test S029).
         """
-        if self.old_read is not None and self.cookie_id is None:
+        if self.old_read is not None:  # set only for a request that presented no sid
             old = self.old_read
             self.migration = carried_over(old.source, data, old.keep, self.engine.name)
             return self.generate()
@@ -602,7 +602,7 @@ class Flow:
             self.original_fingerprint = self.fingerprint(session)
         self.saved = None
         self.session = session
-        if self.migration is not None and self.cookie_id is None:
+        if self.migration is not None:
             dict.update(session, self.migration[0])
         return session
 
@@ -826,29 +826,29 @@ class Flow:
         set_cookie = None
         if header and self.set_cookies and self.should_set_cookie(session, is_new, modified):
             set_cookie = self.set_cookie_header(session)
-        token: tuple[tuple[str, str], ...] = ()
+        headers: tuple[tuple[str, str], ...] = ()
         if (
             header
             and is_new
             and self.sends_token
             and self.should_set_cookie(session, True, modified)
         ):
-            token = (self.engine.token(sid),)
+            headers = (self.engine.token(sid),)
         if header and self.migration is not None:
-            token = (*token, *self.migration[1])
-        vary = self.from_store or set_cookie is not None or bool(token)
+            headers = (*headers, *self.migration[1])
+        vary = self.from_store or set_cookie is not None or bool(headers)
         if not call:
-            return _without_call(set_cookie, vary, token)
+            return _without_call(set_cookie, vary, headers)
         if self.should_save(sid, is_new, modified, fingerprint):
             save = Set(sid, self.record(session, fingerprint, check_size=True), self.base(session))
             self.mark_saved(sid, fingerprint)
             if is_new and sid == self.original_id and self.engine.listened():
                 save.stored = partial(self.engine.tell, "created", sid, data=session)
-            return Outcome(set_cookie, save, vary, token)
+            return Outcome(set_cookie, save, vary, headers)
         if self.should_touch(session, is_new):
             record = self.record(session, fingerprint, check_size=False)
-            return Outcome(set_cookie, Touch(sid, record), vary, token)
-        return _without_call(set_cookie, vary, token)
+            return Outcome(set_cookie, Touch(sid, record), vary, headers)
+        return _without_call(set_cookie, vary, headers)
 
     def should_set_cookie(self, session: SessionBase, is_new: bool, modified: bool) -> bool:
         """express's ``shouldSetCookie``: a new session's cookie when it is saved uninitialized

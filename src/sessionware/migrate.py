@@ -32,7 +32,9 @@ Migration = tuple[dict[str, Any], tuple[tuple[str, str], ...]]
 
 
 class Source(Protocol):
-    """Where sessions come from: a cookie name, and what a request's value of it holds."""
+    """Where sessions come from: a cookie name, and what a request's value of it holds. A
+    server-side source instead says ``stored = True`` and reads with ``read_stored`` /
+    ``aread_stored``, performed as a store call."""
 
     cookie_name: str
 
@@ -153,9 +155,6 @@ class DjangoSessions:
         self.engine = importlib.import_module(engine)
         self.cookie_name = session_cookie or str(settings.SESSION_COOKIE_NAME)
 
-    def read(self, value: str) -> dict[str, Any] | None:
-        return self.read_stored(value, keep=True)
-
     def read_stored(self, value: str, keep: bool) -> dict[str, Any] | None:
         store = self.engine.SessionStore(session_key=value)
         data = _object(_plain(dict(store.load())))
@@ -186,9 +185,6 @@ class _RedisSource:
         self.url = url
         self._sync: Any = None
         self._async: Any = None
-
-    def read(self, value: str) -> dict[str, Any] | None:
-        return self.read_stored(value, keep=True)
 
     def close(self) -> None:
         if self._sync is not None:

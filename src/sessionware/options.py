@@ -508,9 +508,8 @@ def migration_sources(value: object) -> tuple[Any, ...]:
         return ()
     found = tuple(value) if isinstance(value, (list, tuple)) else (value,)
     for source in found:
-        if not isinstance(getattr(source, "cookie_name", None), str) or not callable(
-            getattr(source, "read", None)
-        ):
+        reads = getattr(source, "read_stored" if getattr(source, "stored", False) else "read", None)
+        if not isinstance(getattr(source, "cookie_name", None), str) or not callable(reads):
             raise TypeError(
                 "migrate_from takes sources from sessionware.migrate (StarletteCookieSessions, "
                 f"FlaskCookieSessions...), got {source!r}"

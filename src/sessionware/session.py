@@ -442,7 +442,7 @@ class Session(SessionBase):
             raise SessionError(
                 "the session is not loaded yet (lazy=True) and loading it needs the store: "
                 "`await session.load()` first, or declare the session as a dependency "
-                "(FastAPI's SessionDep, Litestar's request.session in a handler that takes it)"
+                "(FastAPI's SessionDep, a Litestar handler's session parameter)"
             )
 
     def _check_lifecycle_awaited(self) -> None:
