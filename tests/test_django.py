@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import threading
 from collections.abc import Iterator
@@ -520,3 +521,52 @@ def test_a_pickle_serializer_is_refused() -> None:
         pytest.raises(ValueError, match="never unpickles"),
     ):
         DjangoSessions()
+
+
+def test_sessionware_migrate_copies_djangos_sessions_ahead_of_the_deploy(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``sessionware migrate --from django`` copies the sessions table, keyed by Django's own
+    secret; the deployed app finds ann's copy through her ``sessionid`` cookie. The cache
+    engine, which cannot list its sessions, is refused with the reason."""
+    from importlib import import_module
+
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.models import Session
+
+    from sessionware.cli import main
+    from sessionware.migrate import DjangoSessions, copy_id
+    from sessionware.stores.urls import from_url
+
+    engine = "django.contrib.sessions.backends.db"
+    Session.objects.all().delete()
+    user = User.objects.get(username="ann")
+    old = import_module(engine).SessionStore()
+    old[SESSION_KEY] = str(user.pk)
+    old[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    old[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    old.save()
+    key = old.session_key
+    assert key
+    target = f"sqlite:///{tmp_path}/sessions.db"
+    command = ["migrate", "--from", f"django:{engine}", "--to", target, "--json"]
+    assert main([*command, "--user-key", "_auth_user_id"]) == 0
+    assert json.loads(capsys.readouterr().out)["copied"] == 1
+    assert not Session.objects.filter(session_key=key).exists()
+    store = from_url(target, sync=True, user_key="_auth_user_id")
+    copied = copy_id(settings.SECRET_KEY.encode(), DjangoSessions(engine), key)
+    assert list(store.user_sessions(str(user.pk))) == [copied]
+
+    options = {"store": store, "user_key": "_auth_user_id", "migrate_from": DjangoSessions(engine)}
+    with override_settings(SESSIONWARE=options):
+        client = Client()
+        client.cookies["sessionid"] = key
+        assert client.get("/whoami").content == b"ann", "the copy did not sign ann in"
+        assert client.cookies["sessionid"].value.startswith(f"s%3A{copied}.")
+        assert client.get("/whoami").content == b"ann"
+    assert store.length() == 1
+    store.close()
+
+    cache = "django:django.contrib.sessions.backends.cache"
+    assert main(["migrate", "--from", cache, "--to", target]) == 2
+    assert "cannot list its sessions" in capsys.readouterr().err

@@ -299,3 +299,146 @@ def test_a_starsessions_user_stays_signed_in_after_the_switch(redis_prefix: str)
     client.close()
     [data] = store.user_sessions("ann").values()
     assert data["cart"] == [1, 2] and "__metadata__" not in data
+
+
+# -- sessionware migrate: copied ahead of the deploy ------------------------------------------
+
+
+def _flask_session_logins(url: str, prefix: str, users: list[str]) -> list[str]:
+    """Flask-Session 0.8 on Redis signs ``users`` in: their cookies' values."""
+    import flask
+    import redis
+    from flask_session import Session as FlaskSession
+
+    client = redis.Redis.from_url(url)
+    old = flask.Flask("old")
+    old.config.update(
+        SECRET_KEY=OLD_SECRET, SESSION_TYPE="redis", SESSION_REDIS=client, SESSION_KEY_PREFIX=prefix
+    )
+    FlaskSession(old)
+
+    @old.post("/login/<name>")
+    def old_login(name: str) -> str:
+        flask.session["user_id"] = name
+        return "ok"
+
+    values = []
+    for name in users:
+        browser = old.test_client()
+        browser.post(f"/login/{name}")
+        cookie = browser.get_cookie("session")
+        assert cookie is not None
+        values.append(cookie.value)
+    client.set(prefix + "pickled", b"\x80\x04\x95\x05\x00\x00\x00\x00\x00\x00\x00}\x94.")
+    client.close()
+    return values
+
+
+def _starsessions_logins(url: str, prefix: str, users: list[str]) -> list[str]:
+    from starsessions import SessionAutoloadMiddleware
+    from starsessions import SessionMiddleware as StarSessions
+    from starsessions.stores.redis import RedisStore as StarRedisStore
+
+    async def old_login(request: Request) -> JSONResponse:
+        request.session["user_id"] = request.path_params["name"]
+        return JSONResponse("ok")
+
+    old = Starlette(routes=[Route("/login/{name}", old_login, methods=["POST"])])
+    old.add_middleware(SessionAutoloadMiddleware)
+    old.add_middleware(
+        StarSessions, store=StarRedisStore(url=url, prefix=prefix), cookie_https_only=False
+    )
+
+    async def run() -> list[str]:
+        values = []
+        for name in users:
+            jar = httpx.Cookies()
+            await _call(old, jar, "POST", f"/login/{name}")
+            values.append(jar["session"])
+        return values
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize("library", ["flask-session", "starsessions"])
+def test_sessionware_migrate_copies_the_sessions_ahead_of_the_deploy(
+    library: str, redis_prefix: str, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The old library signs ann and bob in; ``sessionware migrate`` copies their sessions
+    (a dry run first, then with ``--keep``, then again to clean up); the deployed app finds
+    ann's copy through her old cookie, adopts it and signs her in, with no read of the old
+    store."""
+    import redis
+
+    from sessionware.cli import main
+    from sessionware.migrate import copy_id, source_from_url
+    from sessionware.stores.urls import from_url
+
+    from .services import require_redis
+
+    url = require_redis()
+    writers = {"flask-session": _flask_session_logins, "starsessions": _starsessions_logins}
+    ann, bob = writers[library](url, redis_prefix, ["ann", "bob"])
+    option = "key_prefix" if library == "flask-session" else "prefix"
+    source_url = f"{library}+{url}?{option}={redis_prefix}"
+    target = f"sqlite:///{tmp_path}/sessions.db"
+    command = ["migrate", "--from", source_url, "--to", target, "--user-key", "user_id"]
+    command += ["--secret", NEW_SECRET, "--json"]
+    unreadable = 1 if library == "flask-session" else 0
+
+    def run(*extra: str) -> dict[str, Any]:
+        assert main([*command, *extra]) == 0, capsys.readouterr().err
+        answer: dict[str, Any] = json.loads(capsys.readouterr().out)
+        return answer
+
+    store = from_url(target, sync=True, user_key="user_id")
+    client = redis.Redis.from_url(url)
+    old_keys = [f"{redis_prefix}{value}" for value in (ann, bob)]
+    assert run("--dry-run") == {
+        "copied": 2,
+        "already": 0,
+        "unreadable": unreadable,
+        "dry_run": True,
+    }
+    assert store.length() == 0
+    assert run("--keep")["copied"] == 2
+    assert store.length() == 2 and client.exists(*old_keys) == 2
+    assert run() == {"copied": 0, "already": 2, "unreadable": unreadable, "dry_run": False}
+    assert client.exists(*old_keys) == 0, "the copied sessions were left in the old store"
+    if unreadable:
+        assert client.exists(redis_prefix + "pickled"), "an unreadable session was deleted"
+    copied = copy_id(NEW_SECRET.encode(), source_from_url(source_url), old_keys[0])
+    assert list(store.user_sessions("ann")) == [copied]
+
+    source = source_from_url(source_url)
+    new = _starlette_new(from_url(target), migrate_from=source)  # type: ignore[arg-type]
+
+    async def browse(cookie: str) -> list[Any]:
+        jar = httpx.Cookies()
+        jar.set("session", cookie, domain="t.local")
+        first = await _call(new, jar, "GET", "/me")
+        second = await _call(new, jar, "GET", "/me")
+        await source.aclose()
+        return [first.json(), second.json(), dict(jar)]
+
+    first, second, jar = asyncio.run(browse(ann))
+    assert first == second == "ann", "the copy did not sign ann in"
+    assert "session" not in jar, "the old cookie was not expired"
+    assert jar["connect.sid"].startswith("s%3A" + copied + ".")
+    assert store.length() == 2, "the copy was not adopted as it is"
+    tampered, _, _ = asyncio.run(browse(ann[:-1] + ("A" if ann[-1] != "A" else "B")))
+    assert tampered is None
+    store.close()
+    client.close()
+
+
+def test_sessionware_migrate_says_what_is_wrong(capsys: pytest.CaptureFixture[str]) -> None:
+    from sessionware.cli import main
+
+    base = ["migrate", "--to", "memory://"]
+    assert main([*base, "--from", "starsessions+redis://127.0.0.1:1/0"]) == 2
+    assert "no secret" in capsys.readouterr().err
+    assert main([*base, "--from", "beaker+redis://x", "--secret", NEW_SECRET]) == 2
+    assert "flask-session+redis://" in capsys.readouterr().err
+    assert main([*base, "--from", "starsessions+redis://h/0?key_prefix=x", "--secret", "s"]) == 2
+    assert "only prefix" in capsys.readouterr().err

@@ -4,6 +4,7 @@ driven through login, a read and logout, over ASGI or WSGI as the app speaks."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import sys
 import types
@@ -247,3 +248,40 @@ def test_the_curl_example_talks_to_the_api_example(tmp_path: Path) -> None:
         server.terminate()
         server.wait(timeout=10)
     assert done.stdout == '"ann""bye""None"', done.stdout + done.stderr
+
+
+def test_the_migrate_commands_copy_flask_sessions(tmp_path: Path) -> None:
+    """The README's ``sessionware migrate`` commands, as written, on a Redis of the test's own
+    where Flask-Session signed two users in: a dry run that copies nothing, then the copy."""
+    import subprocess
+
+    from sessionware.stores.redis import SyncRedisStore
+
+    from .services import RedisServer
+    from .test_migrate import _flask_session_logins
+
+    [shell] = re.findall(r"```bash\n(export SESSIONWARE_SECRET.*?)```", README, re.DOTALL)
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        _flask_session_logins(server.url, "session:", ["ann", "bob"])
+        bin_folder = str(Path(sys.executable).parent)
+        done = subprocess.run(
+            ["bash", "-c", shell.replace("6379", str(server.port))],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PATH": bin_folder + os.pathsep + os.environ["PATH"]},
+        )
+        assert done.returncode == 0, done.stderr
+        store = SyncRedisStore(url=server.url, user_key="user_id")
+        users = {data["user_id"] for data in store.all().values()}
+        store.close()
+    finally:
+        server.stop()
+    url = server.url
+    assert done.stdout.splitlines() == [
+        f"would copy 2 sessions to {url}; 1 not readable (pickled or corrupt), left in place",
+        f"copied 2 sessions to {url}; 1 not readable (pickled or corrupt), left in place",
+    ]
+    assert users == {"ann", "bob"}

@@ -34,6 +34,8 @@ from ._records import (
     StoreCall,
     Touch,
     UserSessions,
+    arun_steps,
+    run_steps,
 )
 from .errors import SessionCorrupt, SessionNotFound, StoreUnavailable, loggable
 from .stores.base import implements, speaks_records
@@ -195,7 +197,7 @@ class StoreDriver:
 
     async def _acall(self, call: StoreCall) -> Any:
         if isinstance(call, ReadOld):
-            return await call.source.aread_stored(call.value, call.keep)
+            return await arun_steps(call.steps(), self._aread_old)
         try:
             if self.is_async:
                 result = await self._invoke(call)
@@ -220,7 +222,7 @@ class StoreDriver:
 
     def _call(self, call: StoreCall) -> Any:
         if isinstance(call, ReadOld):
-            return call.source.read_stored(call.value, call.keep)
+            return run_steps(call.steps(), self._read_old)
         try:
             if self.is_async:
                 result = self._event_loop().run(self._invoke(call))
@@ -229,6 +231,16 @@ class StoreDriver:
         except _ABSENT as exc:
             return self._absent(call, exc)
         return self._checked(call, result)
+
+    def _read_old(self, step: Get | ReadOld) -> Any:
+        if isinstance(step, Get):
+            return self._call(step)
+        return step.source.read_stored(step.key, step.keep)
+
+    async def _aread_old(self, step: Get | ReadOld) -> Any:
+        if isinstance(step, Get):
+            return await self._acall(step)
+        return await step.source.aread_stored(step.key, step.keep)
 
     @staticmethod
     def _absent(call: StoreCall, error: Exception) -> None:

@@ -26,6 +26,7 @@ from ._records import (
     Calls,
     Destroy,
     Get,
+    OldSession,
     ReadOld,
     SessionRecord,
     Set,
@@ -48,7 +49,7 @@ from .cookie import Cookie
 from .devices import Device, devices_of
 from .errors import HeadersAlreadySent, SessionCorrupt, SessionError, SessionTooLarge, sid_tag
 from .events import EventKind, SessionEvent
-from .migrate import Migration, carried_over, migrated
+from .migrate import Migration, carried_over, migrated, old_cookie_expiry
 from .options import (
     MAX_COOKIE_VALUE_LENGTH,
     CookieOptions,
@@ -368,7 +369,9 @@ class Engine:
                 if isinstance(cookie_header, bytes)
                 else cookie_header
             )
-            found = migrated(self.migrations, text, self.options.migrate_keep, self.name)
+            found = migrated(
+                self.migrations, text, self.options.migrate_keep, self.name, self.secrets[0]
+            )
             if isinstance(found, ReadOld):
                 flow.old_read = found
             else:
@@ -498,23 +501,40 @@ class Flow:
             return self.old_read
         return Get(self.cookie_id, self.engine.read_touch_ms)
 
-    def loaded(self, data: SessionRecord | Mapping[str, Any] | None) -> SessionBase:
+    def loaded(self, data: SessionRecord | Mapping[str, Any] | OldSession | None) -> SessionBase:
         """Inflate the stored data, or generate a new session when the store had nothing.
 
         Data that is not even a mapping is told to ``engine.on_corrupt`` (the runtime logs it)
         and the client gets a fresh session, never a loop of errors. A mapping whose cookie does
         not inflate is an error, as in express (its test S029).
         """
-        if self.old_read is not None:  # set only for a request that presented no sid
-            old = self.old_read
-            self.migration = carried_over(old.source, data, old.keep, self.engine.name)
-            return self.generate()
+        if isinstance(data, OldSession):  # ``migrate_from``: the request presented no sid
+            return self.carried_over(data)
         if not data:
             if self.cookie_id is not None:
                 self.engine.tell("invalid_cookie", reason="unknown_id")
             return self.generate()
         sid = self.cookie_id
         assert sid is not None
+        return self.stored(sid, data)
+
+    def carried_over(self, found: OldSession) -> SessionBase:
+        """An old library's session: its data in a new session, or the copy ``sessionware
+        migrate`` made of it, taken on as is, with this app's cookie, saved and sent."""
+        old = self.old_read
+        assert old is not None
+        if found.sid is None:
+            self.migration = carried_over(old.source, found.data, old.keep, self.engine.name)
+            return self.generate()
+        self.migration = {}, old_cookie_expiry(old.source, old.keep, self.engine.name)
+        session = self.stored(found.sid, found.data)
+        if session._state.id == found.sid:
+            session._replace(found.sid, self.fresh_cookie(), dict(session))
+            self.force_modified = self.force_save = True
+        return session
+
+    def stored(self, sid: str, data: SessionRecord | Mapping[str, Any]) -> SessionBase:
+        """The session ``sid`` from what the store holds for it."""
         try:
             session = self.inflate(sid, data)
         except SessionCorrupt as exc:
@@ -572,16 +592,20 @@ class Flow:
         return session
 
     def new_identity(self) -> tuple[str, Cookie]:
-        """A fresh sid and cookie, with ``secure``/``samesite`` "auto" resolved for this request."""
+        """A fresh sid and cookie."""
         sid = self.engine.genid(self.request)
         if not is_valid_sid(sid):
             raise SessionError(f"genid returned an invalid session id: {sid!r}", sid=sid)
+        return sid, self.fresh_cookie()
+
+    def fresh_cookie(self) -> Cookie:
+        """A new cookie, with ``secure``/``samesite`` "auto" resolved for this request."""
         cookie = Cookie.from_options(self.cookie_options, now_ms())
         if cookie.secure == "auto":
             cookie.secure = self.secure
         if cookie.samesite == "auto":
             cookie.samesite = "none" if self.secure else "lax"
-        return sid, cookie
+        return cookie
 
     def pending(self) -> SessionBase:
         """With ``lazy``: the request's session before any store read (``load_call`` and

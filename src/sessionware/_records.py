@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Generator, Mapping
 from contextlib import AbstractContextManager
 from datetime import date, datetime, timezone
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from .cookie import Cookie, CookieState, ms_from_iso
 from .errors import SessionConflict, SessionCorrupt, SessionTooLarge
@@ -229,15 +229,32 @@ class UserSessions:
 
 
 class ReadOld:
-    """``migrate_from``: the session another library keeps on a server, which its cookie
-    (``value``) names; the source deletes it once read, unless ``keep``."""
+    """``migrate_from``: the session another library keeps on a server under ``key`` (which
+    the request's old cookie named); the source deletes it once read, unless ``keep``. The copy
+    ``sessionware migrate`` may have made ahead of time is looked up first, under ``copy``."""
 
-    __slots__ = ("keep", "source", "value")
+    __slots__ = ("copy", "keep", "key", "source")
 
-    def __init__(self, source: Any, value: str, keep: bool) -> None:
+    def __init__(self, source: Any, key: str, keep: bool, copy: str) -> None:
         self.source = source
-        self.value = value
+        self.key = key
         self.keep = keep
+        self.copy = copy
+
+    def steps(self) -> Steps[Get | ReadOld, OldSession]:
+        """The copy from our store if there is one, else the source's session: the calls the
+        sync and the async driver perform alike (``self`` standing for the source's read)."""
+        copied = yield Get(self.copy, None)
+        if copied is not None:
+            return OldSession(self.copy, copied)
+        return OldSession(None, (yield self))
+
+
+class OldSession(NamedTuple):
+    """What a ``ReadOld`` found: the copy's id and data, or (``sid`` ``None``) the source's."""
+
+    sid: str | None
+    data: Any
 
 
 class DestroyUserSessions:

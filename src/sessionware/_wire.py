@@ -190,3 +190,8 @@ def header_of(request: object, name: str) -> str | None:
         return None
     value = environ.get("HTTP_" + name.upper().replace("-", "_"))
     return value if isinstance(value, str) else None
+
+
+def escape_glob(text: str) -> str:
+    """``text`` matched literally by a Redis SCAN pattern."""
+    return "".join("\\" + char if char in "*?[]\\" else char for char in text)

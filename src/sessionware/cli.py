@@ -2,6 +2,10 @@
 
     sessionware demo [--store URL] [--host 127.0.0.1] [--port 8000]
     sessionware store --url URL [--json] ACTION      (or SESSIONWARE_STORE=URL; --redis URL too)
+    sessionware migrate --from SOURCE --to URL [--dry-run] [--keep] [--user-key KEY]
+
+    SOURCE: flask-session+redis://... | starsessions+redis://... | django[:ENGINE]
+            (the app's secret in SESSIONWARE_SECRET, or --secret)
 
     ACTION: count | ids | list [--user U] | show SID... | destroy SID... | clear [--yes] | gc
             | user USER | revoke USER [--keep SID]     (the per-user index: needs --user-key)
@@ -59,6 +63,8 @@ def _open_store(args: argparse.Namespace) -> Any:
     options: dict[str, Any] = {}
     if args.prefix is not None:
         options["prefix"] = args.prefix
+    if args.command == "migrate" and args.user_key:
+        options["user_key"] = args.user_key
     keys = os.environ.get("SESSIONWARE_ENCRYPTION_KEYS")
     if keys:
         options["encryption_keys"] = keys.split(",")
@@ -70,6 +76,74 @@ def _open_store(args: argparse.Namespace) -> Any:
         raise CommandError(f"bad store URL {url!r}: {exc}") from None
     store.cli_url = url
     return store
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    """Copy a server-side source's sessions ahead of the deploy that sets ``migrate_from``."""
+    from .migrate import copy_all, source_from_url
+    from .options import secrets_option
+
+    args.url = args.to
+    args.redis = None
+    args.cluster = False
+    with _logs_shown(args.verbose):
+        try:
+            source = source_from_url(args.source)
+        except (ValueError, ImportError) as exc:
+            raise CommandError(f"bad source {args.source!r}: {exc}") from None
+        secret = args.secret or os.environ.get("SESSIONWARE_SECRET") or _django_secret(source)
+        if not secret:
+            raise CommandError(
+                "no secret: pass --secret or set SESSIONWARE_SECRET to the app's (its first) "
+                "secret; the app finds each copy with it"
+            )
+        store = _open_store(args)
+        try:
+            done = copy_all(
+                source,
+                store,
+                secrets_option(secret)[0],
+                keep=args.keep,
+                dry_run=args.dry_run,
+                progress=_counter("copied"),
+            )
+        except CommandError:
+            raise
+        except Exception as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise CommandError(f"cannot copy {args.source} to {store.cli_url}: {reason}") from None
+        finally:
+            with contextlib.suppress(Exception):
+                store.close()
+            with contextlib.suppress(Exception):
+                getattr(source, "close", lambda: None)()
+    if sys.stderr.isatty() and done.copied:
+        sys.stderr.write("\n")
+    verb = "would copy" if args.dry_run else "copied"
+    noun = "session" if done.copied == 1 else "sessions"
+    text = f"{verb} {done.copied} {noun} to {store.cli_url}"
+    if done.already:
+        text += f"; {done.already} already copied"
+    if done.unreadable:
+        text += f"; {done.unreadable} not readable (pickled or corrupt), left in place"
+    _emit(args, {**done._asdict(), "dry_run": args.dry_run}, text)
+    return 0
+
+
+def _django_secret(source: object) -> str | bytes | None:
+    """Django's sources sign with what the Django integration does: ``SESSIONWARE["secret"]``,
+    else ``SECRET_KEY``."""
+    from .migrate import DjangoSessions
+
+    if not isinstance(source, DjangoSessions):
+        return None
+    from django.conf import settings
+
+    secret = (getattr(settings, "SESSIONWARE", None) or {}).get("secret", settings.SECRET_KEY)
+    first: str | bytes | None = (
+        secret if isinstance(secret, (str, bytes)) else next(iter(secret), None)
+    )
+    return first
 
 
 def _user_of(data: dict[str, Any], user_key: str | None) -> Any:
@@ -352,6 +426,24 @@ def parser() -> argparse.ArgumentParser:
     clear = actions.add_parser("clear", help="delete every session in the store")
     clear.add_argument("--yes", action="store_true", help="do not ask")
     actions.add_parser("gc", help="delete expired sessions now (SQL stores)")
+    migrate = commands.add_parser(
+        "migrate", help="copy another library's stored sessions into a sessionware store"
+    )
+    migrate.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        help="flask-session+redis://..., starsessions+redis://... or django[:ENGINE]",
+    )
+    migrate.add_argument("--to", help="the sessionware store's URL (or SESSIONWARE_STORE)")
+    migrate.add_argument("--secret", help="the app's first secret (or SESSIONWARE_SECRET)")
+    migrate.add_argument("--prefix", help="the sessionware Redis store's prefix (default sess:)")
+    migrate.add_argument("--user-key", help="index the copies by this user key, as the app does")
+    migrate.add_argument("--keep", action="store_true", help="leave the source's sessions")
+    migrate.add_argument("--dry-run", action="store_true", help="count, copy nothing")
+    migrate.add_argument("--json", action="store_true", help="JSON output, for scripts")
+    migrate.add_argument("-v", "--verbose", action="store_true", help="show the log lines too")
+    migrate.set_defaults(run=_migrate)
     return root
 
 

@@ -51,7 +51,7 @@ from ..._records import (
     merged_data,
     user_of,
 )
-from ..._wire import now_ms
+from ..._wire import escape_glob, now_ms
 from ...errors import SessionConflict, SessionCorrupt
 from ...options import is_valid_sid, positive
 from ..base import SessionData, check_user_key, require_user_key
@@ -253,7 +253,7 @@ class RedisRules:
         self.disable_touch = disable_touch
         self.throttle = TouchThrottle(touch_after)
         self.serializer = serializer
-        self.match = _escape_glob(prefix) + "*"
+        self.match = escape_glob(prefix) + "*"
         self.getex = True
         """Whether the server knows GETEX; cleared at the first "unknown command"."""
 
@@ -478,7 +478,7 @@ class RedisRules:
         sids = yield from self.ids()
         if sids:
             yield Each("DEL", self.keys(sids))
-        indexes = yield Scan(_escape_glob(self.user_prefix) + "*", self.scan_count)
+        indexes = yield Scan(escape_glob(self.user_prefix) + "*", self.scan_count)
         if indexes:
             yield Each("DEL", [_text(key) for key in indexes])
 
@@ -616,7 +616,3 @@ def script_call(command: RedisCommand) -> tuple[Any, ...] | None:
     else:
         return None
     return (script, *arguments), sha, *arguments
-
-
-def _escape_glob(text: str) -> str:
-    return "".join("\\" + char if char in "*?[]\\" else char for char in text)
