@@ -34,8 +34,9 @@ CHROMIUM_ARGS = [
 class Demo:
     """The demo server in a process of its own; restartable on the same port and folder."""
 
-    def __init__(self, cache: Path) -> None:
+    def __init__(self, cache: Path, store: str | None = None) -> None:
         self.cache = cache
+        self.store = store
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -46,8 +47,9 @@ class Demo:
     def start(self) -> Demo:
         env = {**os.environ, "XDG_CACHE_HOME": str(self.cache)}
         env.pop("SESSION_SECRET", None)
+        store = [] if self.store is None else ["--store", self.store]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "sessionware", "demo", "--port", str(self.port)],
+            [sys.executable, "-m", "sessionware", "demo", "--port", str(self.port), *store],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -161,3 +163,41 @@ def test_the_demo_in_a_real_browser(demo: Demo, browser: object, tmp_path: Path)
     assert ann.locator("#devices tr.device").count() == 1
     phone.reload()
     assert "Not signed in" in phone.content(), "the ended device is still signed in"
+
+
+def test_the_demo_on_a_cache_in_front_of_sqlite(browser: object, tmp_path: Path) -> None:
+    """``sessionware demo --store cached://...``: a MemoryStore in front of SQLite. The cache
+    dies with the process; the session does not."""
+    from urllib.parse import quote
+
+    from playwright.sync_api import Browser
+
+    assert isinstance(browser, Browser)
+    url = f"cached://?cache=memory://&store={quote(f'sqlite:///{tmp_path}/demo.db', safe='')}"
+    demo = Demo(tmp_path, store=url).start()
+    try:
+        ann = browser.new_context().new_page()
+        ann.goto(demo.url)
+        ann.reload()
+        assert ann.inner_text("#visits") == "2"
+        ann.fill("input[name=user]", "ann")
+        ann.click("#login")
+        signed_in_as = ann.inner_text("#sid")
+        bob = browser.new_context().new_page()
+        bob.goto(demo.url)
+        bob.fill("input[name=user]", "bob")
+        bob.click("#login")
+        bobs_id = bob.inner_text("#sid")
+        demo.stop()
+        demo.start()
+        ann.reload()
+        assert ann.inner_text("#user") == "ann", "the session did not survive the cache's loss"
+        assert ann.inner_text("#sid") == signed_in_as
+        bob.reload()
+        assert bob.inner_text("#user") == "bob"  # now in the cache again
+        ann.goto(demo.url + "/sessions")
+        ann.locator("tr", has_text=bobs_id[:8]).locator("button").click()
+        bob.reload()
+        assert "Not signed in" in bob.content(), "a revoked session outlived it in the cache"
+    finally:
+        demo.stop()

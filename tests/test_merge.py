@@ -170,6 +170,14 @@ def _sqlalchemy(transport: str, prefix: str) -> Any:
     return SQLAlchemyStore(create_engine(f"sqlite:///{path}"))
 
 
+def _cached(transport: str, prefix: str) -> Any:
+    """Redis in front of SQLite: the merge runs on the durable store."""
+    from sessionware.stores.cached import CachedStore, SyncCachedStore
+
+    store_class = CachedStore if transport == "asgi" else SyncCachedStore
+    return store_class(_redis(transport, prefix), _sqlite(transport, prefix))
+
+
 STORES: dict[str, Callable[[str, str], Any]] = {
     "memory": _memory,
     "redis": _redis,
@@ -177,6 +185,7 @@ STORES: dict[str, Callable[[str, str], Any]] = {
     "postgres": _postgres,
     "mysql": _mysql,
     "sqlalchemy": _sqlalchemy,
+    "cached": _cached,
 }
 
 
@@ -187,7 +196,8 @@ def transport(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(params=list(STORES))
 def make(request: pytest.FixtureRequest, transport: str) -> Iterator[Callable[..., Harness]]:
-    prefix = request.getfixturevalue("redis_prefix") if request.param == "redis" else ""
+    uses_redis = request.param in ("redis", "cached")
+    prefix = request.getfixturevalue("redis_prefix") if uses_redis else ""
     harnesses: list[Harness] = []
 
     def build(**options: Any) -> Harness:

@@ -516,7 +516,9 @@ def merged_data(current: dict[str, Any], base: Base, record: SessionRecord) -> d
     applied: the top-level keys it set, changed (nested changes included) or deleted since it
     loaded ``base``. A key both changed goes to this request (the last writer), or raises
     ``SessionConflict`` when ``base.on_conflict == "error"``; a result over ``base.max_size``
-    raises ``SessionTooLarge`` (every store merges through here, so none stores more)."""
+    raises ``SessionTooLarge`` (every store merges through here, so none stores more). The
+    ``merged`` event is told only when there was something of others' to merge onto (a store
+    that cannot tell may merge onto the very data the request loaded)."""
     before = decode_own_json(base.data_json)
     after = record.data
     result = dict(current)
@@ -539,7 +541,7 @@ def merged_data(current: dict[str, Any], base: Base, record: SessionRecord) -> d
                 f"merged with concurrent changes, the session would be {size} bytes, over "
                 f"max_size={limit}; not saved"
             )
-    if base.merged is not None:
+    if base.merged is not None and current != before:  # others changed it meanwhile
         base.merged()
     return result
 

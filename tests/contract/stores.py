@@ -257,6 +257,33 @@ def sqlalchemy(kind: str) -> Harness:
     return harness
 
 
+def cached_memory_sqlite(tmp: Path) -> Harness:
+    """A MemoryStore in front of SQLite, on one clock (WSGI's shape)."""
+    from sessionware.stores.cached import SyncCachedStore
+    from sessionware.stores.sqlite import SQLiteStore
+
+    clock = FakeClock()
+    store = SyncCachedStore(MemoryStore(clock=clock), SQLiteStore(str(tmp / "s.db"), clock=clock))
+    return Harness(store, clock.advance)
+
+
+def cached_redis_postgres() -> Harness:
+    """A RedisStore in front of PostgreSQL (ASGI's shape): time passes on both."""
+    from sessionware.stores.cached import CachedStore
+
+    cache, durable = _redis("RedisStore"), postgres("PostgresStore")
+    harness = Harness(CachedStore(cache.store, durable.store), cache.advance)
+    harness.loop = durable.loop  # the pool was opened on it
+
+    def advance(seconds: float) -> None:
+        cache.advance(seconds)
+        durable.advance(seconds)
+
+    harness.advance = advance
+    harness.cleanup += [*cache.cleanup, *durable.cleanup]
+    return harness
+
+
 FACTORIES: dict[str, Callable[[], Harness]] = {
     "memory": memory,
     "redis-async": lambda: _redis("RedisStore"),
@@ -266,6 +293,8 @@ FACTORIES: dict[str, Callable[[], Harness]] = {
     "postgres-sync": lambda: postgres("SyncPostgresStore"),
     "mysql-async": lambda: mysql("MySQLStore"),
     "mysql-sync": lambda: mysql("SyncMySQLStore"),
+    "cached-memory-sqlite": lambda: cached_memory_sqlite(Path(tempfile.mkdtemp())),
+    "cached-redis-postgres": cached_redis_postgres,
     **{
         f"sqlalchemy-{database}-{mode}": (lambda kind=f"{database}-{mode}": sqlalchemy(kind))
         for database in ("sqlite", "postgres", "mysql")

@@ -142,9 +142,19 @@ class MemoryStore(SyncRecordStore):
         return now + self.ttl_ms if expires is None else expires
 
     def set_record(self, sid: str, record: SessionRecord) -> None:
+        self._put(sid, record, only_new=False)
+
+    def add_record(self, sid: str, record: SessionRecord) -> None:
+        """Write ``record`` only if no live session has this id (a cache's fill, which must
+        never overwrite a newer write)."""
+        self._put(sid, record, only_new=True)
+
+    def _put(self, sid: str, record: SessionRecord, *, only_new: bool) -> None:
         user = None if self.user_key is None else user_of(record.data, self.user_key)
         with self._lock:
             now = self._now()
+            if only_new and self._live(sid, now) is not None:
+                return
             entry = (
                 self._expiry(record, now),
                 record.cookie_state(),

@@ -93,6 +93,11 @@ class TouchThrottle:
         if expires is not None and isinstance(original, int):
             self.remember(sid, expires - original)
 
+    def fresh(self, sid: str, now: int) -> bool:
+        """Written or touched less than ``touch_after`` ago (nothing noted)."""
+        last = self._last.get(sid) if self.after_ms else None
+        return last is not None and now - last < self.after_ms
+
     def recently(self, sid: str, now: int) -> bool:
         """Touched less than ``touch_after`` ago; otherwise noted as touched now."""
         if not self.after_ms:

@@ -6,6 +6,7 @@
     from_url("redis://127.0.0.1:6379/0")          # also rediss://, unix://, redis+cluster://
     from_url("postgresql://user@host/db")         # also postgres://
     from_url("mysql://root@127.0.0.1/test")       # also mariadb://
+    from_url("cached://?cache=redis://127.0.0.1:6379/0&store=postgresql://user@host/db")
 
 ``sync=True`` gives the store for WSGI apps (``SyncRedisStore`` ...), else the asyncio one where
 there is one. Keyword options go to the store, and so do the store's options in the URL's query
@@ -64,6 +65,7 @@ _URL_OPTIONS: dict[str, dict[str, Callable[[str], Any]]] = {
         "client_cache_size": int,
         "auto_pipeline": _flag,
     },
+    "cached": {"cache": str, "store": str, "touch_after": float, "user_key": str},
 }
 """The options each kind of store takes from the URL's query, with how to read each."""
 
@@ -83,7 +85,7 @@ def _store_options(kind: str, url: str) -> tuple[str, dict[str, Any]]:
                 raise ValueError(f"store URL option {name}={value!r}: {exc}") from None
         else:
             kept.append((name, value))
-    if kept and kind in ("memory", "sqlite", "mysql"):
+    if kept and kind in ("memory", "sqlite", "mysql", "cached"):
         raise ValueError(_unknown(kind, kept[0][0]))
     return (base + "?" + urlencode(kept) if kept else base), options
 
@@ -105,6 +107,7 @@ _SCHEMES = {
     "postgres": ("postgres", "postgres"),
     "mysql": ("mysql", "mysql"),
     "mariadb": ("mysql", "mysql"),
+    "cached": ("cached", None),
 }
 
 
@@ -127,6 +130,8 @@ def from_url(url: str, *, sync: bool = False, **options: Any) -> Any:
 
 
 def _build(kind: str, scheme: str, url: str, rest: str, *, sync: bool, options: Any) -> Any:
+    if kind == "cached":
+        return _cached(sync=sync, **options)
     if kind == "memory":
         from .memory import MemoryStore
 
@@ -152,6 +157,20 @@ def _build(kind: str, scheme: str, url: str, rest: str, *, sync: bool, options: 
     from .mysql import MySQLStore, SyncMySQLStore
 
     return (SyncMySQLStore if sync else MySQLStore)(url=url, **options)
+
+
+def _cached(
+    *, sync: bool, cache: str = "", store: str = "", user_key: str | None = None, **options: Any
+) -> Any:
+    """``cached://?cache=URL&store=URL``: a cache in front of a durable store, each named by a
+    URL of its own (percent-encoded where it has a query of its own)."""
+    from .cached import CachedStore, SyncCachedStore
+
+    if not cache or not store:
+        raise ValueError("cached:// needs both: cached://?cache=URL&store=URL")
+    durable_options = {} if user_key is None else {"user_key": user_key}
+    in_front, durable = from_url(cache, sync=sync), from_url(store, sync=sync, **durable_options)
+    return (SyncCachedStore if sync else CachedStore)(in_front, durable, **options)
 
 
 def _check_libpq(url: str) -> None:

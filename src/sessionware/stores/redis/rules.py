@@ -336,6 +336,13 @@ class RedisRules:
             return
         yield from self._indexed_write(sid, user, "set", b"", command)
 
+    def add(self, sid: str, record: SessionRecord) -> Steps[RedisCommand, None]:
+        """Write ``record`` only if the key holds nothing (SET NX): a cache's fill, which must
+        never overwrite a newer write. No per-user index: a cache keeps none."""
+        command = self.set_command(sid, record)
+        if command[0] != "DEL":
+            yield (*command, "NX")
+
     def _indexed_write(
         self, sid: str, user: str, mode: str, expected: str | bytes, command: Command
     ) -> Steps[RedisCommand, Any]:

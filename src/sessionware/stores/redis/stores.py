@@ -16,8 +16,9 @@ from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
 from ..._native import mypyc_attr
+from ..._records import SessionRecord
 from ...options import positive
-from ..toolkit import CommandStore, SyncCommandStore, check_client
+from ..toolkit import CommandStore, SyncCommandStore, check_client, valid_sid
 from ._hiredis import pack_with_hiredis
 from .cache import CachedSend, TrackedCache
 from .rules import Each, RedisCommand, RedisRules, Scan, classify, script_call
@@ -150,6 +151,10 @@ class RedisStore(CommandStore[RedisCommand]):
     def _sid_of(self, command: RedisCommand) -> str | None:
         return _rules(self).sid_in(command)
 
+    async def add_record(self, sid: str, record: SessionRecord) -> None:
+        """Write ``record`` only if nothing is stored under ``sid`` (a cache's fill)."""
+        await self._run(_rules(self).add(valid_sid(sid), record))
+
     async def _ping(self) -> None:
         await self.client.ping()
 
@@ -176,6 +181,10 @@ class SyncRedisStore(SyncCommandStore[RedisCommand]):
 
     def _sid_of(self, command: RedisCommand) -> str | None:
         return _rules(self).sid_in(command)
+
+    def add_record(self, sid: str, record: SessionRecord) -> None:
+        """Write ``record`` only if nothing is stored under ``sid`` (a cache's fill)."""
+        self._run(_rules(self).add(valid_sid(sid), record))
 
     def _execute(self, command: RedisCommand) -> Any:
         script = script_call(command)
