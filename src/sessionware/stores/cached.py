@@ -211,11 +211,15 @@ class CachedRules:
         yield from self._write_through("touch_record", sid, record)
 
     def merge(self, sid: str, record: SessionRecord, base: Base) -> Steps[Op, None]:
+        failure: Exception | None = None
         try:
             yield Op(DURABLE, "merge_record", (sid, record, base))
-            self.throttle.remember(sid, now_ms())
-        finally:
-            yield from self._invalidate(sid)
+        except Exception as exc:  # it may have written all the same (a timeout)
+            failure = exc
+        yield from self._invalidate(sid)
+        if failure is not None:
+            raise failure
+        self.throttle.remember(sid, now_ms())
 
     def destroy(self, sid: str) -> Steps[Op, None]:
         self.throttle.forget(sid)
