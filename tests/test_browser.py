@@ -201,3 +201,35 @@ def test_the_demo_on_a_cache_in_front_of_sqlite(browser: object, tmp_path: Path)
         assert "Not signed in" in bob.content(), "a revoked session outlived it in the cache"
     finally:
         demo.stop()
+
+
+def test_the_demo_on_a_cookie_store(browser: object, tmp_path: Path) -> None:
+    """``sessionware demo --store cookie://``: the session lives in the sealed cookie; it
+    survives a restart (the key comes from the demo's secret), and logging out ends it."""
+    from playwright.sync_api import Browser
+
+    assert isinstance(browser, Browser)
+    demo = Demo(tmp_path, store="cookie://").start()
+    try:
+        ann = browser.new_context().new_page()
+        ann.goto(demo.url)
+        ann.reload()
+        assert ann.inner_text("#visits") == "2"
+        [cookie] = [c for c in ann.context.cookies() if c["name"] == "connect.sid"]
+        assert cookie["value"].startswith("c1."), "the session is not in a sealed cookie"
+        ann.fill("input[name=user]", "ann")
+        ann.click("#login")
+        signed_in_as = ann.inner_text("#sid")
+        demo.stop()
+        demo.start()
+        ann.reload()
+        assert ann.inner_text("#user") == "ann"
+        assert ann.inner_text("#sid") == signed_in_as
+        ann.goto(demo.url + "/sessions")
+        assert "no list to show" in ann.inner_text("#no-list")
+        ann.goto(demo.url)
+        ann.click("#logout")
+        assert "Not signed in" in ann.content()
+        assert ann.inner_text("#visits") == "1"
+    finally:
+        demo.stop()

@@ -570,3 +570,19 @@ def test_sessionware_migrate_copies_djangos_sessions_ahead_of_the_deploy(
     cache = "django:django.contrib.sessions.backends.cache"
     assert main(["migrate", "--from", cache, "--to", target]) == 2
     assert "cannot list its sessions" in capsys.readouterr().err
+
+
+def test_django_on_a_cookie_store() -> None:
+    """Django's views, sync and async, with the session sealed into the ``sessionid`` cookie
+    (``CookieStore``): nothing stored anywhere, the counter kept all the same."""
+    from sessionware.stores.cookie import CookieStore
+
+    store = CookieStore(encryption_keys=["a cookie key for Django's tests, 32 bytes+"])
+    with override_settings(SESSIONWARE={"store": store}):
+        client = Client()
+        assert [client.get("/counter").content for _ in range(3)] == [b"1", b"2", b"3"]
+        assert client.cookies["sessionid"].value.startswith("c1.1.")
+        assert client.get("/acounter").content == b"4"
+        stranger = Client()
+        stranger.cookies["sessionid"] = client.cookies["sessionid"].value[:-4]
+        assert stranger.get("/counter").content == b"1"

@@ -327,3 +327,14 @@ def test_sign_out_other_devices_with_flask_logins_user_key() -> None:
     assert phone.get("/me").text == "None"
     assert laptop.get("/me").text == "42"
     assert list(store.user_sessions("42")) == [laptop_sid]
+
+
+def test_flask_on_a_cookie_store() -> None:
+    from sessionware.stores.cookie import CookieStore
+
+    app, _ = make_app(CookieStore(encryption_keys=["a cookie key for Flask's tests, 32 bytes+"]))
+    client = app.test_client()
+    client.post("/set", data={"value": "kept in the cookie"})
+    cookie = client.get_cookie("session")
+    assert cookie is not None and cookie.value.startswith("c1.1.")
+    assert client.get("/get").text == "kept in the cookie"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import secrets as _secrets
 from collections.abc import Callable, Mapping
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ._records import (
     IMMUTABLE_TYPES,
@@ -145,9 +145,15 @@ class Engine:
         on_corrupt: Callable[[SessionCorrupt], None],
         emit: Callable[[SessionEvent], None] | None = None,
         make_lazy: SessionFactory | None = None,
+        sealer: Sealer | None = None,
     ):
         self.options = options
         self.lazy = options.lazy
+        self.sealer = sealer
+        """A cookie store: the session is sealed into the response's cookies, read from the
+        request's, and no store call is made for it."""
+        if sealer is not None and options.transport != "cookie":
+            raise ValueError("a CookieStore keeps sessions in cookies: transport must be 'cookie'")
         self.make_lazy = make_lazy
         """With ``lazy``: makes a request's session that reads the store on its first use."""
         self.on_corrupt = on_corrupt
@@ -359,8 +365,15 @@ class Engine:
             path or "/", options.attributes.path or "/"
         ):
             return None
-        sid = self.read_sid(cookie_header) if self.reads_cookie else None
+        sealed = None
+        if self.sealer is not None:
+            sealed = self.read_sealed(cookie_header)
+            sid = None if sealed is None else sealed[0]
+        else:
+            sid = self.read_sid(cookie_header) if self.reads_cookie else None
         flow = Flow(self, request, options, sid, self.is_secure(scheme, forwarded_proto))
+        if sealed is not None:
+            flow.sealed, flow.chunks = sealed[1], sealed[2]
         if self.reads_token:
             self.answer_in_kind(flow, sid)
         if self.migrations and flow.cookie_id is None and cookie_header:
@@ -377,6 +390,26 @@ class Engine:
             else:
                 flow.migration = found
         return flow
+
+    def read_sealed(
+        self, cookie_header: str | bytes | None
+    ) -> tuple[str | None, SessionRecord | None, int] | None:
+        """A cookie store's session as the request carries it: its id and record (``None`` when
+        nothing opens), and how many chunk cookies came with it (to expire the unneeded ones)."""
+        sealer = self.sealer
+        if not cookie_header or sealer is None:
+            return None
+        text = (
+            cookie_header.decode("latin-1") if isinstance(cookie_header, bytes) else cookie_header
+        )
+        name = self.name
+        chunks = sealer.chunks_in(name, text) if f"{name}.1=" in text else 1
+        opened = sealer.open(name, text)
+        if opened is None:
+            if find_raw_cookie(text, name):
+                self.tell("invalid_cookie", reason="bad_signature")
+            return None if chunks == 1 else (None, None, chunks)
+        return opened[0], opened[1], chunks
 
     def answer_in_kind(self, flow: Flow, cookie_sid: str | None) -> None:
         """Header transport: the sid a request presents may be its token's (a cookie's wins),
@@ -423,11 +456,22 @@ def _remember(cache: dict[K, str], key: K, value: str) -> None:
     cache[key] = value
 
 
+class Sealer(Protocol):
+    """A store that keeps sessions in the cookies themselves (``stores.cookie.CookieStore``)."""
+
+    def seal(self, name: str, sid: str, record: SessionRecord) -> list[str]: ...
+
+    def open(self, name: str, cookie_header: str) -> tuple[str, SessionRecord] | None: ...
+
+    def chunks_in(self, name: str, cookie_header: str) -> int: ...
+
+
 class Flow:
     """One request's session state and express-session's decisions about it."""
 
     __slots__ = (
         "base_json",
+        "chunks",
         "cookie_id",
         "cookie_options",
         "engine",
@@ -445,6 +489,7 @@ class Flow:
         "pre_touched_ms",
         "request",
         "saved",
+        "sealed",
         "secure",
         "sends_token",
         "session",
@@ -491,6 +536,10 @@ class Flow:
         """``migrate_from``: the session another library's cookie carried, for a new one."""
         self.old_read: ReadOld | None = None
         """``migrate_from``, a server-side source: the old session to read instead of ours."""
+        self.sealed: SessionRecord | None = None
+        """A cookie store: the session the request's cookies carried."""
+        self.chunks = 1
+        """A cookie store: how many of its cookies the request carried."""
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -499,6 +548,8 @@ class Flow:
         with ``migrate_from``, the old library's stored session to read)."""
         if self.cookie_id is None:
             return self.old_read
+        if self.engine.sealer is not None:
+            return None
         return Get(self.cookie_id, self.engine.read_touch_ms)
 
     def loaded(self, data: SessionRecord | Mapping[str, Any] | OldSession | None) -> SessionBase:
@@ -510,6 +561,8 @@ class Flow:
         """
         if isinstance(data, OldSession):  # ``migrate_from``: the request presented no sid
             return self.carried_over(data)
+        if data is None:
+            data = self.sealed
         if not data:
             if self.cookie_id is not None:
                 self.engine.tell("invalid_cookie", reason="unknown_id")
@@ -847,6 +900,10 @@ class Flow:
         fingerprint = self.fingerprint(session)
         modified = self.is_modified(session, fingerprint)
         is_new = self.cookie_id != sid
+        if self.engine.sealer is not None:
+            return self._in_cookies(
+                session, fingerprint, modified, is_new, header=header, call=call
+            )
         set_cookie = None
         if header and self.set_cookies and self.should_set_cookie(session, is_new, modified):
             set_cookie = self.set_cookie_header(session)
@@ -873,6 +930,47 @@ class Flow:
             record = self.record(session, fingerprint, check_size=False)
             return Outcome(set_cookie, Touch(sid, record), vary, headers)
         return _without_call(set_cookie, vary, headers)
+
+    def _in_cookies(
+        self,
+        session: SessionBase,
+        fingerprint: str,
+        modified: bool,
+        is_new: bool,
+        *,
+        header: bool,
+        call: bool,
+    ) -> Outcome:
+        """A cookie store's response: the session sealed into its cookies whenever express
+        would send the cookie or save the session, or its data changed (the cookie is where it
+        is kept); the chunks a smaller session no longer needs expired. No store call."""
+        sid = session._state.id
+        send = (
+            modified
+            or self.should_set_cookie(session, is_new, modified)
+            or self.should_save(sid, is_new, modified, fingerprint)
+        )
+        cookie = session.cookie
+        sealer = self.engine.sealer
+        if not header or not send or sealer is None:
+            return Outcome(None, None, self.from_store)
+        if call:
+            self.mark_saved(sid, fingerprint)
+        if cookie.attributes.secure and not self.secure:
+            return Outcome(None, None, self.from_store)
+        name = self.engine.name
+        values = sealer.seal(name, sid, self.record(session, fingerprint, check_size=False))
+        attributes, expires = cookie.attributes, cookie.expires_ms
+        headers = [
+            ("Set-Cookie", serialize_set_cookie(f"{name}.{index}", value, attributes, expires))
+            for index, value in enumerate(values[1:], 1)
+        ]
+        headers += [
+            ("Set-Cookie", serialize_set_cookie(f"{name}.{index}", "", attributes, 0))
+            for index in range(len(values), self.chunks)
+        ]
+        main = serialize_set_cookie(name, values[0], attributes, expires)
+        return Outcome(main, None, True, tuple(headers))
 
     def should_set_cookie(self, session: SessionBase, is_new: bool, modified: bool) -> bool:
         """express's ``shouldSetCookie``: a new session's cookie when it is saved uninitialized
@@ -916,9 +1014,17 @@ class Flow:
             engine = self.engine
             if self.set_cookies:
                 set_cookie = self.expire_cookie_header(session)
+                attributes = session.cookie.attributes
+                headers = tuple(
+                    (
+                        "Set-Cookie",
+                        serialize_set_cookie(f"{engine.name}.{index}", "", attributes, 0),
+                    )
+                    for index in range(1, self.chunks)
+                )
                 clear = engine.options.clear_site_data
                 if clear is not None:
-                    headers = (("Clear-Site-Data", clear),)
+                    headers = (*headers, ("Clear-Site-Data", clear))
             if self.sends_token:
                 headers = (*headers, (engine.header_name, ""))
         vary = self.from_store or set_cookie is not None or bool(headers)

@@ -138,6 +138,7 @@ class SessionRuntime:
         if options.user_key is not None:
             index_users(self.store, options.user_key)
         self.driver = StoreDriver.for_store(self.store)
+        sealer: Any = self.store if getattr(self.store, "seals_sessions", False) else None
         self.engine = Engine(
             options,
             partial(session_class, self.driver),
@@ -145,6 +146,7 @@ class SessionRuntime:
             on_corrupt=log_corrupt,
             emit=None if options.on_event is None else partial(_emit_safely, options.on_event),
             make_lazy=partial(lazy_class(session_class), self.driver) if options.lazy else None,
+            sealer=sealer,
         )
         self.store_ready = True
         on = getattr(self.store, "on", None)

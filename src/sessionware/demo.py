@@ -121,7 +121,16 @@ async def home(request: Request) -> HTMLResponse:
         )
         if part
     )
-    if user:
+    sealed = request.app.state.sealed
+    if user and sealed:
+        account = (
+            f"<p>Signed in as <strong id='user'>{html.escape(str(user))}</strong>.</p>"
+            f"<form method='post' action='/logout'>{csrf}<button id='logout'>Log out</button>"
+            "</form><p class='note'>Logging out expires the cookie: the counter starts again "
+            "at 1. A cookie store keeps no list of sessions, so there are no devices to show "
+            "and no session to revoke from elsewhere.</p>"
+        )
+    elif user:
         devices = await session.devices()
         others = len(devices) - 1
         account = (
@@ -152,16 +161,27 @@ async def home(request: Request) -> HTMLResponse:
             "</code>, the data kept. That is session fixation protection: an id someone "
             "planted in your browser before you logged in is worth nothing after.</p>"
         )
+    where = (
+        "in your browser's cookie, sealed with AES-256-GCM: the server keeps nothing, and the "
+        "browser cannot read or change what it holds."
+        if sealed
+        else "on the server, in the session store. The browser holds only a signed session id."
+    )
+    held = (
+        "The cookie holds the whole session, sealed with the store's encryption key, its "
+        "expiry inside: a copy replayed after it expired opens to nothing."
+        if sealed
+        else "The id is signed with the server's secret (HMAC-SHA256), in express-session's "
+        "format, so a Node app with the same secret and store shares this session."
+    )
     body = f"""
 <div class="card"><p>You have visited this page <strong id="visits">{visits}</strong>
 time{"" if visits == 1 else "s"}.</p>
-<p class="note">The counter lives on the server, in the session store. The browser holds only
-a signed session id.</p></div>
+<p class="note">The counter lives {where}</p></div>
 <div class="card">{account}{login_note}</div>
 <div class="card"><p>Session id: <code id="sid">{html.escape(session.id)}</code></p>
 <p>Cookie <code>connect.sid</code>: {html.escape(attributes)}.</p>
-<p class="note">The id is signed with the server's secret (HMAC-SHA256), in express-session's
-format, so a Node app with the same secret and store shares this session.</p></div>"""
+<p class="note">{held}</p></div>"""
     return _page(body)
 
 
@@ -230,6 +250,12 @@ async def sessions(request: Request) -> HTMLResponse:
     session = _session(request)
     mine = session.id
     csrf = _csrf_field(session)
+    if request.app.state.sealed:
+        return _page(
+            f"<div class='card' id='no-list'>{csrf}<p>This demo runs on a cookie store: each "
+            "session lives in its own browser's cookie, so there is no list to show and no "
+            "session to revoke from here. Rotating the encryption key ends them all.</p></div>"
+        )
     live = await _store_call(store, "all")
     rows = []
     for sid, data in sorted(live.items(), key=lambda item: str(item[1].get("cookie"))):
@@ -295,7 +321,12 @@ def demo_secret(folder: Path) -> str:
 
 def create_app(*, store_url: str | None = None, **options: Any) -> Starlette:
     folder = demo_folder()
-    store = options.pop("store", None) or from_url(store_url or f"sqlite:///{folder / 'demo.db'}")
+    store = options.pop("store", None)
+    if store is None and store_url is not None and store_url.startswith("cookie:"):
+        keys = os.environ.get("SESSIONWARE_ENCRYPTION_KEYS")
+        key = keys.split(",") if keys else ["demo cookie key: " + demo_secret(folder)]
+        store = from_url(store_url, encryption_keys=key)
+    store = store or from_url(store_url or f"sqlite:///{folder / 'demo.db'}")
     app = Starlette(
         routes=[
             Route("/", home),
@@ -308,9 +339,11 @@ def create_app(*, store_url: str | None = None, **options: Any) -> Starlette:
         ]
     )
     app.state.store = store
+    app.state.sealed = bool(getattr(store, "seals_sessions", False))
     options.setdefault("secret", demo_secret(folder))
     options.setdefault("cookie", {"max_age": 3600, "samesite": "lax", "secure": "auto"})
-    options.setdefault("user_key", "user")
-    options.setdefault("device_info", True)
+    if not app.state.sealed:  # a cookie keeps no per-user index
+        options.setdefault("user_key", "user")
+        options.setdefault("device_info", True)
     app.add_middleware(SessionMiddleware, store=store, **options)
     return app

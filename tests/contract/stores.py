@@ -257,6 +257,85 @@ def sqlalchemy(kind: str) -> Harness:
     return harness
 
 
+class SealedJar:
+    """CookieStore as the store contract sees a store: ``set`` seals a session into the
+    cookies a browser would hold (one jar per id), ``get`` opens them. What a cookie cannot do
+    (list, index, merge) is in ``EXCLUDED``."""
+
+    NAME = "connect.sid"
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.jar: dict[str, str] = {}
+
+    def set(self, sid: str, data: dict[str, Any]) -> None:
+        from sessionware.stores.base import SessionRecord
+
+        self._seal(sid, SessionRecord.from_dict(data))
+
+    def _seal(self, sid: str, record: Any) -> None:
+        from sessionware.stores.toolkit import valid_sid
+
+        values = self.store.seal(self.NAME, valid_sid(sid), record)
+        names = [self.NAME, *(f"{self.NAME}.{i}" for i in range(1, len(values)))]
+        self.jar[sid] = "; ".join(f"{n}={v}" for n, v in zip(names, values, strict=True))
+
+    def get_record(self, sid: str) -> Any:
+        header = self.jar.get(sid)
+        opened = None if header is None else self.store.open(self.NAME, header)
+        if opened is None or opened[0] != sid:
+            self.jar.pop(sid, None)
+            return None
+        return opened[1]
+
+    def get(self, sid: str) -> dict[str, Any] | None:
+        record = self.get_record(sid)
+        return None if record is None else record.as_dict()
+
+    def touch(self, sid: str, data: dict[str, Any]) -> None:
+        from sessionware.stores.base import SessionRecord
+
+        found = self.get_record(sid)
+        if found is not None:
+            cookie = SessionRecord.from_dict(data).cookie
+            self._seal(sid, SessionRecord(cookie, found.data, found.data_json))
+
+    def destroy(self, sid: str) -> None:
+        self.jar.pop(sid, None)
+
+    def all(self) -> dict[str, Any]:
+        """The sessions the browsers hold that still open."""
+        found = {sid: self.get(sid) for sid in list(self.jar)}
+        return {sid: data for sid, data in found.items() if data is not None}
+
+    def length(self) -> int:
+        return len(self.all())
+
+
+def cookie() -> Harness:
+    from sessionware.stores.cookie import CookieStore
+
+    clock = FakeClock()
+    key = "a key for the store contract's cookie store, 32+"
+    return Harness(SealedJar(CookieStore([key], clock=clock)), clock.advance)
+
+
+EXCLUDED: dict[str, dict[str, str]] = {
+    "cookie": {
+        "test_all_length_and_clear": "a cookie store lists nothing: sessions are in browsers",
+        "test_a_users_sessions_are_listed_and_no_one_elses": "no per-user index",
+        "test_a_session_follows_its_user_when_they_change": "no per-user index",
+        "test_a_merged_save_indexes_the_merged_user": "no per-user index",
+        "test_destroyed_and_expired_sessions_leave_the_list": "no per-user index",
+        "test_destroy_user_sessions_keeps_the_one_asked_for": "no per-user index",
+        "test_users_are_non_empty_text_or_ints": "no per-user index",
+        "test_a_store_without_user_key_refuses_to_list": "no per-user index: user_key is refused",
+        "test_concurrent_merges_never_store_more_than_max_size": "no merge: the last response wins",
+    }
+}
+"""The contract tests a store shape cannot pass, each with why (deselected, not skipped)."""
+
+
 def cached_memory_sqlite(tmp: Path) -> Harness:
     """A MemoryStore in front of SQLite, on one clock (WSGI's shape)."""
     from sessionware.stores.cached import SyncCachedStore
@@ -295,6 +374,7 @@ FACTORIES: dict[str, Callable[[], Harness]] = {
     "mysql-sync": lambda: mysql("SyncMySQLStore"),
     "cached-memory-sqlite": lambda: cached_memory_sqlite(Path(tempfile.mkdtemp())),
     "cached-redis-postgres": cached_redis_postgres,
+    "cookie": cookie,
     **{
         f"sqlalchemy-{database}-{mode}": (lambda kind=f"{database}-{mode}": sqlalchemy(kind))
         for database in ("sqlite", "postgres", "mysql")

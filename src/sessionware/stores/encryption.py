@@ -63,36 +63,45 @@ class Encryption:
 
     def seal(self, sid: str, text: str | bytes) -> str:
         plain = text.encode() if isinstance(text, str) else text
+        return _MARK + self.seal_text(plain, sid.encode()) + '"'
+
+    def seal_text(self, plain: bytes, associated: bytes) -> str:
+        """``plain`` sealed with the first key, bound to ``associated``: unpadded base64url."""
         nonce = os.urandom(_NONCE_BYTES)
-        sealed = nonce + self._ciphers[0].encrypt(nonce, plain, sid.encode())
-        return _MARK + base64.urlsafe_b64encode(sealed).decode().rstrip("=") + '"'
+        sealed = nonce + self._ciphers[0].encrypt(nonce, plain, associated)
+        return base64.urlsafe_b64encode(sealed).decode().rstrip("=")
+
+    def open_text(self, body: str, associated: bytes) -> bytes | None:
+        """What ``seal_text`` sealed, with any of the keys; ``None`` when it does not open."""
+        from cryptography.exceptions import InvalidTag
+
+        try:
+            sealed = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        except (binascii.Error, ValueError):
+            return None
+        nonce, ciphertext = sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:]
+        for cipher in self._ciphers:
+            try:
+                plain: bytes = cipher.decrypt(nonce, ciphertext, associated)
+            except (InvalidTag, ValueError):
+                continue
+            return plain
+        return None
 
     def open(self, sid: str, stored: str | bytes) -> str:
         """The plain text of a sealed value, or ``SessionCorrupt``."""
-        from cryptography.exceptions import InvalidTag
-
         text = stored.decode(errors="replace") if isinstance(stored, bytes) else stored
         if not (text.startswith(_MARK) and text.endswith('"')):
             raise SessionCorrupt(
                 f"session {sid!r} is not encrypted (encryption_keys is set)", sid=sid
             )
         body = text[len(_MARK) : -1]
-        try:
-            sealed = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-        except (binascii.Error, ValueError) as exc:
+        plain = self.open_text(body, sid.encode())
+        if plain is None:
             raise SessionCorrupt(
-                f"session {sid!r}: a sealed value that is not base64", sid=sid
-            ) from exc
-        nonce, ciphertext = sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:]
-        for cipher in self._ciphers:
-            try:
-                plain: bytes = cipher.decrypt(nonce, ciphertext, sid.encode())
-            except (InvalidTag, ValueError):
-                continue
-            return plain.decode()
-        raise SessionCorrupt(
-            f"session {sid!r} does not decrypt with any of the encryption keys", sid=sid
-        )
+                f"session {sid!r} does not decrypt with any of the encryption keys", sid=sid
+            )
+        return plain.decode()
 
 
 def encryption(keys: EncryptionKeys | None) -> Encryption | None:

@@ -7,6 +7,7 @@
     from_url("postgresql://user@host/db")         # also postgres://
     from_url("mysql://root@127.0.0.1/test")       # also mariadb://
     from_url("cached://?cache=redis://127.0.0.1:6379/0&store=postgresql://user@host/db")
+    from_url("cookie://", encryption_keys=[key])   # or SESSIONWARE_ENCRYPTION_KEYS
 
 ``sync=True`` gives the store for WSGI apps (``SyncRedisStore`` ...), else the asyncio one where
 there is one. Keyword options go to the store, and so do the store's options in the URL's query
@@ -66,6 +67,7 @@ _URL_OPTIONS: dict[str, dict[str, Callable[[str], Any]]] = {
         "auto_pipeline": _flag,
     },
     "cached": {"cache": str, "store": str, "touch_after": float, "user_key": str},
+    "cookie": {"max_chunks": int, "max_age": int},
 }
 """The options each kind of store takes from the URL's query, with how to read each."""
 
@@ -85,7 +87,7 @@ def _store_options(kind: str, url: str) -> tuple[str, dict[str, Any]]:
                 raise ValueError(f"store URL option {name}={value!r}: {exc}") from None
         else:
             kept.append((name, value))
-    if kept and kind in ("memory", "sqlite", "mysql", "cached"):
+    if kept and kind in ("memory", "sqlite", "mysql", "cached", "cookie"):
         raise ValueError(_unknown(kind, kept[0][0]))
     return (base + "?" + urlencode(kept) if kept else base), options
 
@@ -108,6 +110,7 @@ _SCHEMES = {
     "mysql": ("mysql", "mysql"),
     "mariadb": ("mysql", "mysql"),
     "cached": ("cached", None),
+    "cookie": ("cookie", "encryption"),
 }
 
 
@@ -132,6 +135,8 @@ def from_url(url: str, *, sync: bool = False, **options: Any) -> Any:
 def _build(kind: str, scheme: str, url: str, rest: str, *, sync: bool, options: Any) -> Any:
     if kind == "cached":
         return _cached(sync=sync, **options)
+    if kind == "cookie":
+        return _cookie(**options)
     if kind == "memory":
         from .memory import MemoryStore
 
@@ -171,6 +176,24 @@ def _cached(
     durable_options = {} if user_key is None else {"user_key": user_key}
     in_front, durable = from_url(cache, sync=sync), from_url(store, sync=sync, **durable_options)
     return (SyncCachedStore if sync else CachedStore)(in_front, durable, **options)
+
+
+def _cookie(*, encryption_keys: Any = None, **options: Any) -> Any:
+    """``cookie://``: sessions sealed into the cookies; the keys come as the
+    ``encryption_keys`` option (never in a URL), or from SESSIONWARE_ENCRYPTION_KEYS."""
+    import os
+
+    from .cookie import CookieStore
+
+    if encryption_keys is None:
+        found = os.environ.get("SESSIONWARE_ENCRYPTION_KEYS")
+        if not found:
+            raise ValueError(
+                "cookie:// needs its keys: the encryption_keys option, or "
+                "SESSIONWARE_ENCRYPTION_KEYS (comma-separated, the first seals)"
+            )
+        encryption_keys = found.split(",")
+    return CookieStore(encryption_keys, **options)
 
 
 def _check_libpq(url: str) -> None:
