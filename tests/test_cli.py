@@ -343,3 +343,41 @@ def test_user_and_revoke_find_the_user_key_as_list_does(
     )
     code, _, err = run(capsys, *words, "user", "nobody")
     assert code == 2 and "pass --user-key" in err
+
+
+def test_closing_a_sync_store_waits_for_its_probe_thread() -> None:
+    """The CLI crashed (SIGSEGV) about one run in ten against an unreachable MySQL: the store's
+    probe thread was still inside the driver when the interpreter exited. Closing a sync store
+    now waits for its probe to finish the ping in flight."""
+    import threading
+    import time
+
+    from sessionware.stores.base import EventEmitter
+    from sessionware.stores.toolkit import Health
+
+    pinging = threading.Event()
+
+    def slow_refused_ping() -> None:
+        pinging.set()
+        time.sleep(0.3)
+        raise ConnectionRefusedError("refused")
+
+    health = Health(EventEmitter(), "test", 60, asynchronous=False)
+    health.ping = slow_refused_ping
+    health.failed(ConnectionRefusedError("refused"))
+    assert pinging.wait(5)
+    health.close()
+    alive = [t.name for t in threading.enumerate() if t.name == "sessionware-test-probe"]
+    assert alive == [], "close() returned with the probe thread still inside a ping"
+
+
+def test_the_cli_exits_cleanly_however_often_it_meets_a_refused_server() -> None:
+    from .services import free_port
+
+    url = f"mysql://root@127.0.0.1:{free_port()}/x"
+    words = [sys.executable, "-m", "sessionware", "store", "--url", url, "count"]
+    codes = {
+        subprocess.run(words, capture_output=True, check=False, timeout=60).returncode
+        for _ in range(12)
+    }
+    assert codes == {2}, "the command crashed on exit"

@@ -134,6 +134,10 @@ class _Action(Protocol):
     def __call__(self) -> Any: ...
 
 
+JOIN_SECONDS = 10.0
+"""How long closing a sync store waits for its probe or pruner thread to finish a command."""
+
+
 class Background:
     """Runs a loop of steps in a daemon thread (sync store) or a task on the running loop
     (async store): each step is a number of seconds to wait, or ``None`` to call ``action``
@@ -147,6 +151,7 @@ class Background:
         self.closed = False
         self._wake = threading.Event()
         self._task: asyncio.Task[None] | None = None
+        self._thread: threading.Thread | None = None
 
     def start(self, steps: Steps[float | None, None]) -> bool:
         """Run ``steps`` in the background; ``False`` when there is nowhere to run them (an
@@ -159,16 +164,23 @@ class Background:
                 return False
             self._task = loop.create_task(arun_steps(steps, self._perform_async))
             return True
-        threading.Thread(
+        thread = threading.Thread(
             target=run_steps, args=(steps, self._perform), name=self.name, daemon=True
-        ).start()
+        )
+        self._thread = thread
+        thread.start()
         return True
 
     def close(self) -> None:
+        """Stop; a thread is waited for (up to ``JOIN_SECONDS``, a ping in flight), since a
+        daemon thread still inside a client when the interpreter exits can crash it."""
         self.closed = True
         self._wake.set()
         if self._task is not None:
             self._task.cancel()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(JOIN_SECONDS)
 
     async def finished(self) -> None:
         """Wait for the cancelled task to unwind: a loop closed with it still pending destroys
