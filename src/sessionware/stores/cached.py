@@ -172,10 +172,10 @@ class CachedRules:
             cached = yield from self._cached(Op(CACHE, "get_record", (sid,)))
         except _CacheDown:
             cached = None
-        invalidated = cached is not None and INVALID_KEY in cached.data
-        if cached is not None and not invalidated:
-            cached.token = None  # the cache's token is not the durable store's
-            return self._loaded(sid, cached, touch_ms)
+        hit = self.hit(sid, cached, touch_ms)
+        if hit is not None:
+            return hit
+        invalidated = cached is not None
         record: SessionRecord | None = yield Op(DURABLE, "get_record", (sid,))
         if record is None:
             return None
@@ -183,6 +183,27 @@ class CachedRules:
             with contextlib.suppress(_CacheDown):
                 yield from self._cached(Op(CACHE, self.fill, (sid, record)))
         return self._loaded(sid, record, touch_ms)
+
+    def hit(
+        self, sid: str, cached: SessionRecord | None, touch_ms: int | None
+    ) -> SessionRecord | None:
+        """The session the cache answered with, or ``None`` when it must be read from the
+        durable store (not cached, or invalidated)."""
+        if cached is None or INVALID_KEY in cached.data:
+            return None
+        cached.token = None  # the cache's token is not the durable store's
+        return self._loaded(sid, cached, touch_ms)
+
+    def in_memory_hit(self, sid: str, touch_ms: int | None) -> SessionRecord | None:
+        """A cache that does no I/O (MemoryStore) asked directly, as the steps would ask it
+        (``None``: take the steps, which handle a miss, stale entries and failures)."""
+        if self.stale or self.cache_down:
+            return None
+        try:
+            cached = self.cache.get_record(sid)
+        except Exception:
+            return None
+        return self.hit(sid, cached, touch_ms)
 
     def _loaded(self, sid: str, record: SessionRecord, touch_ms: int | None) -> SessionRecord:
         throttle = self.throttle
@@ -289,6 +310,8 @@ class CachedStore(_Cached, RecordStore):
             for role, owner in ((CACHE, cache), (DURABLE, store))
         }
         """Which of the two is a sync store that blocks (called in a worker thread)."""
+        self._cache_in_memory = isinstance(cache, SyncStore) and not cache.blocking
+        """A cache that does no I/O: a hit is answered without the steps' coroutines."""
 
     async def _perform(self, op: Op) -> Any:
         method = self._target(op)
@@ -301,6 +324,10 @@ class CachedStore(_Cached, RecordStore):
         return await arun_steps(steps, self._perform)
 
     async def get_record(self, sid: str, touch_ms: int | None = None) -> SessionRecord | None:
+        if self._cache_in_memory:
+            hit = self.rules.in_memory_hit(sid, touch_ms)
+            if hit is not None:
+                return hit
         found: SessionRecord | None = await self._run(self.rules.get(sid, touch_ms))
         return found
 

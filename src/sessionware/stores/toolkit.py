@@ -151,7 +151,7 @@ class Background:
         self.closed = False
         self._wake = threading.Event()
         self._task: asyncio.Task[None] | None = None
-        self._thread: threading.Thread | None = None
+        self._worker: threading.Thread | None = None
 
     def start(self, steps: Steps[float | None, None]) -> bool:
         """Run ``steps`` in the background; ``False`` when there is nowhere to run them (an
@@ -167,7 +167,7 @@ class Background:
         thread = threading.Thread(
             target=run_steps, args=(steps, self._perform), name=self.name, daemon=True
         )
-        self._thread = thread
+        self._worker = thread
         thread.start()
         return True
 
@@ -178,7 +178,7 @@ class Background:
         self._wake.set()
         if self._task is not None:
             self._task.cancel()
-        thread = self._thread
+        thread = self._worker
         if thread is not None and thread is not threading.current_thread():
             thread.join(JOIN_SECONDS)
 
