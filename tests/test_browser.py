@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,6 +69,22 @@ class Demo:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=10)
+
+
+def sign_in(page: Any, name: str) -> str:
+    """Log in on the demo's home page, as a person does: the new session id."""
+    page.fill("input[name=user]", name)
+    page.click("#login")
+    return str(page.inner_text("#sid"))
+
+
+def restart_keeps(demo: Demo, page: Any, name: str, sid: str, why: str) -> None:
+    """Restart the demo: ``page`` is still signed in as ``name``, with the same id."""
+    demo.stop()
+    demo.start()
+    page.reload()
+    assert page.inner_text("#user") == name, why
+    assert page.inner_text("#sid") == sid
 
 
 @pytest.fixture
@@ -139,14 +156,8 @@ def test_the_demo_in_a_real_browser(demo: Demo, browser: object, tmp_path: Path)
     assert bob.inner_text("#sid") != bobs_id
 
     ann.goto(demo.url)
-    ann.fill("input[name=user]", "ann")
-    ann.click("#login")
-    signed_in_as = ann.inner_text("#sid")
-    demo.stop()
-    demo.start()
-    ann.reload()
-    assert ann.inner_text("#user") == "ann", "the session survives a restart (SQLite)"
-    assert ann.inner_text("#sid") == signed_in_as
+    signed_in_as = sign_in(ann, "ann")
+    restart_keeps(demo, ann, "ann", signed_in_as, "the session did not survive a restart")
 
     phone = browser.new_context(user_agent="PhoneBrowser/1.0").new_page()
     phone.goto(demo.url)
@@ -180,19 +191,11 @@ def test_the_demo_on_a_cache_in_front_of_sqlite(browser: object, tmp_path: Path)
         ann.goto(demo.url)
         ann.reload()
         assert ann.inner_text("#visits") == "2"
-        ann.fill("input[name=user]", "ann")
-        ann.click("#login")
-        signed_in_as = ann.inner_text("#sid")
+        signed_in_as = sign_in(ann, "ann")
         bob = browser.new_context().new_page()
         bob.goto(demo.url)
-        bob.fill("input[name=user]", "bob")
-        bob.click("#login")
-        bobs_id = bob.inner_text("#sid")
-        demo.stop()
-        demo.start()
-        ann.reload()
-        assert ann.inner_text("#user") == "ann", "the session did not survive the cache's loss"
-        assert ann.inner_text("#sid") == signed_in_as
+        bobs_id = sign_in(bob, "bob")
+        restart_keeps(demo, ann, "ann", signed_in_as, "the session did not survive the cache")
         bob.reload()
         assert bob.inner_text("#user") == "bob"  # now in the cache again
         ann.goto(demo.url + "/sessions")
@@ -217,14 +220,8 @@ def test_the_demo_on_a_cookie_store(browser: object, tmp_path: Path) -> None:
         assert ann.inner_text("#visits") == "2"
         [cookie] = [c for c in ann.context.cookies() if c["name"] == "connect.sid"]
         assert cookie["value"].startswith("c1."), "the session is not in a sealed cookie"
-        ann.fill("input[name=user]", "ann")
-        ann.click("#login")
-        signed_in_as = ann.inner_text("#sid")
-        demo.stop()
-        demo.start()
-        ann.reload()
-        assert ann.inner_text("#user") == "ann"
-        assert ann.inner_text("#sid") == signed_in_as
+        signed_in_as = sign_in(ann, "ann")
+        restart_keeps(demo, ann, "ann", signed_in_as, "the sealed cookie did not open")
         ann.goto(demo.url + "/sessions")
         assert "no list to show" in ann.inner_text("#no-list")
         ann.goto(demo.url)

@@ -467,6 +467,22 @@ def test_django_over_the_header() -> None:
     assert not client.cookies.get("sessionid"), "Django's cookie was set anyway"
 
 
+def _signed_in_by_django(engine: str, user: Any) -> str:
+    """What Django's own ``login()`` leaves in a session of ``engine``: its key."""
+    from importlib import import_module
+
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+
+    old = import_module(engine).SessionStore()
+    old[SESSION_KEY] = str(user.pk)
+    old[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    old[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    old.save()
+    key = old.session_key
+    assert key
+    return str(key)
+
+
 @pytest.mark.parametrize("view", ["/whoami", "/awhoami"])
 @pytest.mark.parametrize(
     "engine",
@@ -483,20 +499,12 @@ def test_a_django_user_stays_signed_in_after_the_switch(engine: str, view: str) 
     and after, and the old stored session is gone."""
     from importlib import import_module
 
-    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-
     from sessionware import MemoryStore
     from sessionware.migrate import DjangoSessions
 
     user = User.objects.get(username="ann")
     old_engine = import_module(engine)
-    old = old_engine.SessionStore()
-    old[SESSION_KEY] = str(user.pk)
-    old[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-    old[HASH_SESSION_KEY] = user.get_session_auth_hash()
-    old.save()
-    key = old.session_key
-    assert key
+    key = _signed_in_by_django(engine, user)
     store = MemoryStore()
     settings = {"store": store, "user_key": "_auth_user_id", "migrate_from": DjangoSessions(engine)}
     with override_settings(SESSIONWARE=settings):
@@ -529,9 +537,7 @@ def test_sessionware_migrate_copies_djangos_sessions_ahead_of_the_deploy(
     """``sessionware migrate --from django`` copies the sessions table, keyed by Django's own
     secret; the deployed app finds ann's copy through her ``sessionid`` cookie. The cache
     engine, which cannot list its sessions, is refused with the reason."""
-    from importlib import import_module
 
-    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
     from django.contrib.sessions.models import Session
 
     from sessionware.cli import main
@@ -541,13 +547,7 @@ def test_sessionware_migrate_copies_djangos_sessions_ahead_of_the_deploy(
     engine = "django.contrib.sessions.backends.db"
     Session.objects.all().delete()
     user = User.objects.get(username="ann")
-    old = import_module(engine).SessionStore()
-    old[SESSION_KEY] = str(user.pk)
-    old[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-    old[HASH_SESSION_KEY] = user.get_session_auth_hash()
-    old.save()
-    key = old.session_key
-    assert key
+    key = _signed_in_by_django(engine, user)
     target = f"sqlite:///{tmp_path}/sessions.db"
     command = ["migrate", "--from", f"django:{engine}", "--to", target, "--json"]
     assert main([*command, "--user-key", "_auth_user_id"]) == 0
