@@ -295,3 +295,26 @@ def test_redis_fills_only_an_empty_key(redis_prefix: str) -> None:
     cache.add_record("a", SessionRecord.from_dict(session(user="old")))
     assert cache.get("a")["user"] == "ann"
     cache.close()
+
+
+def test_a_corrupt_cache_entry_is_a_miss_logged_without_the_id(
+    redis_prefix: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import redis
+
+    from sessionware.stores.redis import SyncRedisStore
+
+    from .services import require_redis
+
+    sid = "a-session-id-no-log-may-show"
+    durable = SQLiteStore(str(tmp_path / "s.db"))
+    durable.set(sid, session(user="ann"))
+    client = redis.Redis.from_url(require_redis())
+    client.set(redis_prefix + sid, b"not json", ex=60)
+    store = SyncCachedStore(SyncRedisStore(url=require_redis(), prefix=redis_prefix), durable)
+    caplog.set_level(logging.WARNING, logger="sessionware")
+    assert store.get(sid)["user"] == "ann"
+    assert "holds no session" in caplog.text and sid not in caplog.text
+    assert store.cache.get(sid)["user"] == "ann", "the corrupt entry was not replaced"
+    store.close()
+    client.close()

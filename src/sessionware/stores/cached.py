@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 from .._records import Base, SessionRecord, Steps, arun_steps, run_steps, user_name
 from .._wire import now_ms
 from ..cookie import Cookie
-from ..errors import StoreUnavailable
+from ..errors import SessionCorrupt, StoreUnavailable, loggable
 from .base import RecordStore, SessionData, SyncRecordStore, SyncStore, index_users
 from .toolkit import TouchThrottle
 
@@ -63,6 +63,10 @@ class Op(NamedTuple):
 
 class _CacheDown(Exception):
     """A cache call failed: the rules carry on without the cache."""
+
+
+class _CacheCorrupt(_CacheDown):
+    """The cache holds something that is not a session: a fill replaces it."""
 
 
 class CachedRules:
@@ -106,10 +110,13 @@ class CachedRules:
                 yield from self._drop_stale()
             result = yield op
         except StoreUnavailable as exc:
-            self._went_down(exc)
+            self._went_down(loggable(exc))
             raise _CacheDown from exc
+        except SessionCorrupt as exc:
+            logger.warning("the session cache holds no session (%s): replaced", loggable(exc))
+            raise _CacheCorrupt from exc
         except Exception as exc:  # a corrupt entry or a failing client: used as a miss
-            logger.warning("the session cache failed (%s): using the durable store", exc)
+            logger.warning("the session cache failed (%s): using the durable store", loggable(exc))
             raise _CacheDown from exc
         self._came_back()
         return result
@@ -168,8 +175,11 @@ class CachedRules:
     def get(self, sid: str, touch_ms: int | None) -> Steps[Op, SessionRecord | None]:
         """The cache's copy, else the durable store's (then cached). A session written or
         touched within ``touch_after`` is read as touched (``touch_ms``): no touch follows."""
+        fill = self.fill
         try:
             cached = yield from self._cached(Op(CACHE, "get_record", (sid,)))
+        except _CacheCorrupt:
+            cached, fill = None, "set_record"
         except _CacheDown:
             cached = None
         hit = self.hit(sid, cached, touch_ms)
@@ -181,7 +191,7 @@ class CachedRules:
             return None
         if not self.cache_down and not invalidated:
             with contextlib.suppress(_CacheDown):
-                yield from self._cached(Op(CACHE, self.fill, (sid, record)))
+                yield from self._cached(Op(CACHE, fill, (sid, record)))
         return self._loaded(sid, record, touch_ms)
 
     def hit(
@@ -227,7 +237,9 @@ class CachedRules:
         try:
             yield Op(DURABLE, "touch_record", (sid, record))
         except StoreUnavailable as exc:
-            logger.warning("session lifetime not extended, the store is unavailable: %s", exc)
+            logger.warning(
+                "session lifetime not extended, the store is unavailable: %s", loggable(exc)
+            )
             return
         yield from self._write_through("touch_record", sid, record)
 
