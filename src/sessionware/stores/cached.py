@@ -115,7 +115,7 @@ class CachedRules:
         except SessionCorrupt as exc:
             logger.warning("the session cache holds no session (%s): replaced", loggable(exc))
             raise _CacheCorrupt from exc
-        except Exception as exc:  # a corrupt entry or a failing client: used as a miss
+        except Exception as exc:  # a client failing otherwise: used as a miss
             logger.warning("the session cache failed (%s): using the durable store", loggable(exc))
             raise _CacheDown from exc
         self._came_back()
