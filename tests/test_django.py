@@ -586,3 +586,43 @@ def test_django_on_a_cookie_store() -> None:
         stranger = Client()
         stranger.cookies["sessionid"] = client.cookies["sessionid"].value[:-4]
         assert stranger.get("/counter").content == b"1"
+
+
+def test_manage_py_sessionware_migrate_copies_into_the_projects_store(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``manage.py sessionware migrate --from django:ENGINE``: Django's sessions copied into the
+    store and with the secret the project's SESSIONWARE settings give; the settings' own
+    SESSION_ENGINE (sessionware's) is refused as a source, with the reason."""
+    from django.contrib.sessions.models import Session
+
+    from sessionware import MemoryStore
+    from sessionware.integrations.django.management.commands.sessionware import Command
+    from sessionware.migrate import DjangoSessions, copy_id
+
+    def manage(*words: str) -> None:  # as `manage.py sessionware ...` runs it
+        Command().run_from_argv(["manage.py", "sessionware", *words])
+
+    engine = "django.contrib.sessions.backends.db"
+    Session.objects.all().delete()
+    user = User.objects.get(username="ann")
+    key = _signed_in_by_django(engine, user)
+    store = MemoryStore()
+    with override_settings(SESSIONWARE={"store": store, "user_key": "_auth_user_id"}):
+        manage("migrate", "--from", f"django:{engine}", "--json")
+        assert json.loads(capsys.readouterr().out)["copied"] == 1
+        copied = copy_id(settings.SECRET_KEY.encode(), DjangoSessions(engine), key)
+        assert list(store.user_sessions(str(user.pk))) == [copied]
+        client = Client()
+        client.cookies["sessionid"] = key
+        with override_settings(
+            SESSIONWARE={
+                "store": store,
+                "user_key": "_auth_user_id",
+                "migrate_from": DjangoSessions(engine),
+            }
+        ):
+            assert client.get("/whoami").content == b"ann"
+        with pytest.raises(SystemExit):
+            manage("migrate")
+        assert "SESSION_ENGINE is sessionware's" in capsys.readouterr().err

@@ -80,7 +80,7 @@ def _open_store(args: argparse.Namespace) -> Any:
 
 def _migrate(args: argparse.Namespace) -> int:
     """Copy a server-side source's sessions ahead of the deploy that sets ``migrate_from``."""
-    from .migrate import copy_all, source_from_url
+    from .migrate import source_from_url
     from .options import secrets_option
 
     args.url = args.to
@@ -99,35 +99,69 @@ def _migrate(args: argparse.Namespace) -> int:
             )
         store = _open_store(args)
         try:
-            done = copy_all(
-                source,
-                store,
-                secrets_option(secret)[0],
-                keep=args.keep,
-                dry_run=args.dry_run,
-                progress=_counter("copied"),
-            )
-        except CommandError:
-            raise
-        except Exception as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise CommandError(f"cannot copy {args.source} to {store.cli_url}: {reason}") from None
+            done = _copied(source, store, secrets_option(secret)[0], args)
         finally:
             with contextlib.suppress(Exception):
                 store.close()
             with contextlib.suppress(Exception):
                 getattr(source, "close", lambda: None)()
+    _say_copied(args, done, store.cli_url)
+    return 0
+
+
+def _copied(source: Any, store: Any, secret: bytes, args: argparse.Namespace) -> Any:
+    """``copy_all`` into ``store`` (sync or async: through its driver), failures one line."""
+    from ._driver import StoreDriver
+    from .migrate import copy_all
+
+    try:
+        return copy_all(
+            source,
+            StoreDriver.for_store(store).call,
+            secret,
+            keep=args.keep,
+            dry_run=args.dry_run,
+            progress=_counter("copied"),
+        )
+    except CommandError:
+        raise
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CommandError(f"cannot copy {args.source} to {store.cli_url}: {reason}") from None
+
+
+def _say_copied(args: argparse.Namespace, done: Any, where: str) -> None:
     if sys.stderr.isatty() and done.copied:
         sys.stderr.write("\n")
     verb = "would copy" if args.dry_run else "copied"
     noun = "session" if done.copied == 1 else "sessions"
-    text = f"{verb} {done.copied} {noun} to {store.cli_url}"
+    text = f"{verb} {done.copied} {noun} to {where}"
     if done.already:
         text += f"; {done.already} already copied"
     if done.unreadable:
         text += f"; {done.unreadable} not readable (pickled or corrupt), left in place"
     _emit(args, {**done._asdict(), "dry_run": args.dry_run}, text)
-    return 0
+
+
+def run_migrate_on_store(store: Any, secret: bytes, words: list[str]) -> int:
+    """``manage.py sessionware migrate [--dry-run] [--keep] [--json]``: the project's Django
+    sessions (its ``SESSION_ENGINE``) copied into the project's store, with its secret."""
+    from .migrate import source_from_url
+
+    argv = ["migrate", "--from", "django", "--to", "given://", *words]
+    try:
+        args = parser().parse_args(argv)
+        store.cli_url = type(store).__name__
+        with _logs_shown(args.verbose):
+            source = source_from_url(args.source)
+            done = _copied(source, store, secret, args)
+        _say_copied(args, done, store.cli_url)
+        return 0
+    except (CommandError, ValueError) as exc:
+        print(f"sessionware: {exc}", file=sys.stderr)
+        return getattr(exc, "code", 2)
+    except SystemExit as exc:
+        return int(exc.code or 0)
 
 
 def _django_secret(source: object) -> str | bytes | None:

@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple, Protocol
 
-from ._records import ReadOld, Steps, arun_steps, run_steps
+from ._records import Get, ReadOld, SessionRecord, Set, Steps, arun_steps, run_steps
 from ._wire import escape_glob, find_raw_cookie
 from .cookie import Cookie
 from .errors import extra_needed
@@ -448,18 +448,19 @@ DEFAULT_COPY_LIFETIME_MS = 14 * 24 * 60 * 60 * 1000
 
 def copy_all(
     source: StoredSource,
-    store: Any,
+    perform: Callable[[Get | Set], Any],
     secret: bytes,
     *,
     keep: bool = False,
     dry_run: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> Copied:
-    """Copy every live session of ``source`` into a sync ``store``, ahead of the deploy: each
-    under ``copy_id``, where the app's ``migrate_from`` finds it on the user's next request (so
-    the copy is made with the app's first secret). A copy already there is left as it is, so a
-    run can be repeated (a run with ``keep``, a check, then one without it to clean up); the
-    source's session is deleted once copied, unless ``keep``."""
+    """Copy every live session of ``source`` into a store, ahead of the deploy: each under
+    ``copy_id``, where the app's ``migrate_from`` finds it on the user's next request (so the
+    copy is made with the app's first secret). ``perform`` runs a store call on the store, sync
+    or async alike (``StoreDriver.call``). A copy already there is left as it is, so a run can
+    be repeated (a run with ``keep``, a check, then one without it to clean up); the source's
+    session is deleted once copied, unless ``keep``."""
     copied = already = unreadable = 0
     for key, data, ms_left in source.listed():
         if data is None:
@@ -468,7 +469,7 @@ def copy_all(
         if ms_left is not None and ms_left <= 0:
             continue
         sid = copy_id(secret, source, key)
-        found = store.get(sid) is not None
+        found = perform(Get(sid, None)) is not None
         if found:
             already += 1
         else:
@@ -477,7 +478,8 @@ def copy_all(
             continue
         if not found:
             cookie = Cookie(max_age=(ms_left or DEFAULT_COPY_LIFETIME_MS) / 1000)
-            store.set(sid, {"cookie": cookie.to_json(), **_without_cookie(data)})
+            record = SessionRecord.from_dict({"cookie": cookie.to_json(), **_without_cookie(data)})
+            perform(Set(sid, record, None))
         if not keep:
             source.delete_stored(key)
         if progress is not None:
@@ -505,6 +507,11 @@ def source_from_url(url: str) -> StoredSource:
 
         django.setup()
         engine = url.partition(":")[2] or str(settings.SESSION_ENGINE)
+        if engine.startswith("sessionware"):
+            raise ValueError(
+                "SESSION_ENGINE is sessionware's already: name the engine the project used "
+                "before, as django:django.contrib.sessions.backends.db"
+            )
         return DjangoSessions(engine)
     kinds: dict[str, tuple[type[_RedisSource], str]] = {
         "flask-session": (FlaskSessionStore, "key_prefix"),

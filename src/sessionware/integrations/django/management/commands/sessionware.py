@@ -1,5 +1,6 @@
 """``manage.py sessionware ACTION``: the ``sessionware store`` commands on the project's store
-(``count``, ``ids``, ``list``, ``show``, ``destroy``, ``clear``, ``gc``; ``--json``)."""
+(``count``, ``ids``, ``list``, ``show``, ``destroy``, ``clear``, ``gc``; ``--json``), and
+``migrate [--dry-run] [--keep]``: Django's own sessions copied into it ahead of the deploy."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from .....cli import run_on_store
+from .....cli import run_migrate_on_store, run_on_store
 from ... import runtime
 
 
@@ -26,6 +27,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        code = run_on_store(runtime().store, list(options["words"]))
+        words = list(options["words"])
+        current = runtime()
+        if words[:1] == ["migrate"]:
+            code = run_migrate_on_store(current.store, current.engine.secrets[0], words[1:])
+        else:
+            code = run_on_store(current.store, words)
         if code:
             sys.exit(code)
