@@ -199,3 +199,10 @@ def test_a_lazy_session_opens_its_cookie_on_first_use(transport: str) -> None:
     assert browser.data("/write") == {"user": "ann", "n": 1}
     assert browser.data("/") == {"user": "ann", "n": 1}
     client.close()
+
+
+def test_a_flood_of_chunk_cookies_is_counted_no_further_than_max_chunks() -> None:
+    store = CookieStore(encryption_keys=[KEY], max_chunks=3)
+    header = "; ".join(f"connect.sid.{i}=x" for i in range(1, 2000))
+    assert store.chunks_in("connect.sid", header) == 3
+    assert store.open("connect.sid", "connect.sid=c1.3.abc; " + header) is None

@@ -117,12 +117,11 @@ class CookieStore(SyncRecordStore):
             return None
         return None if record is None else (sid, record)
 
-    @staticmethod
-    def chunks_in(name: str, cookie_header: str) -> int:
+    def chunks_in(self, name: str, cookie_header: str) -> int:
         """How many of ``name``'s numbered cookies the request carries (to expire the ones a
-        smaller session no longer needs)."""
+        smaller session no longer needs), counted no further than this store ever sets."""
         count = 1
-        while find_raw_cookie(cookie_header, f"{name}.{count}"):
+        while count < self.max_chunks and find_raw_cookie(cookie_header, f"{name}.{count}"):
             count += 1
         return count
 
