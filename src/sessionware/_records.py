@@ -355,11 +355,13 @@ IMMUTABLE_TYPES = frozenset((str, int, float, bool, type(None)))
 
 def flat_copy(data: Mapping[str, Any]) -> dict[str, Any] | None:
     """A copy of ``data`` when all its values are immutable (so the copy shares nothing that can
-    change), else ``None``."""
-    for value in data.values():
+    change), else ``None``. A session is read as the dict it is: a lazy session's overrides
+    (loaded by the time it is saved) are for the app, and cost a Python call per step."""
+    values = dict.values(data) if isinstance(data, dict) else data.values()
+    for value in values:
         if type(value) not in IMMUTABLE_TYPES:
             return None
-    return dict(data)
+    return dict.copy(data) if isinstance(data, dict) else dict(data)
 
 
 def user_of(data: Mapping[str, Any], user_key: str | None) -> str | None:
