@@ -37,6 +37,7 @@ from ._records import (
     user_of,
 )
 from ._wire import (
+    chunk_name,
     client_of,
     decode_cookie_value,
     encode_uri_component,
@@ -52,6 +53,7 @@ from .events import EventKind, SessionEvent
 from .migrate import Migration, carried_over, migrated, old_cookie_expiry
 from .options import (
     MAX_COOKIE_VALUE_LENGTH,
+    CookieAttributes,
     CookieOptions,
     SessionOptions,
     check_prefix,
@@ -403,7 +405,7 @@ class Engine:
             cookie_header.decode("latin-1") if isinstance(cookie_header, bytes) else cookie_header
         )
         name = self.name
-        chunks = sealer.chunks_in(name, text) if f"{name}.1=" in text else 1
+        chunks = sealer.chunks_in(name, text)
         opened = sealer.open(name, text)
         if opened is None:
             if find_raw_cookie(text, name):
@@ -961,16 +963,27 @@ class Flow:
         name = self.engine.name
         values = sealer.seal(name, sid, self.record(session, fingerprint, check_size=False))
         attributes, expires = cookie.attributes, cookie.expires_ms
-        headers = [
-            ("Set-Cookie", serialize_set_cookie(f"{name}.{index}", value, attributes, expires))
+        main = serialize_set_cookie(name, values[0], attributes, expires)
+        return Outcome(main, None, True, self.chunk_cookies(values, attributes, expires))
+
+    def chunk_cookies(
+        self, values: list[str], attributes: CookieAttributes, expires_ms: int | None
+    ) -> tuple[tuple[str, str], ...]:
+        """A cookie store's Set-Cookie headers after its first cookie: the chunks of ``values``
+        past the first, then the expiry of those the request carried beyond them."""
+        name = self.engine.name
+        kept = [
+            (
+                "Set-Cookie",
+                serialize_set_cookie(chunk_name(name, index), value, attributes, expires_ms),
+            )
             for index, value in enumerate(values[1:], 1)
         ]
-        headers += [
-            ("Set-Cookie", serialize_set_cookie(f"{name}.{index}", "", attributes, 0))
-            for index in range(len(values), self.chunks)
+        gone = [
+            ("Set-Cookie", serialize_set_cookie(chunk_name(name, index), "", attributes, 0))
+            for index in range(max(len(values), 1), self.chunks)
         ]
-        main = serialize_set_cookie(name, values[0], attributes, expires)
-        return Outcome(main, None, True, tuple(headers))
+        return (*kept, *gone)
 
     def should_set_cookie(self, session: SessionBase, is_new: bool, modified: bool) -> bool:
         """express's ``shouldSetCookie``: a new session's cookie when it is saved uninitialized
@@ -1014,14 +1027,7 @@ class Flow:
             engine = self.engine
             if self.set_cookies:
                 set_cookie = self.expire_cookie_header(session)
-                attributes = session.cookie.attributes
-                headers = tuple(
-                    (
-                        "Set-Cookie",
-                        serialize_set_cookie(f"{engine.name}.{index}", "", attributes, 0),
-                    )
-                    for index in range(1, self.chunks)
-                )
+                headers = self.chunk_cookies([], session.cookie.attributes, None)
                 clear = engine.options.clear_site_data
                 if clear is not None:
                     headers = (*headers, ("Clear-Site-Data", clear))

@@ -195,3 +195,8 @@ def header_of(request: object, name: str) -> str | None:
 def escape_glob(text: str) -> str:
     """``text`` matched literally by a Redis SCAN pattern."""
     return "".join("\\" + char if char in "*?[]\\" else char for char in text)
+
+
+def chunk_name(name: str, index: int) -> str:
+    """The name of a cookie store's ``index``-th cookie (the first is ``name`` itself)."""
+    return name if index == 0 else f"{name}.{index}"

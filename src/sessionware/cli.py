@@ -54,21 +54,24 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_store(args: argparse.Namespace) -> Any:
+def _open_store(
+    url: str | None, *, prefix: str | None, cluster: bool = False, user_key: str | None = None
+) -> Any:
+    """The sync store ``url`` (or SESSIONWARE_STORE) names; ``user_key`` indexes its writes."""
     from .stores.urls import from_url
 
-    url = args.url or args.redis or os.environ.get("SESSIONWARE_STORE")
+    url = url or os.environ.get("SESSIONWARE_STORE")
     if not url:
         raise CommandError("no store: pass --url URL or set SESSIONWARE_STORE")
     options: dict[str, Any] = {}
-    if args.prefix is not None:
-        options["prefix"] = args.prefix
-    if args.command == "migrate" and args.user_key:
-        options["user_key"] = args.user_key
+    if prefix is not None:
+        options["prefix"] = prefix
+    if user_key:
+        options["user_key"] = user_key
     keys = os.environ.get("SESSIONWARE_ENCRYPTION_KEYS")
     if keys:
         options["encryption_keys"] = keys.split(",")
-    if args.cluster and url.startswith(("redis://", "rediss://")):
+    if cluster and url.startswith(("redis://", "rediss://")):
         url = url.replace("://", "+cluster://", 1)
     try:
         store = from_url(url, sync=True, **options)
@@ -83,9 +86,6 @@ def _migrate(args: argparse.Namespace) -> int:
     from .migrate import source_from_url
     from .options import secrets_option
 
-    args.url = args.to
-    args.redis = None
-    args.cluster = False
     with _logs_shown(args.verbose):
         try:
             source = source_from_url(args.source)
@@ -97,7 +97,7 @@ def _migrate(args: argparse.Namespace) -> int:
                 "no secret: pass --secret or set SESSIONWARE_SECRET to the app's (its first) "
                 "secret; the app finds each copy with it"
             )
-        store = _open_store(args)
+        store = _open_store(args.to, prefix=args.prefix, user_key=args.user_key)
         try:
             done = _copied(source, store, secrets_option(secret)[0], args)
         finally:
@@ -398,7 +398,7 @@ def _clear(store: Any, args: argparse.Namespace) -> int:
 
 def _store(args: argparse.Namespace) -> int:
     with _logs_shown(args.verbose):
-        store = _open_store(args)
+        store = _open_store(args.url or args.redis, prefix=args.prefix, cluster=args.cluster)
         try:
             return _store_command(store, args)
         except (CommandError, BrokenPipeError):

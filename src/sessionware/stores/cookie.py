@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 
 from .._records import SessionRecord
-from .._wire import find_raw_cookie
+from .._wire import chunk_name, find_raw_cookie
 from ..errors import SessionCorrupt, SessionTooLarge
 from ..options import is_valid_sid
 from .base import SessionData, SyncRecordStore
@@ -96,7 +96,7 @@ class CookieStore(SyncRecordStore):
             return None
         parts = [body]
         for index in range(1, count):
-            part = find_raw_cookie(cookie_header, f"{name}.{index}")
+            part = find_raw_cookie(cookie_header, chunk_name(name, index))
             if not part:
                 return None
             parts.append(part)
@@ -120,8 +120,10 @@ class CookieStore(SyncRecordStore):
     def chunks_in(self, name: str, cookie_header: str) -> int:
         """How many of ``name``'s numbered cookies the request carries (to expire the ones a
         smaller session no longer needs), counted no further than this store ever sets."""
+        if chunk_name(name, 1) + "=" not in cookie_header:  # the usual case: no parsing
+            return 1
         count = 1
-        while count < self.max_chunks and find_raw_cookie(cookie_header, f"{name}.{count}"):
+        while count < self.max_chunks and find_raw_cookie(cookie_header, chunk_name(name, count)):
             count += 1
         return count
 
